@@ -1,0 +1,36 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export USERNAME ?= $(or $(USER),recops)
+export RECOPS_HOME ?= $(CURDIR)/.recops
+
+.PHONY: demo test lint install bench clean
+
+install: $(STAMP)
+
+# Exact versions come from constraints.txt, so every fresh machine installs the same set.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==26.3
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/recops train --dataset synthetic --model sasrec --epochs 30 --out $(RECOPS_HOME)/runs/demo-sasrec
+	$(BIN)/recops train --dataset synthetic --model popular --out $(RECOPS_HOME)/runs/demo-popular
+	$(BIN)/recops evaluate $(RECOPS_HOME)/runs/demo-sasrec/checkpoint.pt --dataset synthetic
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/recops bench quality --dataset ml-100k:recbole --seeds 1,2,3 --json
+
+clean:
+	rm -rf $(VENV) .recops .pytest_cache .ruff_cache

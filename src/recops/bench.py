@@ -1,0 +1,55 @@
+"""``recops bench quality``: train each model on one data set and report quality and speed."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections.abc import Callable
+from typing import Any
+
+from recops.config import Config
+from recops.experiment import prepare_data, train_and_evaluate
+from recops.train import EpochStats
+
+QUALITY_KEYS = ("ndcg@10", "hr@10", "mrr@10")
+
+
+def bench_quality(
+    dataset: str,
+    models: list[str],
+    config: Config,
+    seeds: list[int],
+    on_epoch: Callable[[str, int, EpochStats], Any] | None = None,
+) -> dict[str, Any]:
+    """One JSON-ready object: per model, test metrics and training time (means over seeds)."""
+    data = prepare_data(dataset, config)
+    out: dict[str, Any] = {
+        "dataset": dataset,
+        "data_fingerprint": data.interactions.fingerprint,
+        "n_test_sequences": len(data.split.test),
+        "seeds": seeds,
+        "models": {},
+    }
+    for model in models:
+        runs = []
+        for seed in seeds:
+            cfg = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
+            callback = (lambda s, m=model, sd=seed: on_epoch(m, sd, s)) if on_epoch else None
+            report = train_and_evaluate(data, model, cfg, on_epoch=callback)
+            runs.append(
+                {
+                    "seed": seed,
+                    **{k: report.test.metrics[k] for k in QUALITY_KEYS},
+                    "epochs": report.train.epochs_run,
+                    "best_epoch": report.train.best_epoch,
+                    "train_seconds": report.train.train_seconds,
+                    "seconds_per_epoch": report.train.seconds_per_epoch,
+                }
+            )
+        summary = {
+            key: round(statistics.fmean(r[key] for r in runs), 6)
+            for key in (*QUALITY_KEYS, "epochs", "train_seconds", "seconds_per_epoch")
+        }
+        summary["runs"] = runs
+        out["models"][model] = summary
+    return out

@@ -1,0 +1,98 @@
+"""A checkpoint carries everything needed to rebuild its model: config, vocabulary, lineage."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from recops import __version__
+from recops.data.interactions import ItemVocab
+from recops.models import MODELS, SequenceModel, build_model
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable or not a recops checkpoint."""
+
+
+@dataclass
+class Checkpoint:
+    model_name: str
+    model_config: dict[str, Any]
+    vocab: ItemVocab
+    state_dict: dict[str, torch.Tensor]
+    data_fingerprint: str
+    train_config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    dataset: str = ""
+    recops_version: str = __version__
+
+    @classmethod
+    def from_model(
+        cls, model: SequenceModel, model_name: str, vocab: ItemVocab, **lineage: Any
+    ) -> Checkpoint:
+        state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        return cls(model_name, dataclasses.asdict(model.config), vocab, state, **lineage)
+
+    def build_model(self, device: str | torch.device = "cpu") -> SequenceModel:
+        model = build_model(self.model_name, self.model_config, len(self.vocab))
+        model.load_state_dict(self.state_dict)
+        return model.to(device).eval()
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically: a crash leaves the old file or none, never half a checkpoint."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "format_version": FORMAT_VERSION,
+            "model_name": self.model_name,
+            "model_config": self.model_config,
+            "vocab": self.vocab.to_list(),
+            "state_dict": self.state_dict,
+            "data_fingerprint": self.data_fingerprint,
+            "train_config": self.train_config,
+            "metrics": self.metrics,
+            "dataset": self.dataset,
+            "recops_version": self.recops_version,
+        }
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save(payload, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Checkpoint:
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint not found: {path}")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises several types for corrupt files
+            raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
+        if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
+            raise CheckpointError(f"{path}: not a recops checkpoint (format {FORMAT_VERSION})")
+        if payload["model_name"] not in MODELS:
+            raise CheckpointError(f"{path}: unknown model {payload['model_name']!r}")
+        return cls(
+            model_name=payload["model_name"],
+            model_config=payload["model_config"],
+            vocab=ItemVocab(tuple(payload["vocab"])),
+            state_dict=payload["state_dict"],
+            data_fingerprint=payload["data_fingerprint"],
+            train_config=payload["train_config"],
+            metrics=payload["metrics"],
+            dataset=payload.get("dataset", ""),
+            recops_version=payload.get("recops_version", ""),
+        )

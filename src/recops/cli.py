@@ -1,0 +1,186 @@
+"""The ``recops`` command: train, evaluate and benchmark sequence recommenders."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from recops.config import MODEL_SECTIONS, Config, ConfigError, load_config, parse_override
+from recops.data import DATASET_HELP, DataValidationError
+
+app = typer.Typer(
+    help="recops: a sequence-aware recommender from notebook to served, retrained model.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+bench_app = typer.Typer(help="Benchmarks: quality and speed figures as JSON.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help=DATASET_HELP)]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML config file (see configs/default.toml).")
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config key, e.g. --set train.lr=0.002 (repeatable)."),
+]
+
+USER_ERRORS = (ConfigError, DataValidationError, ValueError, FileNotFoundError)
+
+
+def _setup_logging(quiet: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=2)
+
+
+def _config(path: Path | None, sets: list[str] | None, extra: dict | None = None) -> Config:
+    overrides = dict(parse_override(s) for s in sets or [])
+    overrides.update(extra or {})
+    return load_config(path, overrides)
+
+
+def _print_epoch(prefix: str = ""):
+    def show(stats) -> None:
+        typer.echo(
+            f"{prefix}epoch {stats.epoch:3d}  loss {stats.loss:.4f}  "
+            f"valid ndcg@10 {stats.valid_ndcg:.4f}  ({stats.seconds:.1f}s)",
+            err=True,
+        )
+
+    return show
+
+
+@app.command()
+def train(
+    dataset: DatasetOpt = "synthetic",
+    model: Annotated[str, typer.Option("--model", "-m", help="sasrec, gru4rec or popular.")] = "sasrec",
+    epochs: Annotated[
+        int | None, typer.Option(help="Maximum epochs (early stopping may end sooner).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder [default: $RECOPS_HOME/runs/<model>-<time>].")
+    ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Train a model, evaluate it on the held-out test events, write checkpoint.pt and metrics.json."""
+    from recops.experiment import prepare_data, train_and_evaluate, write_run
+    from recops.paths import runs_dir
+
+    _setup_logging()
+    try:
+        if model not in MODEL_SECTIONS:
+            raise ConfigError(f"--model must be one of {', '.join(MODEL_SECTIONS)}, not {model!r}")
+        cfg = _config(config, set_, {"train.epochs": epochs})
+        data = prepare_data(dataset, cfg)
+        report = train_and_evaluate(data, model, cfg, on_epoch=_print_epoch())
+        target = out or runs_dir() / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+        write_run(report, target)
+    except USER_ERRORS as exc:
+        raise _fail(exc) from exc
+    metrics = report.test.metrics
+    typer.echo(
+        f"{model} on {dataset}: test ndcg@10 {metrics['ndcg@10']:.4f}  hr@10 {metrics['hr@10']:.4f}  "
+        f"mrr@10 {metrics['mrr@10']:.4f}  ({report.train.epochs_run} epochs, best {report.train.best_epoch}, "
+        f"{report.train.train_seconds:.1f}s)"
+    )
+    typer.echo(f"wrote {target / 'checkpoint.pt'} and {target / 'metrics.json'}")
+
+
+@app.command()
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="checkpoint.pt written by `recops train`.")],
+    dataset: DatasetOpt = "synthetic",
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
+) -> None:
+    """Evaluate a checkpoint on the test split of a data set (full ranking over all items)."""
+    from recops.checkpoint import Checkpoint, CheckpointError
+    from recops.data import build_interactions, leave_one_out_split, load_events
+    from recops.evaluate import evaluate_model
+    from recops.train import resolve_device
+
+    _setup_logging(quiet=json_out)
+    try:
+        cfg = _config(config, set_)
+        ckpt = Checkpoint.load(checkpoint)
+        interactions = build_interactions(load_events(dataset, cfg.data), vocab=ckpt.vocab)
+        if interactions.fingerprint != ckpt.data_fingerprint:
+            typer.secho(
+                f"warning: {dataset} differs from the data this model was trained on "
+                f"({interactions.fingerprint[:19]} vs {ckpt.data_fingerprint[:19]}); "
+                f"{interactions.unknown_events} event(s) with unknown items dropped",
+                fg=typer.colors.YELLOW,
+                err=True,
+            )
+        split = leave_one_out_split(interactions)
+        result = evaluate_model(ckpt.build_model(resolve_device(cfg.train.device)), split.test)
+    except (*USER_ERRORS, CheckpointError) as exc:
+        raise _fail(exc) from exc
+    payload = {
+        "model": ckpt.model_name,
+        "dataset": dataset,
+        "n_test_sequences": len(result.ranks),
+        **result.metrics,
+    }
+    if json_out:
+        typer.echo(json.dumps(payload))
+    else:
+        for key, value in result.metrics.items():
+            typer.echo(f"{key:10s} {value:.4f}")
+
+
+@bench_app.command("quality")
+def bench_quality_cmd(
+    dataset: DatasetOpt = "synthetic",
+    models: Annotated[
+        str, typer.Option("--models", help="Comma-separated models to train.")
+    ] = "sasrec,gru4rec,popular",
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds; figures are means.")] = "42",
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs per run.")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print only the JSON object on stdout.")] = False,
+) -> None:
+    """Train each model on DATASET and print test NDCG/HR/MRR@10, epochs and training time."""
+    from recops.bench import bench_quality
+
+    _setup_logging(quiet=json_out)
+    try:
+        cfg = _config(config, set_, {"train.epochs": epochs})
+        names = [m.strip() for m in models.split(",") if m.strip()]
+        unknown = [m for m in names if m not in MODEL_SECTIONS]
+        if unknown:
+            raise ConfigError(
+                f"--models: unknown {', '.join(unknown)}; choose from {', '.join(MODEL_SECTIONS)}"
+            )
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+        progress = None if json_out else (lambda m, sd, s: _print_epoch(f"{m} seed {sd}: ")(s))
+        result = bench_quality(dataset, names, cfg, seed_list, on_epoch=progress)
+    except USER_ERRORS as exc:
+        raise _fail(exc) from exc
+    text = json.dumps(result, indent=None if json_out else 2)
+    typer.echo(text)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    os.environ.setdefault("USERNAME", os.environ.get("USER", "recops"))
+    app()

@@ -1,0 +1,45 @@
+"""``--dataset`` specifications: ``synthetic`` (default), ``ml-100k``, ``csv:PATH``, ``parquet:PATH``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from recops.config import DataConfig
+from recops.data.movielens import load_ml100k
+from recops.data.schema import DataValidationError, validate_events
+from recops.data.synthetic import generate_sessions
+from recops.paths import data_cache_dir
+
+DATASET_HELP = (
+    "synthetic (built-in sessions), ml-100k (MovieLens-100k; ml-100k:recbole takes RecBole's "
+    "wheel copy, ml-100k:PATH a local u.data/.inter/.zip), csv:PATH or parquet:PATH"
+)
+
+
+def _read_table(kind: str, path: Path, spec: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataValidationError(f"{spec}: file not found")
+    try:
+        return pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
+    except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
+        raise DataValidationError(f"{spec}: cannot read as {kind}: {exc}") from exc
+
+
+def read_raw_events(spec: str, data: DataConfig | None = None) -> pd.DataFrame:
+    """Read the events named by ``spec`` without validating them."""
+    data = data or DataConfig()
+    kind, _, arg = spec.partition(":")
+    if kind == "synthetic" and not arg:
+        return generate_sessions(data.synthetic)
+    if kind == "ml-100k":
+        return load_ml100k(data_cache_dir() / "ml-100k", source=arg or "auto")
+    if kind in ("csv", "parquet") and arg:
+        return _read_table(kind, Path(arg), spec)
+    raise DataValidationError(f"unknown dataset {spec!r}; expected {DATASET_HELP}")
+
+
+def load_events(spec: str, data: DataConfig | None = None) -> pd.DataFrame:
+    """Read and validate the events named by ``spec``; raises DataValidationError on bad data."""
+    return validate_events(read_raw_events(spec, data), source=spec)

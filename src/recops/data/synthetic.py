@@ -1,0 +1,76 @@
+"""A seeded generator of e-commerce browsing sessions with structure a model can learn.
+
+Items have a long-tail (Zipf) popularity and belong to categories. Each item has a short
+list of "successors" (items usually viewed next: accessories, the next size, the sequel),
+so the next click depends on the current one; the rest of the time shoppers stay in the
+category or jump to a popular item. A sequence model should beat popularity by a wide margin.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from recops.config import SyntheticConfig
+
+N_SUCCESSORS = 3
+SUCCESSOR_WEIGHTS = np.array([0.6, 0.3, 0.1])
+START_TIME = 1_700_000_000.0  # 2023-11-14, seconds since the epoch
+EVENT_TYPES = np.array(["view", "view", "view", "view", "view", "view", "cart", "purchase"])
+
+
+def generate_sessions(config: SyntheticConfig) -> pd.DataFrame:
+    """Return events with columns session_id, item_id, timestamp, event_type, category."""
+    if config.n_items < N_SUCCESSORS + 1 or config.n_sessions < 1:
+        raise ValueError("synthetic data needs at least 4 items and 1 session")
+    rng = np.random.default_rng(config.seed)
+    n_items = config.n_items
+    item_ids = np.arange(1, n_items + 1)
+    category = rng.integers(0, config.n_categories, size=n_items)
+    popularity = 1.0 / np.arange(1, n_items + 1) ** config.zipf_exponent
+    popularity = popularity[rng.permutation(n_items)]
+    popularity /= popularity.sum()
+
+    by_category = [np.flatnonzero(category == c) for c in range(config.n_categories)]
+    category_probs = [popularity[idx] / popularity[idx].sum() if len(idx) else idx for idx in by_category]
+
+    successors = np.empty((n_items, N_SUCCESSORS), dtype=np.int64)
+    for i in range(n_items):
+        pool = by_category[category[i]]
+        pool = pool[pool != i]
+        if len(pool) < N_SUCCESSORS:
+            pool = np.delete(np.arange(n_items), i)
+        successors[i] = rng.choice(pool, size=N_SUCCESSORS, replace=False)
+
+    lengths = 2 + rng.geometric(1.0 / max(config.mean_session_length - 1.0, 1.0), size=config.n_sessions)
+    starts = np.sort(rng.uniform(0, 30 * 86_400, size=config.n_sessions)) + START_TIME
+
+    rows_session, rows_item, rows_time = [], [], []
+    for s in range(config.n_sessions):
+        current = rng.choice(n_items, p=popularity)
+        t = starts[s]
+        for step in range(lengths[s]):
+            if step > 0:
+                r = rng.random()
+                if r < config.successor_prob:
+                    current = successors[current, rng.choice(N_SUCCESSORS, p=SUCCESSOR_WEIGHTS)]
+                elif r < config.successor_prob + (1 - config.successor_prob) * 0.6:
+                    pool = by_category[category[current]]
+                    current = rng.choice(pool, p=category_probs[category[current]])
+                else:
+                    current = rng.choice(n_items, p=popularity)
+                t += rng.exponential(45.0) + 1.0
+            rows_session.append(s + 1)
+            rows_item.append(current)
+            rows_time.append(t)
+
+    items = np.asarray(rows_item)
+    return pd.DataFrame(
+        {
+            "session_id": np.asarray(rows_session, dtype=np.int64),
+            "item_id": item_ids[items],
+            "timestamp": np.round(np.asarray(rows_time), 3),
+            "event_type": EVENT_TYPES[rng.integers(0, len(EVENT_TYPES), size=len(items))],
+            "category": category[items],
+        }
+    )

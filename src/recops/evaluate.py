@@ -1,0 +1,79 @@
+"""Full-ranking evaluation: the held-out item's rank among every item, no sampled negatives.
+
+History items are not masked (RecBole's protocol for sequential models); padding is never
+ranked. Ties are broken by item index, exactly as :func:`top_k` orders recommendations, so
+the rank here is the position the item would have in a served list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from recops.data.split import EvalSet
+from recops.metrics import per_sequence, summarize
+from recops.models.base import SequenceModel, pad_left
+
+EVAL_BATCH = 256
+DEFAULT_KS = (5, 10, 20)
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    metrics: dict[str, float]
+    ranks: np.ndarray  # (n_sequences,) 1-based rank of each held-out item
+    sequence_ids: tuple[Any, ...] = field(default=())
+
+    def per_sequence(self, metric: str = "ndcg", k: int = 10) -> np.ndarray:
+        return per_sequence(metric, self.ranks, k)
+
+
+def model_device(model: SequenceModel) -> torch.device:
+    tensor = next(iter(model.parameters()), None)
+    if tensor is None:
+        tensor = next(iter(model.buffers()))
+    return tensor.device
+
+
+def score_histories(
+    model: SequenceModel, histories: list[np.ndarray] | tuple[np.ndarray, ...]
+) -> torch.Tensor:
+    """Scores of every item index after each history: (n, n_items + 1), padding at -inf."""
+    device = model_device(model)
+    batch = torch.as_tensor(pad_left(histories, model.max_len), device=device)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        return model.predict(batch).float()
+
+
+def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """1-based rank of each target when items are sorted by score, ties by lower index first."""
+    target_scores = scores.gather(1, targets.unsqueeze(1))  # (B, 1)
+    index = torch.arange(scores.shape[1], device=scores.device).unsqueeze(0)
+    ahead = (scores > target_scores) | ((scores == target_scores) & (index < targets.unsqueeze(1)))
+    return ahead.sum(dim=1) + 1
+
+
+def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-``k`` (scores, indices) per row, ties by lower index; padding (-inf) never included
+    unless ``k`` exceeds the catalogue, which callers prevent."""
+    values, indices = torch.sort(scores, dim=1, descending=True, stable=True)
+    return values[:, :k], indices[:, :k]
+
+
+def rank_eval_set(model: SequenceModel, eval_set: EvalSet, batch_size: int = EVAL_BATCH) -> np.ndarray:
+    model.eval()
+    ranks = []
+    for start in range(0, len(eval_set), batch_size):
+        histories = eval_set.inputs[start : start + batch_size]
+        scores = score_histories(model, histories)
+        targets = torch.as_tensor(eval_set.targets[start : start + batch_size], device=scores.device)
+        ranks.append(target_ranks(scores, targets).cpu().numpy())
+    return np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int64)
+
+
+def evaluate_model(model: SequenceModel, eval_set: EvalSet, ks: tuple[int, ...] = DEFAULT_KS) -> EvalResult:
+    ranks = rank_eval_set(model, eval_set)
+    return EvalResult(metrics=summarize(ranks, ks), ranks=ranks, sequence_ids=eval_set.sequence_ids)

@@ -1,0 +1,104 @@
+"""load -> split -> train -> evaluate -> write, as one call for the CLI, flows and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from recops.checkpoint import Checkpoint
+from recops.config import Config
+from recops.data import Interactions, Split, build_interactions, leave_one_out_split, load_events
+from recops.evaluate import EvalResult, evaluate_model
+from recops.models import build_model
+from recops.train import EpochStats, TrainResult, resolve_device, train_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    dataset: str
+    interactions: Interactions
+    split: Split
+
+
+@dataclass
+class TrainingReport:
+    checkpoint: Checkpoint
+    train: TrainResult
+    test: EvalResult
+
+    def metrics(self) -> dict[str, Any]:
+        return {
+            "model": self.checkpoint.model_name,
+            "dataset": self.checkpoint.dataset,
+            "data_fingerprint": self.checkpoint.data_fingerprint,
+            "test": self.test.metrics,
+            "valid": self.train.valid_metrics,
+            "best_epoch": self.train.best_epoch,
+            "epochs": self.train.epochs_run,
+            "train_seconds": round(self.train.train_seconds, 3),
+            "seconds_per_epoch": round(self.train.seconds_per_epoch, 3),
+            "n_test_sequences": len(self.test.ranks),
+            "history": [asdict(h) for h in self.train.history],
+        }
+
+
+def prepare_data(dataset: str, config: Config) -> PreparedData:
+    """Load and validate events, build sequences and the leave-one-out split."""
+    interactions = build_interactions(load_events(dataset, config.data))
+    log.info(
+        "%s: %d events, %d sequences, %d items (%s)",
+        dataset,
+        interactions.n_events,
+        len(interactions.sequences),
+        interactions.n_items,
+        interactions.fingerprint[:19],
+    )
+    return PreparedData(dataset, interactions, leave_one_out_split(interactions))
+
+
+def train_and_evaluate(
+    data: PreparedData,
+    model_name: str,
+    config: Config,
+    on_epoch: Callable[[EpochStats], Any] | None = None,
+) -> TrainingReport:
+    model = build_model(model_name, config.model_config(model_name), data.interactions.n_items)
+    log.info("training %s on %s (%s)", model_name, resolve_device(config.train.device), data.dataset)
+    result = train_model(model, data.split, config.train, on_epoch=on_epoch)
+    test = evaluate_model(result.model, data.split.test)
+    checkpoint = Checkpoint.from_model(
+        result.model,
+        model_name,
+        data.interactions.vocab,
+        data_fingerprint=data.interactions.fingerprint,
+        train_config=asdict(config.train),
+        metrics={"test": test.metrics, "valid": result.valid_metrics},
+        dataset=data.dataset,
+    )
+    return TrainingReport(checkpoint, result, test)
+
+
+def write_run(report: TrainingReport, out_dir: str | Path) -> Path:
+    """Write ``checkpoint.pt`` and ``metrics.json`` into ``out_dir`` together or not at all."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        report.checkpoint.save(staging / "checkpoint.pt")
+        (staging / "metrics.json").write_text(json.dumps(report.metrics(), indent=2) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir

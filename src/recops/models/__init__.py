@@ -1,0 +1,38 @@
+"""Sequence recommenders: one config dataclass each, built through :func:`build_model`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recops.config import GRU4RecConfig, PopularConfig, SASRecConfig
+from recops.models.base import SequenceModel, pad_left, trim_padding
+from recops.models.gru4rec import GRU4Rec
+from recops.models.popularity import Popular
+from recops.models.sasrec import SASRec
+
+MODELS: dict[str, tuple[type[SequenceModel], type]] = {
+    "sasrec": (SASRec, SASRecConfig),
+    "gru4rec": (GRU4Rec, GRU4RecConfig),
+    "popular": (Popular, PopularConfig),
+}
+
+
+def build_model(name: str, config: Any, n_items: int) -> SequenceModel:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    cls, config_cls = MODELS[name]
+    if isinstance(config, dict):
+        config = config_cls(**config)
+    return cls(config, n_items)
+
+
+__all__ = [
+    "MODELS",
+    "GRU4Rec",
+    "Popular",
+    "SASRec",
+    "SequenceModel",
+    "build_model",
+    "pad_left",
+    "trim_padding",
+]
