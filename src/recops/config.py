@@ -46,6 +46,8 @@ class SASRecConfig:
     n_layers: int = 2
     n_heads: int = 1
     dropout: float = 0.2
+    tie_embeddings: bool = True  # score with the input item embeddings (else a separate output table)
+    history_bias: bool = True  # learned score offset for items already in the input (see models/base.py)
 
     def __post_init__(self) -> None:
         _require(self.hidden % self.n_heads == 0, "sasrec.hidden must be divisible by n_heads")
@@ -62,6 +64,7 @@ class GRU4RecConfig:
     hidden: int = 128
     n_layers: int = 1
     dropout: float = 0.3
+    history_bias: bool = True
 
     def __post_init__(self) -> None:
         _require(self.max_len >= 2, "gru4rec.max_len must be at least 2")

@@ -13,14 +13,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+HISTORY_BIAS_SCALE = 10.0
+
 
 class SequenceModel(nn.Module):
     trainable = True
 
-    def __init__(self, n_items: int, max_len: int) -> None:
+    def __init__(self, n_items: int, max_len: int, history_bias: bool = False) -> None:
         super().__init__()
         self.n_items = n_items
         self.max_len = max_len
+        # Repeat-aware scoring: one learned offset added to the score of every item already in
+        # the input. Nothing is masked: training data decides whether repeats are likely
+        # (e-commerce re-views: positive) or not (ratings, never repeated: negative).
+        self.history_logit = nn.Parameter(torch.zeros(())) if history_bias else None
+
+    @property
+    def history_bias(self) -> torch.Tensor | None:
+        # scaled so Adam moves it ~HISTORY_BIAS_SCALE x lr per step, like a whole embedding would
+        return None if self.history_logit is None else HISTORY_BIAS_SCALE * self.history_logit
 
     def encode(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Hidden state at every position: (B, T) -> (B, T, D)."""
@@ -34,6 +45,9 @@ class SequenceModel(nn.Module):
         hidden = self.encode(input_ids)  # (B, T, D)
         mask = targets != 0
         logits = hidden[mask] @ self.output_embeddings()[1:].T  # (N, n_items), padding left out
+        if self.history_logit is not None:
+            seen = seen_before(input_ids, mask, self.n_items)[:, 1:]
+            logits = torch.where(seen, logits + self.history_bias, logits)
         return F.cross_entropy(logits.float(), targets[mask] - 1)
 
     @torch.inference_mode()
@@ -41,8 +55,24 @@ class SequenceModel(nn.Module):
         """Scores of every index after the last position: (B, T) -> (B, n_items + 1)."""
         hidden = self.encode(input_ids)[:, -1, :]  # (B, D)
         scores = (hidden @ self.output_embeddings().T).float()
+        if self.history_logit is not None:
+            last = torch.zeros_like(input_ids, dtype=torch.bool)
+            last[:, -1] = True
+            seen = seen_before(input_ids, last, self.n_items)
+            scores = torch.where(seen, scores + self.history_bias.float(), scores)
         scores[:, 0] = float("-inf")
         return scores
+
+
+def seen_before(input_ids: torch.Tensor, positions: torch.Tensor, n_items: int) -> torch.Tensor:
+    """For each selected position (B, T bool mask -> N rows): which item indices occur in the
+    input up to and including it. (N, n_items + 1) bool."""
+    B, T = input_ids.shape
+    steps = torch.arange(T, dtype=torch.int32, device=input_ids.device).expand(B, T)
+    first = torch.full((B, n_items + 1), T, dtype=torch.int32, device=input_ids.device)
+    first.scatter_reduce_(1, input_ids, steps, reduce="amin")  # first position of each item
+    rows = torch.arange(B, device=input_ids.device).unsqueeze(1).expand(B, T)[positions]
+    return first[rows] <= steps[positions].unsqueeze(1)
 
 
 def pad_left(sequences: list[np.ndarray] | tuple[np.ndarray, ...], max_len: int) -> np.ndarray:

@@ -16,7 +16,7 @@ from recops.models.base import SequenceModel
 
 class GRU4Rec(SequenceModel):
     def __init__(self, config: GRU4RecConfig, n_items: int) -> None:
-        super().__init__(n_items, config.max_len)
+        super().__init__(n_items, config.max_len, config.history_bias)
         self.config = config
         self.item_emb = nn.Embedding(n_items + 1, config.embedding, padding_idx=0)
         self.drop = nn.Dropout(config.dropout)

@@ -56,13 +56,14 @@ class Block(nn.Module):
 
 class SASRec(SequenceModel):
     def __init__(self, config: SASRecConfig, n_items: int) -> None:
-        super().__init__(n_items, config.max_len)
+        super().__init__(n_items, config.max_len, config.history_bias)
         self.config = config
         self.item_emb = nn.Embedding(n_items + 1, config.hidden, padding_idx=0)
         self.pos_emb = nn.Embedding(config.max_len, config.hidden)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.ln_f = nn.LayerNorm(config.hidden)
+        self.out_emb = None if config.tie_embeddings else nn.Embedding(n_items + 1, config.hidden)
         self.apply(self._init_weights)
 
     @staticmethod
@@ -91,4 +92,4 @@ class SASRec(SequenceModel):
         return self.ln_f(x)
 
     def output_embeddings(self) -> torch.Tensor:
-        return self.item_emb.weight
+        return self.item_emb.weight if self.out_emb is None else self.out_emb.weight

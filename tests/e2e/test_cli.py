@@ -1,0 +1,103 @@
+"""The `recops` command as a user runs it: train, evaluate, bench, and its errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import cycle_events
+
+pytestmark = pytest.mark.e2e
+
+SMALL = ["--set", "sasrec.max_len=10", "--set", "sasrec.hidden=16", "--set", "train.batch_size=64"]
+
+
+def recops(*args, check=True):
+    done = subprocess.run(
+        [sys.executable, "-m", "recops.cli", *args], capture_output=True, text=True, timeout=600
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"recops {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+@pytest.fixture
+def events_csv(tmp_path):
+    path = tmp_path / "events.csv"
+    cycle_events(n_sessions=120).to_csv(path, index=False)
+    return path
+
+
+def test_train_then_evaluate_a_csv(tmp_path, events_csv):
+    out = tmp_path / "run"
+    done = recops(
+        "train",
+        "--dataset",
+        f"csv:{events_csv}",
+        "--model",
+        "sasrec",
+        "--epochs",
+        "2",
+        "--out",
+        str(out),
+        *SMALL,
+    )
+    assert "epoch   2" in done.stderr and "valid ndcg@10" in done.stderr  # progress is shown
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and len(metrics["history"]) == 2
+    assert set(metrics["test"]) >= {"ndcg@10", "hr@10", "mrr@10"}
+    assert metrics["data_fingerprint"].startswith("sha256:")
+
+    evaluated = recops("evaluate", str(out / "checkpoint.pt"), "--dataset", f"csv:{events_csv}", "--json")
+    figures = json.loads(evaluated.stdout)
+    assert figures["ndcg@10"] == pytest.approx(metrics["test"]["ndcg@10"])
+
+
+def test_bench_quality_prints_one_json_object(events_csv):
+    done = recops(
+        "bench",
+        "quality",
+        "--dataset",
+        f"csv:{events_csv}",
+        "--models",
+        "popular,gru4rec",
+        "--epochs",
+        "1",
+        "--json",
+        "--set",
+        "gru4rec.max_len=10",
+    )
+    result = json.loads(done.stdout)
+    for model in ("popular", "gru4rec"):
+        entry = result["models"][model]
+        assert set(entry) >= {"ndcg@10", "hr@10", "mrr@10", "epochs", "train_seconds", "seconds_per_epoch"}
+    assert result["models"]["gru4rec"]["epochs"] == 1
+
+
+def test_invalid_data_is_a_clear_error_and_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("session_id,item_id,timestamp\n1,10,5\n1,,6\n")
+    out = tmp_path / "run"
+    done = recops("train", "--dataset", f"csv:{bad}", "--model", "popular", "--out", str(out), check=False)
+    assert done.returncode == 2
+    assert "column 'item_id' has null values" in done.stderr and "row 1" in done.stderr
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [bad]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--model", "bert4rec"], "--model must be one of"),
+        (["train", "--dataset", "nope"], "unknown dataset 'nope'"),
+        (["train", "--dataset", "csv:/does/not/exist.csv"], "file not found"),
+        (["train", "--set", "train.lr=fast"], "train.lr: expected float"),
+        (["train", "--set", "train.nope=1"], "unknown config key(s) train.nope"),
+        (["evaluate", "/no/such/checkpoint.pt"], "checkpoint not found"),
+    ],
+)
+def test_bad_arguments_name_what_is_wrong(args, message):
+    done = recops(*args, check=False)
+    assert done.returncode == 2
+    assert message in done.stderr
