@@ -184,3 +184,7 @@ def bench_quality_cmd(
 def main() -> None:  # pragma: no cover - console entry
     os.environ.setdefault("USERNAME", os.environ.get("USER", "recops"))
     app()
+
+
+if __name__ == "__main__":
+    main()

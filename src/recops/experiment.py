@@ -17,7 +17,7 @@ from recops.config import Config
 from recops.data import Interactions, Split, build_interactions, leave_one_out_split, load_events
 from recops.evaluate import EvalResult, evaluate_model
 from recops.models import build_model
-from recops.train import EpochStats, TrainResult, resolve_device, train_model
+from recops.train import EpochStats, TrainResult, resolve_device, seed_everything, train_model
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ def train_and_evaluate(
     config: Config,
     on_epoch: Callable[[EpochStats], Any] | None = None,
 ) -> TrainingReport:
+    seed_everything(config.train.seed)  # initial weights are part of what the seed fixes
     model = build_model(model_name, config.model_config(model_name), data.interactions.n_items)
     log.info("training %s on %s (%s)", model_name, resolve_device(config.train.device), data.dataset)
     result = train_model(model, data.split, config.train, on_epoch=on_epoch)

@@ -46,8 +46,8 @@ class SequenceModel(nn.Module):
         mask = targets != 0
         logits = hidden[mask] @ self.output_embeddings()[1:].T  # (N, n_items), padding left out
         if self.history_logit is not None:
-            seen = seen_before(input_ids, mask, self.n_items)[:, 1:]
-            logits = torch.where(seen, logits + self.history_bias, logits)
+            rows, items = history_pairs(input_ids, mask, self.n_items)
+            logits = logits.index_put((rows, items - 1), self.history_bias.expand(len(rows)), accumulate=True)
         return F.cross_entropy(logits.float(), targets[mask] - 1)
 
     @torch.inference_mode()
@@ -62,6 +62,23 @@ class SequenceModel(nn.Module):
             scores = torch.where(seen, scores + self.history_bias.float(), scores)
         scores[:, 0] = float("-inf")
         return scores
+
+
+def history_pairs(
+    input_ids: torch.Tensor, positions: torch.Tensor, n_items: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, item) pairs: for the N positions selected by ``positions`` (B, T bool, row-major),
+    each distinct item in the input up to and including that position. Sparse, so training
+    adds the history bias to T^2/2 entries per sequence instead of T x n_items."""
+    B, T = input_ids.shape
+    steps = torch.arange(T, device=input_ids.device)
+    first = torch.full((B, n_items + 1), T, dtype=torch.long, device=input_ids.device)
+    first.scatter_reduce_(1, input_ids, steps.expand(B, T), reduce="amin")
+    is_first = (first.gather(1, input_ids) == steps) & (input_ids != 0)  # (B, T) first occurrences
+    row_of = positions.flatten().cumsum(0).view(B, T) - 1  # row in the (N, ...) logits
+    query, key = torch.tril_indices(T, T, device=input_ids.device)  # key <= query
+    b, pair = (positions[:, query] & is_first[:, key]).nonzero(as_tuple=True)
+    return row_of[b, query[pair]], input_ids[b, key[pair]]
 
 
 def seen_before(input_ids: torch.Tensor, positions: torch.Tensor, n_items: int) -> torch.Tensor:
