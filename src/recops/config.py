@@ -45,6 +45,7 @@ class SASRecConfig:
     hidden: int = 64
     n_layers: int = 2
     n_heads: int = 1
+    ffn_multiplier: int = 4  # feed-forward width = ffn_multiplier x hidden
     dropout: float = 0.2
     tie_embeddings: bool = True  # score with the input item embeddings (else a separate output table)
     history_bias: bool = True  # learned score offset for items already in the input (see models/base.py)
@@ -59,7 +60,7 @@ class SASRecConfig:
 class GRU4RecConfig:
     """Session-based recommendation with a GRU (Hidasi et al. 2016), trained with full CE."""
 
-    max_len: int = 200
+    max_len: int = 50  # a GRU reads sequentially: long windows cost time and forget anyway
     embedding: int = 64
     hidden: int = 128
     n_layers: int = 1
@@ -81,8 +82,8 @@ class PopularConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 200
-    batch_size: int = 128
-    lr: float = 1e-3
+    batch_size: int = 64
+    lr: float = 2e-3
     weight_decay: float = 0.0
     patience: int = 10  # epochs without a better validation NDCG@10 before stopping
     min_epochs: int = 1

@@ -64,14 +64,16 @@ def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def rank_eval_set(model: SequenceModel, eval_set: EvalSet, batch_size: int = EVAL_BATCH) -> np.ndarray:
+    """Rank of every held-out item; histories are batched by length so little padding is scored."""
     model.eval()
-    ranks = []
+    ranks = np.zeros(len(eval_set), dtype=np.int64)
+    by_length = np.argsort([len(h) for h in eval_set.inputs], kind="stable")
     for start in range(0, len(eval_set), batch_size):
-        histories = eval_set.inputs[start : start + batch_size]
-        scores = score_histories(model, histories)
-        targets = torch.as_tensor(eval_set.targets[start : start + batch_size], device=scores.device)
-        ranks.append(target_ranks(scores, targets).cpu().numpy())
-    return np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int64)
+        idx = by_length[start : start + batch_size]
+        scores = score_histories(model, [eval_set.inputs[i] for i in idx])
+        targets = torch.as_tensor(eval_set.targets[idx], device=scores.device)
+        ranks[idx] = target_ranks(scores, targets).cpu().numpy()
+    return ranks
 
 
 def evaluate_model(model: SequenceModel, eval_set: EvalSet, ks: tuple[int, ...] = DEFAULT_KS) -> EvalResult:

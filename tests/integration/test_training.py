@@ -118,3 +118,17 @@ def test_model_accepts_sequences_longer_than_its_window():
     long_history = np.arange(1, 21)
     scores = score_histories(model, [long_history])
     assert scores.shape == (1, 21)
+
+
+@pytest.mark.parametrize("model", ["sasrec", "gru4rec"])
+def test_mixed_precision_path_runs(model):
+    """The bf16 autocast path that CUDA training takes, exercised on the CPU."""
+    data = prepared()
+    net = build_model(model, getattr(load_config(overrides=TINY), model), data.interactions.n_items)
+    x = torch.as_tensor(np.array([[0, 1, 2, 3], [4, 5, 6, 7]]))
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        loss = net.training_loss(x[:, :-1], x[:, 1:])
+        scores = net.predict(x)
+    loss.backward()
+    assert torch.isfinite(loss) and net.history_logit.grad is not None
+    assert scores.dtype == torch.float32 and torch.isneginf(scores[:, 0]).all()

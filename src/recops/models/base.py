@@ -47,7 +47,8 @@ class SequenceModel(nn.Module):
         logits = hidden[mask] @ self.output_embeddings()[1:].T  # (N, n_items), padding left out
         if self.history_logit is not None:
             rows, items = history_pairs(input_ids, mask, self.n_items)
-            logits = logits.index_put((rows, items - 1), self.history_bias.expand(len(rows)), accumulate=True)
+            bias = self.history_bias.to(logits.dtype).expand(len(rows))
+            logits = logits.index_put((rows, items - 1), bias, accumulate=True)
         return F.cross_entropy(logits.float(), targets[mask] - 1)
 
     @torch.inference_mode()

@@ -42,9 +42,9 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(config)
         self.ln2 = nn.LayerNorm(config.hidden)
         self.mlp = nn.Sequential(
-            nn.Linear(config.hidden, 4 * config.hidden),
+            nn.Linear(config.hidden, config.ffn_multiplier * config.hidden),
             nn.GELU(),
-            nn.Linear(4 * config.hidden, config.hidden),
+            nn.Linear(config.ffn_multiplier * config.hidden, config.hidden),
             nn.Dropout(config.dropout),
         )
         self.dropout = nn.Dropout(config.dropout)
