@@ -30,7 +30,7 @@ ConfigOpt = Annotated[
 ]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override a config key, e.g. --set train.lr=0.002 (repeatable)."),
+    typer.Option("--set", help="Override a config key, e.g. --set sasrec.lr=0.001 (repeatable)."),
 ]
 
 USER_ERRORS = (ConfigError, DataValidationError, ValueError, FileNotFoundError)
@@ -75,7 +75,7 @@ def train(
         int | None, typer.Option(help="Maximum epochs (early stopping may end sooner).")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Output folder [default: $RECOPS_HOME/runs/<model>-<time>].")
+        Path | None, typer.Option(help="Output folder (default: $RECOPS_HOME/runs/MODEL-TIME).")
     ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,

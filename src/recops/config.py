@@ -49,11 +49,13 @@ class SASRecConfig:
     dropout: float = 0.2
     tie_embeddings: bool = True  # score with the input item embeddings (else a separate output table)
     history_bias: bool = True  # learned score offset for items already in the input (see models/base.py)
+    lr: float = 2e-3  # Adam learning rate; per model, as each converges best at its own
 
     def __post_init__(self) -> None:
         _require(self.hidden % self.n_heads == 0, "sasrec.hidden must be divisible by n_heads")
         _require(self.max_len >= 2, "sasrec.max_len must be at least 2")
         _require(0.0 <= self.dropout < 1.0, "sasrec.dropout must be in [0, 1)")
+        _require(self.lr > 0, "sasrec.lr must be positive")
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,12 @@ class GRU4RecConfig:
     n_layers: int = 1
     dropout: float = 0.3
     history_bias: bool = True
+    lr: float = 5e-3
 
     def __post_init__(self) -> None:
         _require(self.max_len >= 2, "gru4rec.max_len must be at least 2")
         _require(0.0 <= self.dropout < 1.0, "gru4rec.dropout must be in [0, 1)")
+        _require(self.lr > 0, "gru4rec.lr must be positive")
 
 
 @dataclass(frozen=True)
@@ -83,9 +87,8 @@ class PopularConfig:
 class TrainConfig:
     epochs: int = 200
     batch_size: int = 64
-    lr: float = 2e-3
     weight_decay: float = 0.0
-    patience: int = 10  # epochs without a better validation NDCG@10 before stopping
+    patience: int = 5  # epochs without a better validation NDCG@10 before stopping
     min_epochs: int = 1
     eval_k: int = 10
     seed: int = 42
@@ -95,7 +98,6 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _require(self.epochs >= 1, "train.epochs must be at least 1")
         _require(self.batch_size >= 1, "train.batch_size must be at least 1")
-        _require(self.lr > 0, "train.lr must be positive")
         _require(self.patience >= 1, "train.patience must be at least 1")
         _require(self.device in ("auto", "cpu", "cuda"), "train.device must be auto, cpu or cuda")
 

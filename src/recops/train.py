@@ -112,7 +112,7 @@ def train_model(
         raise ValueError("no training sequences with at least two events")
     inputs_t, targets_t = torch.as_tensor(inputs), torch.as_tensor(targets)
     lengths = (targets != 0).sum(axis=1)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.Adam(model.parameters(), lr=model.config.lr, weight_decay=config.weight_decay)
     rng = np.random.default_rng(config.seed)
     use_amp = device.type == "cuda"
     result = TrainResult(model)

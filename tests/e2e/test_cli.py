@@ -92,7 +92,7 @@ def test_invalid_data_is_a_clear_error_and_writes_nothing(tmp_path):
         (["train", "--model", "bert4rec"], "--model must be one of"),
         (["train", "--dataset", "nope"], "unknown dataset 'nope'"),
         (["train", "--dataset", "csv:/does/not/exist.csv"], "file not found"),
-        (["train", "--set", "train.lr=fast"], "train.lr: expected float"),
+        (["train", "--set", "sasrec.lr=fast"], "sasrec.lr: expected float"),
         (["train", "--set", "train.nope=1"], "unknown config key(s) train.nope"),
         (["evaluate", "/no/such/checkpoint.pt"], "checkpoint not found"),
     ],

@@ -23,7 +23,8 @@ TINY = {
     "gru4rec.hidden": 32,
     "gru4rec.dropout": 0.1,
     "train.batch_size": 32,
-    "train.lr": 0.005,
+    "sasrec.lr": 0.005,
+    "gru4rec.lr": 0.005,
     "train.patience": 100,
 }
 
@@ -96,7 +97,7 @@ def test_training_is_deterministic_under_a_seed():
 
 def test_best_epoch_weights_are_restored():
     data = prepared()
-    cfg = load_config(overrides={**TINY, "train.epochs": 6, "train.lr": 0.05})
+    cfg = load_config(overrides={**TINY, "train.epochs": 6, "gru4rec.lr": 0.05})
     report = train_and_evaluate(data, "gru4rec", cfg)
     best = max(h.valid_ndcg for h in report.train.history)
     assert report.train.valid_metrics["ndcg@10"] == pytest.approx(best)
@@ -132,3 +133,13 @@ def test_mixed_precision_path_runs(model):
     loss.backward()
     assert torch.isfinite(loss) and net.history_logit.grad is not None
     assert scores.dtype == torch.float32 and torch.isneginf(scores[:, 0]).all()
+
+
+@pytest.mark.parametrize("model", ["sasrec", "gru4rec"])
+def test_scores_do_not_depend_on_left_padding(model):
+    """Invariance: the same history scores the same, however much padding precedes it."""
+    torch.manual_seed(0)
+    net = build_model(model, getattr(load_config(overrides=TINY), model), n_items=20).eval()
+    history = torch.tensor([[3, 7, 5]])
+    padded = torch.tensor([[0, 0, 0, 3, 7, 5]])
+    assert torch.allclose(net.predict(history), net.predict(padded), atol=1e-5)

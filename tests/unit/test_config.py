@@ -14,14 +14,14 @@ def test_default_toml_documents_exactly_the_defaults():
 
 
 def test_overrides_are_typed():
-    cfg = load_config(overrides={"train.lr": "0.01", "sasrec.history_bias": "false", "train.epochs": 3})
-    assert cfg.train.lr == 0.01 and cfg.sasrec.history_bias is False and cfg.train.epochs == 3
+    cfg = load_config(overrides={"sasrec.lr": "0.01", "sasrec.history_bias": "false", "train.epochs": 3})
+    assert cfg.sasrec.lr == 0.01 and cfg.sasrec.history_bias is False and cfg.train.epochs == 3
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"train.lr": "fast"}, "train.lr: expected float"),
+        ({"sasrec.lr": "fast"}, "sasrec.lr: expected float"),
         ({"train.epochs": "1.5"}, "train.epochs: expected int"),
         ({"train.nope": 1}, "unknown config key(s) train.nope"),
         ({"sasrec.hidden": 63, "sasrec.n_heads": 2}, "divisible by n_heads"),
@@ -37,8 +37,8 @@ def test_bad_values_name_the_key(overrides, message):
 
 def test_file_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_text("[train]\nlr = 'x'\n")
-    with pytest.raises(ConfigError, match=r"bad.toml: train.lr"):
+    bad.write_text("[train]\nepochs = 'x'\n")
+    with pytest.raises(ConfigError, match=r"bad.toml: train.epochs"):
         load_config(bad)
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "missing.toml")

@@ -96,22 +96,31 @@ def test_split_is_leave_one_out_without_leakage():
         validate_events(generate_sessions(SyntheticConfig(n_sessions=300, n_items=60)))
     )
     split = leave_one_out_split(inter)
-    full = {sid: seq for sid, seq in zip(inter.sequence_ids, inter.sequences, strict=True)}
-    long_ids = [sid for sid, seq in full.items() if len(seq) >= 3]
-    assert list(split.test.sequence_ids) == long_ids == list(split.valid.sequence_ids)
-    train_by_position = iter(split.train)
+    full = dict(zip(inter.sequence_ids, inter.sequences, strict=True))
+    assert list(split.test.sequence_ids) == [sid for sid, seq in full.items() if len(seq) >= 3]
+    assert split.valid.sequence_ids == split.test.sequence_ids
     for i, sid in enumerate(split.test.sequence_ids):
         seq = full[sid]
         assert split.test.targets[i] == seq[-1] and np.array_equal(split.test.inputs[i], seq[:-1])
         assert split.valid.targets[i] == seq[-2] and np.array_equal(split.valid.inputs[i], seq[:-2])
-    # training holds exactly the events before the validation target: no target leaks in
-    n_train_events = sum(len(s) for s in split.train)
-    expected = sum(
-        len(s) - 2 if len(s) >= 3 else len(s) for s in inter.sequences if len(s) - 2 >= 2 or len(s) == 2
+    train = dict(zip(split.train_ids, split.train, strict=True))
+    for sid, seq in full.items():
+        if len(seq) >= 3:
+            # training ends before the validation target: neither held-out event is training input
+            expected = seq[:-2]
+        else:
+            expected = seq
+        if len(expected) >= 2:
+            assert np.array_equal(train[sid], expected)
+        else:
+            assert sid not in train
+    held_out = sum(2 for seq in full.values() if len(seq) >= 3)
+    too_short = sum(
+        len(seq) - (2 if len(seq) >= 3 else 0)
+        for seq in full.values()
+        if 0 < len(seq) - (2 if len(seq) >= 3 else 0) < 2
     )
-    assert n_train_events == expected
-    for seq, train in zip((full[s] for s in long_ids if len(full[s]) >= 4), train_by_position, strict=False):
-        assert len(train) <= len(seq) - 2
+    assert sum(len(s) for s in split.train) + held_out + too_short == inter.n_events
 
 
 def test_fingerprint_changes_with_content_only():

@@ -33,7 +33,8 @@ class EvalSet:
 
 @dataclass(frozen=True)
 class Split:
-    train: tuple[np.ndarray, ...]
+    train: tuple[np.ndarray, ...]  # training sequences with at least two events
+    train_ids: tuple[Any, ...]
     valid: EvalSet
     test: EvalSet
     n_items: int
@@ -43,9 +44,9 @@ def leave_one_out_split(interactions: Interactions) -> Split:
     train, valid, test = [], ([], [], []), ([], [], [])
     for seq, sid in zip(interactions.sequences, interactions.sequence_ids, strict=True):
         if len(seq) < MIN_EVAL_LENGTH:
-            train.append(seq)
+            train.append((seq, sid))
             continue
-        train.append(seq[:-2])
+        train.append((seq[:-2], sid))
         for bucket, cut in ((valid, -2), (test, -1)):
             bucket[0].append(seq[:cut])
             bucket[1].append(seq[cut])
@@ -55,7 +56,8 @@ def leave_one_out_split(interactions: Interactions) -> Split:
         return EvalSet(tuple(bucket[0]), np.asarray(bucket[1], dtype=np.int64), tuple(bucket[2]))
 
     return Split(
-        train=tuple(s for s in train if len(s) >= 2),
+        train=tuple(s for s, _ in train if len(s) >= 2),
+        train_ids=tuple(sid for s, sid in train if len(s) >= 2),
         valid=as_set(valid),
         test=as_set(test),
         n_items=interactions.n_items,

@@ -1,14 +1,14 @@
 """GRU4Rec: a GRU over the item sequence (Hidasi et al., ICLR 2016), trained with full CE.
 
-Padding is packed away so that the GRU starts every sequence from the same zero state,
-however much left padding it carries.
+Inputs are left-padded; the GRU reads them right-padded (real items first, from the zero
+state), so padding never touches a real position's state and nothing needs packing: the
+padding steps at the end only produce outputs that are thrown away.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from recops.config import GRU4RecConfig
 from recops.models.base import SequenceModel
@@ -33,9 +33,7 @@ class GRU4Rec(SequenceModel):
         cols = torch.arange(T, device=input_ids.device).unsqueeze(0)
         to_right = (cols + shift) % T  # left-padded -> right-padded
         x = self.drop(self.item_emb(torch.gather(input_ids, 1, to_right)))  # (B, T, E)
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, _ = self.gru(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)  # (B, T, H), right-padded
+        out, _ = self.gru(x)  # (B, T, H), right-padded; a real position sees only real items before it
         to_left = (cols - shift) % T
         out = torch.gather(out, 1, to_left.unsqueeze(-1).expand(-1, -1, out.shape[-1]))
         return self.dense(self.drop(out))
