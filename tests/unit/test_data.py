@@ -105,11 +105,8 @@ def test_split_is_leave_one_out_without_leakage():
         assert split.valid.targets[i] == seq[-2] and np.array_equal(split.valid.inputs[i], seq[:-2])
     train = dict(zip(split.train_ids, split.train, strict=True))
     for sid, seq in full.items():
-        if len(seq) >= 3:
-            # training ends before the validation target: neither held-out event is training input
-            expected = seq[:-2]
-        else:
-            expected = seq
+        # training ends before the validation target: neither held-out event is training input
+        expected = seq[:-2] if len(seq) >= 3 else seq
         if len(expected) >= 2:
             assert np.array_equal(train[sid], expected)
         else:
