@@ -32,6 +32,7 @@ class Checkpoint:
     train_config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     dataset: str = ""
+    item_counts: list[int] = field(default_factory=list)  # training frequency per vocab item
     recops_version: str = __version__
 
     @classmethod
@@ -60,6 +61,7 @@ class Checkpoint:
             "train_config": self.train_config,
             "metrics": self.metrics,
             "dataset": self.dataset,
+            "item_counts": list(self.item_counts),
             "recops_version": self.recops_version,
         }
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -94,5 +96,6 @@ class Checkpoint:
             train_config=payload["train_config"],
             metrics=payload["metrics"],
             dataset=payload.get("dataset", ""),
+            item_counts=list(payload.get("item_counts", [])),
             recops_version=payload.get("recops_version", ""),
         )

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from recops.checkpoint import Checkpoint
 from recops.config import Config
 from recops.data import Interactions, Split, build_interactions, leave_one_out_split, load_events
@@ -84,8 +86,15 @@ def train_and_evaluate(
         train_config=asdict(config.train),
         metrics={"test": test.metrics, "valid": result.valid_metrics},
         dataset=data.dataset,
+        item_counts=training_item_counts(data.split),
     )
     return TrainingReport(checkpoint, result, test)
+
+
+def training_item_counts(split: Split) -> list[int]:
+    """How often each vocabulary item occurs in training data (index i -> vocab item i + 1)."""
+    counts = np.bincount(np.concatenate(split.train), minlength=split.n_items + 1) if split.train else []
+    return [int(c) for c in counts[1:]] if len(counts) else [0] * split.n_items
 
 
 def write_run(report: TrainingReport, out_dir: str | Path) -> Path:

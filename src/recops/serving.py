@@ -1,0 +1,84 @@
+"""Recommendations for one session, with exactly the scoring code that evaluation uses.
+
+``Recommender`` wraps a checkpoint: external item ids in, external item ids out. Unknown items
+are reported and ignored; a session with no known item gets the most popular training items,
+flagged as ``fallback="popular"``. Sessions longer than the model's window use their most
+recent events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from recops.checkpoint import Checkpoint
+from recops.evaluate import score_histories, top_k
+from recops.models import SequenceModel
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    items: list[tuple[Any, float]]  # (external item id, score), best first
+    unknown_items: list[Any] = field(default_factory=list)
+    fallback: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "items": [{"item_id": item, "score": score} for item, score in self.items],
+            "unknown_items": self.unknown_items,
+            "fallback": self.fallback,
+        }
+
+
+class Recommender:
+    def __init__(self, checkpoint: Checkpoint, device: str | torch.device = "cpu") -> None:
+        self.checkpoint = checkpoint
+        self.vocab = checkpoint.vocab
+        self.model: SequenceModel = checkpoint.build_model(device)
+        counts = np.asarray(checkpoint.item_counts or [0] * len(self.vocab), dtype=np.float64)
+        self._popular_order = np.argsort(-counts, kind="stable") + 1  # item indices, most popular first
+        self._popular_scores = np.log1p(counts)
+
+    @classmethod
+    def from_path(cls, path: str, device: str | torch.device = "cpu") -> Recommender:
+        return cls(Checkpoint.load(path), device)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.vocab)
+
+    def recommend(self, session: Sequence[Any], k: int = 10, exclude_seen: bool = True) -> Recommendation:
+        return self.recommend_batch([session], k, exclude_seen)[0]
+
+    def recommend_batch(
+        self, sessions: Sequence[Sequence[Any]], k: int = 10, exclude_seen: bool = True
+    ) -> list[Recommendation]:
+        if not 1 <= k <= self.n_items:
+            raise ValueError(f"k must be between 1 and {self.n_items} (the catalogue size), got {k}")
+        encoded = [self.vocab.encode(list(session)) for session in sessions]
+        known = [i for i, (indices, _) in enumerate(encoded) if len(indices)]
+        results: list[Recommendation | None] = [None] * len(sessions)
+        if known:
+            histories = [encoded[i][0] for i in known]
+            scores = score_histories(self.model, histories).clone()
+            if exclude_seen:
+                for row, history in enumerate(histories):
+                    scores[row, torch.as_tensor(history, device=scores.device)] = float("-inf")
+            values, indices = top_k(scores, k)
+            for row, i in enumerate(known):
+                pairs = [
+                    (self.vocab.items[int(idx) - 1], float(val))
+                    for val, idx in zip(values[row].tolist(), indices[row].tolist(), strict=True)
+                    if val != float("-inf")
+                ]
+                results[i] = Recommendation(pairs, encoded[i][1])
+        for i, (_, unknown) in enumerate(encoded):
+            if results[i] is None:
+                top = self._popular_order[:k]
+                pairs = [(self.vocab.items[idx - 1], float(self._popular_scores[idx - 1])) for idx in top]
+                results[i] = Recommendation(pairs, unknown, fallback="popular")
+        return results  # type: ignore[return-value]
