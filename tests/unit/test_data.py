@@ -135,3 +135,19 @@ def test_synthetic_is_seeded_and_long_tailed():
     counts = one["item_id"].value_counts()
     assert counts.iloc[:20].sum() > 0.3 * counts.sum()  # top 10% of items: a third of the events
     validate_events(one)
+
+
+def test_profile_counts_lengths_repeats_and_gaps():
+    from recops.data.profile import profile_events
+
+    events = validate_events(
+        pd.DataFrame(
+            {"session_id": [1, 1, 1, 2, 2], "item_id": [5, 6, 5, 7, 7], "timestamp": [0, 10, 30, 100, 160]}
+        )
+    )
+    profile = profile_events(events)
+    assert profile.n_events == 5 and profile.n_sequences == 2 and profile.n_items == 3
+    assert sorted(profile.session_lengths.tolist()) == [2, 3]
+    assert profile.repeat_rate == pytest.approx(2 / 5)
+    assert sorted(profile.seconds_between_events.tolist()) == [10, 20, 60]
+    assert profile.item_counts.index[0] in (5, 7) and profile.top_share(0.34) == pytest.approx(2 / 5)
