@@ -103,12 +103,26 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class ResourcesConfig:
+    """What the training step asks of a remote compute layer (AWS Batch, Kubernetes).
+
+    Metaflow ignores @resources for local runs, so the defaults cost nothing on a laptop.
+    """
+
+    cpu: int = 2
+    memory: int = 8000  # MB
+    gpu: int = 1
+    retries: int = 1  # extra attempts for the training step (@retry), e.g. after a spot interruption
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sasrec: SASRecConfig = field(default_factory=SASRecConfig)
     gru4rec: GRU4RecConfig = field(default_factory=GRU4RecConfig)
     popular: PopularConfig = field(default_factory=PopularConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
 
     def model_config(self, model: str) -> Any:
         if model not in MODEL_SECTIONS:
@@ -184,6 +198,11 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
         if not isinstance(node, dict):
             raise ConfigError(f"{dotted}: {part} is not a table")
     node[parts[-1]] = value
+
+
+def config_from_dict(tree: dict[str, Any]) -> Config:
+    """Build a Config from a parsed tree (e.g. a Metaflow Config value)."""
+    return _build(Config, tree, "")
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

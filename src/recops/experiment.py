@@ -55,7 +55,12 @@ class TrainingReport:
 
 def prepare_data(dataset: str, config: Config) -> PreparedData:
     """Load and validate events, build sequences and the leave-one-out split."""
-    interactions = build_interactions(load_events(dataset, config.data))
+    return prepare_events(dataset, load_events(dataset, config.data), config)
+
+
+def prepare_events(dataset: str, events, config: Config) -> PreparedData:
+    """Sequences and split from already loaded, validated events."""
+    interactions = build_interactions(events)
     log.info(
         "%s: %d events, %d sequences, %d items (%s)",
         dataset,
@@ -67,28 +72,52 @@ def prepare_data(dataset: str, config: Config) -> PreparedData:
     return PreparedData(dataset, interactions, leave_one_out_split(interactions))
 
 
-def train_and_evaluate(
+@dataclass
+class Fitted:
+    checkpoint: Checkpoint
+    train: TrainResult
+
+
+def fit(
     data: PreparedData,
     model_name: str,
     config: Config,
     on_epoch: Callable[[EpochStats], Any] | None = None,
-) -> TrainingReport:
+) -> Fitted:
+    """Train ``model_name`` on the split's training part; the checkpoint carries the lineage."""
     seed_everything(config.train.seed)  # initial weights are part of what the seed fixes
     model = build_model(model_name, config.model_config(model_name), data.interactions.n_items)
     log.info("training %s on %s (%s)", model_name, resolve_device(config.train.device), data.dataset)
     result = train_model(model, data.split, config.train, on_epoch=on_epoch)
-    test = evaluate_model(result.model, data.split.test)
     checkpoint = Checkpoint.from_model(
         result.model,
         model_name,
         data.interactions.vocab,
         data_fingerprint=data.interactions.fingerprint,
         train_config=asdict(config.train),
-        metrics={"test": test.metrics, "valid": result.valid_metrics},
+        metrics={"valid": result.valid_metrics},
         dataset=data.dataset,
         item_counts=training_item_counts(data.split),
     )
-    return TrainingReport(checkpoint, result, test)
+    return Fitted(checkpoint, result)
+
+
+def evaluate_fitted(fitted: Fitted, data: PreparedData) -> EvalResult:
+    """Test-set evaluation; the figures are also recorded in the checkpoint."""
+    test = evaluate_model(fitted.train.model, data.split.test)
+    fitted.checkpoint.metrics["test"] = test.metrics
+    return test
+
+
+def train_and_evaluate(
+    data: PreparedData,
+    model_name: str,
+    config: Config,
+    on_epoch: Callable[[EpochStats], Any] | None = None,
+) -> TrainingReport:
+    fitted = fit(data, model_name, config, on_epoch)
+    test = evaluate_fitted(fitted, data)
+    return TrainingReport(fitted.checkpoint, fitted.train, test)
 
 
 def training_item_counts(split: Split) -> list[int]:

@@ -82,3 +82,13 @@ class Recommender:
                 pairs = [(self.vocab.items[idx - 1], float(self._popular_scores[idx - 1])) for idx in top]
                 results[i] = Recommendation(pairs, unknown, fallback="popular")
         return results  # type: ignore[return-value]
+
+
+def example_recommendations(checkpoint: Checkpoint, eval_set: Any, k: int = 5, n: int = 3) -> dict[str, Any]:
+    """Top-k for the first test histories (last five events shown): a quick look for cards and reports."""
+    recommender = Recommender(checkpoint)
+    examples = []
+    for history in eval_set.inputs[:n]:
+        session = checkpoint.vocab.decode(history[-5:])
+        examples.append({"session": session, **recommender.recommend(session, k).to_dict()})
+    return {**examples[0], "all": examples} if examples else {"session": [], "items": [], "all": []}

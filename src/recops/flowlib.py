@@ -1,0 +1,144 @@
+"""What the Metaflow flows call besides the core library: config parsing, data expectations,
+cards, and the executed evaluation-report notebook. Steps stay a docstring and a call or two."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from recops.config import Config, ConfigError, config_from_dict
+from recops.data import DataValidationError
+from recops.data.split import MIN_EVAL_LENGTH
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.toml"
+REPORT_NOTEBOOK = REPO_ROOT / "notebooks" / "03_evaluation_report.ipynb"
+
+
+class DataExpectationError(DataValidationError):
+    """Valid rows, but not data a model can be trained and evaluated on."""
+
+
+def parse_toml_config(text: str) -> dict[str, Any]:
+    """Metaflow ``Config`` parser: TOML, validated against recops' typed config at launch."""
+    try:
+        tree = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config is not valid TOML: {exc}") from exc
+    return config_from_dict(tree).to_dict()
+
+
+def flow_config(value: Any, overrides: dict[str, Any] | None = None) -> Config:
+    """The typed Config from a Metaflow Config value plus parameter overrides (None = keep)."""
+    tree = json.loads(json.dumps(dict(value), default=dict))  # ConfigValue -> plain nested dicts
+    for dotted, override in (overrides or {}).items():
+        if override is None:
+            continue
+        section, key = dotted.split(".")
+        tree.setdefault(section, {})[key] = override
+    return config_from_dict(tree)
+
+
+def check_expectations(events: pd.DataFrame) -> dict[str, int]:
+    """Data expectations beyond the schema; raises with every unmet one listed."""
+    lengths = events.groupby("sequence_id").size()
+    summary = {
+        "events": len(events),
+        "sequences": len(lengths),
+        "items": int(events["item_id"].nunique()),
+        "evaluable_sequences": int((lengths >= MIN_EVAL_LENGTH).sum()),
+    }
+    problems = []
+    if summary["items"] < 2:
+        problems.append(f"only {summary['items']} distinct item(s); a recommender needs at least 2")
+    if summary["evaluable_sequences"] == 0:
+        problems.append(f"no sequence has {MIN_EVAL_LENGTH} or more events, so nothing can be evaluated")
+    if problems:
+        raise DataExpectationError("data expectations not met: " + "; ".join(problems))
+    return summary
+
+
+def training_card(history: list[dict[str, float]]) -> list[Any]:
+    """Card components: loss and validation NDCG@10 per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from metaflow.cards import Image, Markdown, Table
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3))
+    epochs = [h["epoch"] for h in history]
+    left.plot(epochs, [h["loss"] for h in history], marker="o")
+    left.set(xlabel="epoch", ylabel="training loss")
+    right.plot(epochs, [h["valid_ndcg"] for h in history], marker="o")
+    right.set(xlabel="epoch", ylabel="validation NDCG@10")
+    fig.tight_layout()
+    rows = [
+        [h["epoch"], f"{h['loss']:.4f}", f"{h['valid_ndcg']:.4f}", f"{h['seconds']:.1f}"] for h in history
+    ]
+    components = [
+        Markdown("## Training curves"),
+        Image.from_matplotlib(fig),
+        Table(rows, headers=["epoch", "loss", "valid NDCG@10", "seconds"]),
+    ]
+    plt.close(fig)
+    return components
+
+
+def evaluation_card(metrics: dict[str, float], examples: dict[str, Any]) -> list[Any]:
+    from metaflow.cards import Markdown, Table
+
+    rows = [[key, f"{value:.4f}"] for key, value in sorted(metrics.items())]
+    recs = [[r["item_id"], f"{r['score']:.3f}"] for r in examples["items"]]
+    return [
+        Markdown("## Test metrics (full ranking, leave-one-out)"),
+        Table(rows, headers=["metric", "value"]),
+        Markdown(f"## Example recommendations\nsession: `{examples['session']}`"),
+        Table(recs, headers=["item_id", "score"]),
+    ]
+
+
+def run_report_notebook(run_pathspec: str, output: Path) -> dict[str, Any]:
+    """Execute the evaluation-report notebook for a run with papermill; return the executed notebook."""
+    import papermill
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(
+        str(REPORT_NOTEBOOK),
+        str(output),
+        parameters={"run_pathspec": run_pathspec},
+        cwd=os.getcwd(),
+        progress_bar=False,
+        kernel_name="python3",
+    )
+    return json.loads(output.read_text())
+
+
+def notebook_card(notebook: dict[str, Any]) -> list[Any]:
+    """Render an executed notebook as card components: markdown, code, text and image outputs."""
+    import base64
+
+    from metaflow.cards import Image, Markdown, PythonCode
+
+    components: list[Any] = []
+    for cell in notebook["cells"]:
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "markdown":
+            components.append(Markdown(source))
+            continue
+        if cell["cell_type"] != "code" or "parameters" in cell.get("metadata", {}).get("tags", []):
+            continue
+        components.append(PythonCode(code_string=source))
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if "image/png" in data:
+                components.append(Image(base64.b64decode(data["image/png"])))
+            elif "text/plain" in data or "text" in out:
+                text = "".join(data.get("text/plain", out.get("text", "")))
+                components.append(Markdown(f"```\n{text.strip()}\n```"))
+    return components
