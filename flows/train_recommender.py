@@ -66,8 +66,9 @@ class TrainRecommenderFlow(FlowSpec):
         from dataclasses import asdict
 
         from recops.experiment import fit
-        from recops.flowlib import training_card
+        from recops.flowlib import inject_fault_if_asked, training_card
 
+        inject_fault_if_asked("train")
         fitted = fit(self.data, self.model, self.settings)
         self.checkpoint = fitted.checkpoint
         self.history = [asdict(epoch) for epoch in fitted.train.history]

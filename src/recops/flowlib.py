@@ -24,6 +24,15 @@ class DataExpectationError(DataValidationError):
     """Valid rows, but not data a model can be trained and evaluated on."""
 
 
+class InjectedFault(RuntimeError):
+    """Raised on purpose (RECOPS_INJECT_FAULT=<step>) to test `resume` and failure handling."""
+
+
+def inject_fault_if_asked(step_name: str) -> None:
+    if os.environ.get("RECOPS_INJECT_FAULT") == step_name:
+        raise InjectedFault(f"fault injected into step {step_name!r} (RECOPS_INJECT_FAULT)")
+
+
 def parse_toml_config(text: str) -> dict[str, Any]:
     """Metaflow ``Config`` parser: TOML, validated against recops' typed config at launch."""
     try:

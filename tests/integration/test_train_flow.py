@@ -1,0 +1,138 @@
+"""TrainRecommenderFlow on the real Metaflow runtime (local datastore and metadata)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+FLOW = ROOT / "flows" / "train_recommender.py"
+TINY_CONFIG = """
+[data.synthetic]
+n_sessions = 300
+n_items = 60
+[train]
+epochs = 2
+[sasrec]
+max_len = 20
+hidden = 32
+"""
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("flow")
+    (path / "tiny.toml").write_text(TINY_CONFIG)
+    return path
+
+
+def run_flow(workdir, *args, env=None, check=True):
+    full_env = {**os.environ, "USERNAME": "pytest", "RECOPS_HOME": str(workdir / "home"), **(env or {})}
+    config = ["--config", "config", "tiny.toml"] if args[0] == "run" else []  # resume keeps the run's
+    cmd = [sys.executable, str(FLOW), "--no-pylint", *config, *args]
+    done = subprocess.run(cmd, cwd=workdir, env=full_env, capture_output=True, text=True, timeout=900)
+    if check and done.returncode != 0:
+        raise AssertionError(f"flow failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    return done
+
+
+def client(workdir, code):
+    """Run Metaflow client code in a fresh process rooted at workdir; it prints JSON."""
+    prelude = "import json\nfrom metaflow import Flow, Run, namespace\nnamespace(None)\n"
+    done = subprocess.run(
+        [sys.executable, "-c", prelude + code],
+        cwd=workdir,
+        env={**os.environ, "USERNAME": "pytest"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def finished_run(workdir):
+    run_flow(workdir, "run", "--model", "sasrec")
+    return client(
+        workdir,
+        "r = Flow('TrainRecommenderFlow').latest_successful_run\n"
+        "from metaflow.cards import get_cards\n"
+        "nb = r['report'].task.data.report_notebook\n"
+        "errors = [o for c in nb['cells'] for o in c.get('outputs', []) if o.get('output_type') == 'error']\n"
+        "print(json.dumps({'pathspec': r.pathspec, 'metrics': r.data.metrics,"
+        " 'fingerprint': r.data.data_fingerprint, 'model': r.data.checkpoint.model_name,"
+        " 'ckpt_fingerprint': r.data.checkpoint.data_fingerprint, 'history': r['train'].task.data.history,"
+        " 'n_ranks': len(r['evaluate'].task.data.ranks), 'decision': r.data.decision['action'],"
+        " 'cards': {s: [c.id for c in get_cards(r[s].task)] for s in ('train', 'evaluate', 'report')},"
+        " 'report_errors': len(errors),"
+        " 'report_outputs': sum(len(c.get('outputs', [])) for c in nb['cells'])}))",
+    )
+
+
+def test_artifacts_are_readable_with_the_client(finished_run):
+    from recops.config import SyntheticConfig
+    from recops.data import build_interactions, validate_events
+    from recops.data.synthetic import generate_sessions
+
+    expected = build_interactions(
+        validate_events(generate_sessions(SyntheticConfig(n_sessions=300, n_items=60)))
+    ).fingerprint
+    assert finished_run["fingerprint"] == finished_run["ckpt_fingerprint"] == expected
+    assert finished_run["model"] == "sasrec"
+    assert 0.0 < finished_run["metrics"]["ndcg@10"] <= 1.0
+    assert len(finished_run["history"]) == 2  # --config's train.epochs reached the step
+    assert finished_run["n_ranks"] > 0 and finished_run["decision"] == "recorded"
+
+
+def test_cards_and_the_executed_report(finished_run):
+    assert finished_run["cards"] == {"train": ["training"], "evaluate": ["evaluation"], "report": ["report"]}
+    assert finished_run["report_errors"] == 0 and finished_run["report_outputs"] >= 4
+
+
+def test_resume_after_a_failed_step(workdir, finished_run):
+    failed = run_flow(workdir, "run", env={"RECOPS_INJECT_FAULT": "train"}, check=False)
+    assert failed.returncode != 0
+    assert "fault injected into step 'train'" in failed.stdout + failed.stderr
+    resumed = run_flow(workdir, "resume")
+    assert (
+        "Cloning" in resumed.stdout + resumed.stderr or "cloned" in (resumed.stdout + resumed.stderr).lower()
+    )
+    result = client(
+        workdir,
+        "r = Flow('TrainRecommenderFlow').latest_run\n"
+        "print(json.dumps({'ok': r.successful, 'origin': r['start'].task.origin_pathspec,"
+        " 'ndcg': r.data.metrics['ndcg@10']}))",
+    )
+    assert result["ok"] and result["origin"]  # start was reused from the failed run, not re-run
+    assert result["ndcg"] == pytest.approx(finished_run["metrics"]["ndcg@10"])  # same seed, same model
+
+
+def test_invalid_data_fails_naming_column_and_row(workdir):
+    bad = workdir / "bad.csv"
+    bad.write_text("session_id,item_id,timestamp\n1,10,1\n1,,2\n1,11,3\n")
+    done = run_flow(workdir, "run", "--dataset", f"csv:{bad}", check=False)
+    assert done.returncode != 0
+    assert "column 'item_id' has null values in 1 row(s), first at row 1" in done.stdout + done.stderr
+
+
+def test_unmet_expectations_fail_in_validate(workdir):
+    short = workdir / "short.csv"
+    short.write_text("session_id,item_id,timestamp\n1,10,1\n1,11,2\n2,10,3\n")
+    done = run_flow(workdir, "run", "--dataset", f"csv:{short}", check=False)
+    assert done.returncode != 0
+    assert "no sequence has 3 or more events" in done.stdout + done.stderr
+
+
+def test_bad_config_is_refused_at_launch(workdir):
+    (workdir / "bad.toml").write_text("[train]\nepochz = 3\n")
+    env = {**os.environ, "USERNAME": "pytest"}
+    cmd = [sys.executable, str(FLOW), "--no-pylint", "--config", "config", "bad.toml", "run"]
+    done = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "unknown config key(s) train.epochz" in done.stdout + done.stderr
