@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export USERNAME ?= $(or $(USER),recops)
 export RECOPS_HOME ?= $(CURDIR)/.recops
+# Metaflow's local datastore and metadata live under the same root as everything else.
+export METAFLOW_DATASTORE_SYSROOT_LOCAL ?= $(RECOPS_HOME)
 
 .PHONY: demo test lint install bench clean
 
@@ -12,15 +14,17 @@ install: $(STAMP)
 
 # Exact versions come from constraints.txt, so every fresh machine installs the same set.
 $(STAMP): pyproject.toml constraints.txt
+	@echo "Installing the pinned dependency set into $(VENV) (first run only, a few minutes)..."
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==26.3
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/recops train --dataset synthetic --model sasrec --epochs 30 --out $(RECOPS_HOME)/runs/demo-sasrec
+	@echo "== baseline: most-popular on the built-in synthetic sessions =="
 	$(BIN)/recops train --dataset synthetic --model popular --out $(RECOPS_HOME)/runs/demo-popular
-	$(BIN)/recops evaluate $(RECOPS_HOME)/runs/demo-sasrec/checkpoint.pt --dataset synthetic
+	@echo "== TrainRecommenderFlow (Metaflow, local): validate, split, train SASRec, evaluate, report =="
+	$(BIN)/python flows/train_recommender.py --no-pylint run --dataset synthetic --model sasrec
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -113,7 +113,10 @@ class TrainRecommenderFlow(FlowSpec):
 
     @step
     def end(self):
-        """Nothing left: metrics, checkpoint and data_fingerprint are readable with the client."""
+        """Print the result; metrics, checkpoint and data_fingerprint are readable with the client."""
+        from recops.flowlib import run_summary
+
+        print(run_summary(f"{current.flow_name}/{current.run_id}", self.checkpoint, self.metrics))
 
 
 if __name__ == "__main__":

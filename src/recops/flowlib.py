@@ -151,3 +151,20 @@ def notebook_card(notebook: dict[str, Any]) -> list[Any]:
                 text = "".join(data.get("text/plain", out.get("text", "")))
                 components.append(Markdown(f"```\n{text.strip()}\n```"))
     return components
+
+
+def run_summary(run_pathspec: str, checkpoint: Any, metrics: dict[str, float]) -> str:
+    """What a person wants after a run: the figures and where to look next."""
+    flow, run_id = run_pathspec.split("/")
+    figures = "  ".join(f"{k} {metrics[k]:.4f}" for k in ("ndcg@10", "hr@10", "mrr@10"))
+    return "\n".join(
+        [
+            f"{run_pathspec}: {checkpoint.model_name} on {checkpoint.dataset}",
+            f"  test  {figures}",
+            f"  data  {checkpoint.data_fingerprint}",
+            f"  cards   python flows/train_recommender.py card get {run_id}/train --id training t.html",
+            "          (also evaluate --id evaluation, report --id report; `card view` opens a browser)",
+            f"  client  from metaflow import Run; Run('{run_pathspec}').data.metrics",
+            f"  flow    {flow}",
+        ]
+    )
