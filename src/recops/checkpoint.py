@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ import torch
 from recops import __version__
 from recops.data.interactions import ItemVocab
 from recops.models import MODELS, SequenceModel, build_model
+from recops.paths import atomic_path
 
 FORMAT_VERSION = 1
 
@@ -50,7 +49,6 @@ class Checkpoint:
     def save(self, path: str | Path) -> Path:
         """Write atomically: a crash leaves the old file or none, never half a checkpoint."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "format_version": FORMAT_VERSION,
             "model_name": self.model_name,
@@ -64,14 +62,8 @@ class Checkpoint:
             "item_counts": list(self.item_counts),
             "recops_version": self.recops_version,
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             torch.save(payload, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return path
 
     @classmethod

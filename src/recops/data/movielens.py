@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from recops.data.schema import DataValidationError
+from recops.paths import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +75,8 @@ def read_local(path: Path) -> pd.DataFrame:
 
 
 def _atomic_write(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
-        tmp.write(data)
-    Path(tmp.name).replace(target)
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
 
 
 def fetch_grouplens(cache: Path) -> Path:

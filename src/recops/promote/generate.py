@@ -14,12 +14,12 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import textwrap
 import tokenize
 from collections.abc import Sequence
 from pathlib import Path
 
+from recops.paths import atomic_path
 from recops.promote.analysis import (
     FLOWSPEC_ATTRIBUTES,
     FlowParameter,
@@ -287,15 +287,8 @@ def write_flow(notebook_path: str | Path, flow_path: str | Path, flow_name: str 
     """Promote the notebook and replace the flow file in one step, so no reader sees half a file."""
     source = promote_notebook(notebook_path, flow_name)
     target = Path(flow_path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as file:
-            file.write(source)
+    with atomic_path(target) as temporary:
+        temporary.write_bytes(source.encode("utf-8"))
         os.chmod(temporary, mode)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return source
