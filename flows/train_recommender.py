@@ -1,6 +1,6 @@
 """TrainRecommenderFlow: the production training pipeline for the session recommender.
 
-    start -> validate -> split -> train -> evaluate -> report -> register -> end
+    start -> validate -> split -> train -> evaluate -> report -> register (MLflow + gate) -> end
 
 Every step is a thin call into ``recops``. Run it locally, or on AWS Batch GPUs:
 
@@ -83,9 +83,9 @@ class TrainRecommenderFlow(FlowSpec):
         from recops.flowlib import evaluation_card
         from recops.serving import example_recommendations
 
-        test = evaluate_model(self.checkpoint.build_model(), self.data.split.test)
-        self.checkpoint.metrics["test"] = test.metrics
-        self.metrics, self.ranks = test.metrics, test.ranks
+        self.evaluation = evaluate_model(self.checkpoint.build_model(), self.data.split.test)
+        self.checkpoint.metrics["test"] = self.evaluation.metrics
+        self.metrics, self.ranks = self.evaluation.metrics, self.evaluation.ranks
         self.examples = example_recommendations(self.checkpoint, self.data.split.test)
         current.card["evaluation"].extend(evaluation_card(self.metrics, self.examples))
         self.next(self.report)
@@ -107,8 +107,13 @@ class TrainRecommenderFlow(FlowSpec):
 
     @step
     def register(self):
-        """Record the result (the MLflow registry and its gate plug in here)."""
-        self.decision = {"action": "recorded", "metrics": self.metrics}
+        """Register in MLflow as `challenger` with lineage, then gate it against the `champion`."""
+        from recops.flowlib import register_and_gate
+
+        pathspec = f"{current.flow_name}/{current.run_id}"
+        self.model_version, self.decision = register_and_gate(
+            self.checkpoint, self.history, self.evaluation, self.data.split.test, pathspec, self.settings.gate
+        )
         self.next(self.end)
 
     @step
@@ -116,7 +121,9 @@ class TrainRecommenderFlow(FlowSpec):
         """Print the result; metrics, checkpoint and data_fingerprint are readable with the client."""
         from recops.flowlib import run_summary
 
-        print(run_summary(f"{current.flow_name}/{current.run_id}", self.checkpoint, self.metrics))
+        print(
+            run_summary(f"{current.flow_name}/{current.run_id}", self.checkpoint, self.metrics, self.decision)
+        )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from recops.cli_registry import registry_app
 from recops.config import MODEL_SECTIONS, Config, ConfigError, load_config, parse_override
 from recops.data import DATASET_HELP, DataValidationError
 
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(help="Benchmarks: quality and speed figures as JSON.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+app.add_typer(registry_app, name="registry")
 
 DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help=DATASET_HELP)]
 ConfigOpt = Annotated[

@@ -103,6 +103,29 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class GateConfig:
+    """The champion/challenger gate: paired bootstrap on per-sequence NDCG@k plus behavioural checks."""
+
+    margin: float = 0.0  # how far below the champion the CI's lower bound may reach (NDCG points)
+    resamples: int = 1000
+    seed: int = 0
+    latency_budget_ms: float = 50.0  # p95 of one `recommend` call
+    k: int = 10  # NDCG@k for the comparison, top-k for the behavioural checks
+    sessions: int = 200  # sessions the behavioural checks run
+    confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        if self.margin < 0:
+            raise ValueError(f"gate margin must be >= 0, got {self.margin}")
+        if self.resamples < 1 or self.k < 1 or self.sessions < 1:
+            raise ValueError("gate resamples, k and sessions must be at least 1")
+        if not 0.0 < self.confidence < 1.0:
+            raise ValueError(f"gate confidence must be in (0, 1), got {self.confidence}")
+        if self.latency_budget_ms <= 0:
+            raise ValueError(f"gate latency_budget_ms must be positive, got {self.latency_budget_ms}")
+
+
+@dataclass(frozen=True)
 class ResourcesConfig:
     """What the training step asks of a remote compute layer (AWS Batch, Kubernetes).
 
@@ -123,6 +146,7 @@ class Config:
     gru4rec: GRU4RecConfig = field(default_factory=GRU4RecConfig)
     popular: PopularConfig = field(default_factory=PopularConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
 
     def model_config(self, model: str) -> Any:
         if model not in MODEL_SECTIONS:

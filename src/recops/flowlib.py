@@ -153,8 +153,44 @@ def notebook_card(notebook: dict[str, Any]) -> list[Any]:
     return components
 
 
-def run_summary(run_pathspec: str, checkpoint: Any, metrics: dict[str, float]) -> str:
+def git_commit() -> str:
+    """The checked-out commit of the code that runs (``unknown`` outside a git checkout)."""
+    import subprocess
+
+    done = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip() if done.returncode == 0 else "unknown"
+
+
+def register_and_gate(
+    checkpoint: Any,
+    history: list[dict[str, Any]],
+    evaluation: Any,
+    test_set: Any,
+    pathspec: str,
+    gate_config: Any,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Log and register the model (alias challenger), then gate it; both results as plain dicts."""
+    from dataclasses import asdict
+
+    from recops import registry
+
+    lineage = {"metaflow_pathspec": pathspec, "git_commit": git_commit()}
+    version = registry.log_and_register(checkpoint, history, evaluation, lineage, test_set=test_set)
+    decision = registry.gate(version.version, gate_config)
+    return (
+        {"name": version.name, "version": version.version, "run_id": version.run_id},
+        {"action": "promoted" if decision.promote else "rejected", **asdict(decision)},
+    )
+
+
+def run_summary(
+    run_pathspec: str, checkpoint: Any, metrics: dict[str, float], decision: dict[str, Any] | None = None
+) -> str:
     """What a person wants after a run: the figures and where to look next."""
+    from recops.registry import tracking_uri
+
     flow, run_id = run_pathspec.split("/")
     figures = "  ".join(f"{k} {metrics[k]:.4f}" for k in ("ndcg@10", "hr@10", "mrr@10"))
     return "\n".join(
@@ -162,6 +198,8 @@ def run_summary(run_pathspec: str, checkpoint: Any, metrics: dict[str, float]) -
             f"{run_pathspec}: {checkpoint.model_name} on {checkpoint.dataset}",
             f"  test  {figures}",
             f"  data  {checkpoint.data_fingerprint}",
+            f"  gate  {decision['reason']}" if decision else "  gate  (not run)",
+            f"  mlflow  mlflow ui --backend-store-uri {tracking_uri()}",
             f"  cards   python flows/train_recommender.py card get {run_id}/train --id training t.html",
             "          (also evaluate --id evaluation, report --id report; `card view` opens a browser)",
             f"  client  from metaflow import Run; Run('{run_pathspec}').data.metrics",

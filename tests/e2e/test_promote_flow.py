@@ -73,7 +73,6 @@ def latest_result(datastore_root: Path, monkeypatch) -> dict:
 
 
 # metaflow's vendored yaml imports PyYAML's `_yaml` shim, which warns on import.
-@pytest.mark.filterwarnings("ignore:The _yaml extension module is now located:DeprecationWarning")
 def test_promoted_notebook_runs_as_a_flow_and_gives_the_notebook_result(tmp_path, metaflow_env, monkeypatch):
     flow = tmp_path / "flow.py"
     recops("promote", str(FIXTURE), "-o", str(flow))

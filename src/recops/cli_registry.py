@@ -1,0 +1,146 @@
+"""``recops registry``: list registered versions, gate a challenger, promote, roll back.
+
+The store is ``$MLFLOW_TRACKING_URI`` when set, else the embedded SQLite store under
+``$RECOPS_HOME/mlflow``. mlflow is imported inside the commands, so ``recops --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+registry_app = typer.Typer(
+    help="The MLflow model registry of session-recommender: list versions, gate the challenger "
+    "against the champion, promote, roll back. Store: $MLFLOW_TRACKING_URI, else SQLite under "
+    "$RECOPS_HOME/mlflow.",
+    no_args_is_help=True,
+)
+
+EXIT_REJECTED = 3
+EXIT_ERROR = 2
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=EXIT_ERROR)
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from recops.checkpoint import CheckpointError
+    from recops.registry import RegistryError
+
+    return (RegistryError, CheckpointError, ValueError)
+
+
+@registry_app.command("list")
+def list_command() -> None:
+    """List every version with its aliases, lineage, test NDCG@10 and gate decision."""
+    try:
+        from recops.registry import MODEL_NAME, list_versions, tracking_uri
+
+        versions = list_versions()
+    except _user_errors() as exc:
+        raise _fail(exc) from exc
+    if not versions:
+        typer.echo(f"no versions of {MODEL_NAME} in {tracking_uri()} yet")
+        return
+    typer.echo(f"{'version':>7}  {'aliases':<21} {'model':<8} {'dataset':<14} {'ndcg@10':>8}  gate")
+    for v in versions:
+        tags = v.tags
+        typer.echo(
+            f"{v.version:>7}  {','.join(v.aliases) or '-':<21} {tags.get('model', '?'):<8} "
+            f"{tags.get('dataset', '?'):<14} {tags.get('test_ndcg_10', '?')[:8]:>8}  "
+            f"{tags.get('gate_decision', '-')}{' (rolled back)' if 'rolled_back_at' in tags else ''}"
+        )
+
+
+@registry_app.command()
+def gate(
+    version: Annotated[
+        int | None,
+        typer.Option("--version", help="Version to gate (default: the one with alias challenger)."),
+    ] = None,
+    margin: Annotated[
+        float | None,
+        typer.Option(help="Tolerated NDCG@10 loss: the CI's lower bound must stay above -margin [0]."),
+    ] = None,
+    latency_budget_ms: Annotated[
+        float | None, typer.Option(help="Budget for the p95 latency of one recommendation [50].")
+    ] = None,
+) -> None:
+    """Compare the challenger with the champion on the same test sequences and decide.
+
+    Paired bootstrap of per-sequence NDCG@10 plus behavioural checks (well-formed top-k, finite
+    scores, latency). On promotion the champion alias moves to the challenger. The decision and
+    its figures are written to the version's gate_* tags. Exit code 0: promoted, 3: rejected.
+    """
+    from dataclasses import replace
+
+    try:
+        from recops.config import GateConfig
+        from recops.registry import gate as run_gate
+
+        overrides = {"margin": margin, "latency_budget_ms": latency_budget_ms}
+        config = replace(GateConfig(), **{k: v for k, v in overrides.items() if v is not None})
+        decision = run_gate(version, config)
+    except _user_errors() as exc:
+        raise _fail(exc) from exc
+    figures = decision.figures
+    verdict = "PROMOTED" if decision.promote else "REJECTED"
+    champion = figures.get("champion_version")
+    against = f"champion version {champion}" if champion is not None else "no champion"
+    typer.echo(f"version {figures.get('challenger_version')} vs {against}: {verdict}")
+    for key, value in figures.items():
+        if key.startswith("check_") or key in ("challenger_version", "champion_version"):
+            continue
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        typer.echo(f"  {key:<16} {shown}")
+    for key, value in figures.items():
+        if key.startswith("check_"):
+            typer.echo(f"  {key.removeprefix('check_'):<16} {value}")
+    typer.echo(f"reason: {decision.reason}")
+    if not decision.promote:
+        raise typer.Exit(code=EXIT_REJECTED)
+
+
+@registry_app.command()
+def promote(
+    version: Annotated[int, typer.Argument(help="Version number to make champion.")],
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Promote without the gate's comparison with the champion (recorded as such)."
+        ),
+    ] = False,
+) -> None:
+    """Make VERSION the champion by hand. Refuses a version the gate has not approved unless --force.
+
+    The previous champion is recorded, so `recops registry rollback` undoes this.
+    """
+    try:
+        from recops.registry import promote as run_promote
+
+        info = run_promote(version, force=force)
+    except _user_errors() as exc:
+        raise _fail(exc) from exc
+    previous = info.tags.get("previous_champion")
+    after = f" (previous champion: version {previous})" if previous else ""
+    typer.echo(f"version {info.version} is now the champion{after}")
+
+
+@registry_app.command()
+def rollback() -> None:
+    """Move the champion alias back to the version that held it before the current champion."""
+    try:
+        from recops.registry import CHAMPION, RegistryError, get_version
+        from recops.registry import rollback as run_rollback
+
+        try:
+            current = f" from version {get_version(CHAMPION).version}"
+        except RegistryError:
+            current = ""  # rollback() says there is no champion
+        info = run_rollback()
+    except _user_errors() as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"champion rolled back{current} to version {info.version}")

@@ -1,0 +1,191 @@
+"""Champion/challenger gate: does a newly trained model deserve to replace the served one?
+
+Pure functions, no MLflow: :mod:`recops.registry` fetches both models' saved test ranks and
+calls :func:`decide`. The comparison is paired, on the same test sequences in the same order:
+the per-sequence NDCG@K difference is bootstrapped (resampling sequences), which is far
+tighter than comparing two means whose sequences happen to be easy or hard for both models.
+
+A challenger is promoted when there is no champion yet, or when its mean difference is not
+negative and the lower bound of the confidence interval lies above ``-margin``; in both cases
+every behavioural check (well-formed top-K, finite scores, latency) must pass too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from recops.metrics import ndcg
+
+if TYPE_CHECKING:
+    from recops.serving import Recommender
+
+BOOTSTRAP_CHUNK = 100  # resamples drawn at once: bounds memory at CHUNK x n_sequences indices
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    mean_diff: float  # mean of challenger - champion over the sequences
+    low: float  # confidence interval of the mean difference
+    high: float
+    resamples: int
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    promote: bool
+    reason: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+def paired_bootstrap(
+    challenger_ndcg: np.ndarray,
+    champion_ndcg: np.ndarray,
+    resamples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> BootstrapResult:
+    """Percentile bootstrap of the mean per-sequence difference (challenger - champion).
+
+    Both arrays hold one value per test sequence, for the same sequences in the same order.
+    """
+    challenger = np.asarray(challenger_ndcg, dtype=np.float64)
+    champion = np.asarray(champion_ndcg, dtype=np.float64)
+    if challenger.shape != champion.shape or challenger.ndim != 1:
+        raise ValueError(
+            f"paired bootstrap needs two 1-d arrays over the same sequences, "
+            f"got shapes {challenger.shape} and {champion.shape}"
+        )
+    if len(challenger) == 0:
+        raise ValueError("paired bootstrap needs at least one sequence")
+    if resamples < 1:
+        raise ValueError(f"resamples must be at least 1, got {resamples}")
+    diffs = challenger - champion
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    for start in range(0, resamples, BOOTSTRAP_CHUNK):
+        stop = min(start + BOOTSTRAP_CHUNK, resamples)
+        idx = rng.integers(0, len(diffs), size=(stop - start, len(diffs)))  # (chunk, n)
+        means[start:stop] = diffs[idx].mean(axis=1)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(means, [tail, 1.0 - tail])
+    return BootstrapResult(float(diffs.mean()), float(low), float(high), resamples)
+
+
+def behavioural_checks(
+    recommender: Recommender, sessions: Sequence[Sequence[Any]], k: int, latency_budget_ms: float
+) -> list[CheckResult]:
+    """Minimum functionality on real sessions: a well-formed top-k, finite scores, fast enough.
+
+    Latency is the p95 of single ``recommend`` calls (one warm-up call first, not counted).
+    """
+    if not sessions:
+        raise ValueError("behavioural checks need at least one session")
+    k = min(k, recommender.n_items)
+    recommender.recommend(sessions[0], k)  # warm-up: first-call allocations are not latency
+    malformed, non_finite, empty = [], [], 0
+    seconds = []
+    for i, session in enumerate(sessions):
+        start = time.perf_counter()
+        result = recommender.recommend(session, k)
+        seconds.append(time.perf_counter() - start)
+        items = [item for item, _ in result.items]
+        scores = np.asarray([score for _, score in result.items], dtype=np.float64)
+        unknown = [item for item in items if recommender.vocab.index_of(item) == 0]
+        if unknown or len(set(items)) != len(items) or len(items) > k:
+            malformed.append(i)
+        if not np.isfinite(scores).all():
+            non_finite.append(i)
+        empty += not items
+    p95_ms = float(np.percentile(seconds, 95) * 1000.0)
+    return [
+        CheckResult(
+            "top_k_well_formed",
+            not malformed and empty < len(sessions),
+            f"{len(malformed)} of {len(sessions)} sessions had padding, unknown or duplicate items "
+            f"or more than {k}; {empty} got no recommendation",
+        ),
+        CheckResult(
+            "finite_scores",
+            not non_finite,
+            f"{len(non_finite)} of {len(sessions)} sessions had a NaN or infinite score",
+        ),
+        CheckResult(
+            "latency_p95",
+            p95_ms <= latency_budget_ms,
+            f"p95 {p95_ms:.2f} ms over {len(sessions)} calls, budget {latency_budget_ms:.1f} ms",
+        ),
+    ]
+
+
+def decide(
+    challenger_ranks: np.ndarray,
+    champion_ranks: np.ndarray | None,
+    checks: Sequence[CheckResult],
+    margin: float = 0.0,
+    *,
+    k: int = 10,
+    resamples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> GateDecision:
+    """Promote or reject the challenger, with a sentence that gives the figures behind it.
+
+    Ranks are 1-based ranks of each held-out test item (same sequences, same order);
+    ``champion_ranks`` is None when there is no champion yet.
+    """
+    challenger_ndcg = ndcg(challenger_ranks, k)
+    metric = f"NDCG@{k}"
+    failed = [c for c in checks if not c.passed]
+    figures: dict[str, Any] = {
+        "k": k,
+        "n_sequences": len(challenger_ndcg),
+        "challenger_ndcg": float(challenger_ndcg.mean()) if len(challenger_ndcg) else 0.0,
+        "checks_failed": ",".join(c.name for c in failed),
+    }
+    if champion_ranks is None:
+        summary = (
+            f"no champion yet: challenger {metric} {figures['challenger_ndcg']:.4f} "
+            f"on {figures['n_sequences']} test sequences"
+        )
+        fails_metric = ""
+    else:
+        champion_ndcg = ndcg(champion_ranks, k)
+        boot = paired_bootstrap(challenger_ndcg, champion_ndcg, resamples, seed, confidence)
+        figures.update(
+            champion_ndcg=float(champion_ndcg.mean()),
+            mean_diff=boot.mean_diff,
+            ci_low=boot.low,
+            ci_high=boot.high,
+            confidence=confidence,
+            resamples=boot.resamples,
+            margin=margin,
+        )
+        summary = (
+            f"challenger {metric} {figures['challenger_ndcg']:.4f} vs champion "
+            f"{figures['champion_ndcg']:.4f}: mean difference {boot.mean_diff:+.4f}, "
+            f"{confidence:.0%} CI [{boot.low:+.4f}, {boot.high:+.4f}]"
+        )
+        if boot.mean_diff < 0:
+            fails_metric = "the mean difference is negative"
+        elif boot.low <= -margin:
+            fails_metric = f"the CI's lower bound {boot.low:+.4f} is not above -{margin:.4f} (the margin)"
+        else:
+            fails_metric = ""
+    problems = [fails_metric] if fails_metric else []
+    if failed:
+        problems.append("behavioural check(s) failed: " + "; ".join(f"{c.name} ({c.detail})" for c in failed))
+    if problems:
+        return GateDecision(False, f"{summary}; rejected: {'; and '.join(problems)}", figures)
+    return GateDecision(True, f"{summary}; all behavioural checks passed; promoted", figures)

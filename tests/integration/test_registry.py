@@ -1,0 +1,328 @@
+"""The registry against real stores: embedded SQLite, and an mlflow server on PostgreSQL.
+
+Two models trained on the cycle data: ``trained`` (learns the successor pattern, NDCG@10 near
+1) and ``untrained`` (freshly initialised weights), so every gate outcome is clear-cut.
+"""
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from recops import registry
+from recops.checkpoint import Checkpoint
+from recops.cli_registry import registry_app
+from recops.config import GateConfig, load_config
+from recops.data import build_interactions, leave_one_out_split, validate_events
+from recops.evaluate import evaluate_model
+from recops.experiment import PreparedData, TrainingReport, train_and_evaluate
+from recops.models import build_model
+from recops.registry import CHALLENGER, CHAMPION, MODEL_NAME, RegistryError
+from recops.serving import Recommender
+from recops.train import TrainResult
+from tests.conftest import cycle_events
+from tests.integration import pg_mlflow
+from tests.integration.test_training import TINY
+
+pytestmark = pytest.mark.integration
+
+# Latency is not what these tests measure (the benchmark shares the 2 cores): a roomy budget.
+GATE = GateConfig(latency_budget_ms=2000.0, sessions=30)
+LINEAGE = {
+    "git_commit": "0123abc",
+    "metaflow_pathspec": "TrainRecommenderFlow/7",
+    "source_notebook_hash": "nb1",
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def recops_home(tmp_path_factory):
+    """One embedded store per module (overrides conftest's per-test home): MLflow's schema
+    migrations take seconds. Each test starts from an empty registry (``empty_registry``)."""
+    home = tmp_path_factory.mktemp("registry") / "recops-home"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # two busy cores: more threads only oversubscribe them
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RECOPS_HOME", str(home))
+        patch.setenv("USERNAME", "pytest")
+        patch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        yield home
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def empty_registry(recops_home):
+    with registry.mlflow_client() as client:
+        if client.search_registered_models(f"name = '{MODEL_NAME}'"):
+            client.delete_registered_model(MODEL_NAME)
+
+
+def prepared(seed: int = 0) -> PreparedData:
+    inter = build_interactions(validate_events(cycle_events(seed=seed)))
+    return PreparedData(f"cycle-{seed}", inter, leave_one_out_split(inter))
+
+
+@pytest.fixture(scope="module")
+def data() -> PreparedData:
+    return prepared()
+
+
+def untrained_report(data: PreparedData) -> TrainingReport:
+    cfg = load_config(overrides=TINY)
+    torch.manual_seed(0)
+    model = build_model("sasrec", cfg.sasrec, data.interactions.n_items)
+    test = evaluate_model(model, data.split.test)
+    checkpoint = Checkpoint.from_model(
+        model,
+        "sasrec",
+        data.interactions.vocab,
+        data_fingerprint=data.interactions.fingerprint,
+        dataset=data.dataset,
+        metrics={"test": test.metrics},
+    )
+    return TrainingReport(checkpoint, TrainResult(model), test)
+
+
+@pytest.fixture(scope="module")
+def trained(data) -> TrainingReport:
+    return train_and_evaluate(data, "sasrec", load_config(overrides={**TINY, "train.epochs": 2}))
+
+
+@pytest.fixture(scope="module")
+def untrained(data) -> TrainingReport:
+    return untrained_report(data)
+
+
+def register(
+    report: TrainingReport, data: PreparedData, with_sessions: bool = True, **lineage: str
+) -> registry.ModelVersionInfo:
+    """Register with the test histories saved (the gate's checks run on them), or without
+    (the checks run on sessions sampled from the vocabulary)."""
+    test_set = data.split.test if with_sessions else None
+    lineage = {**LINEAGE, **lineage}
+    return registry.log_and_register(
+        report.checkpoint, report.train.history, report.test, lineage, test_set=test_set
+    )
+
+
+def aliases() -> dict[str, int]:
+    return {alias: v.version for v in registry.list_versions() for alias in v.aliases}
+
+
+def test_first_version_becomes_champion_and_the_run_is_complete(trained, data):
+    version = register(trained, data)
+    assert version.aliases == (CHALLENGER,)
+    for key, value in LINEAGE.items():
+        assert version.tags[key] == value
+    assert version.tags["data_fingerprint"] == data.interactions.fingerprint
+    assert version.tags["model"] == "sasrec" and version.tags["dataset"] == data.dataset
+
+    run = MlflowClient(registry.tracking_uri()).get_run(version.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model.hidden"] == "32" and run.data.params["train.epochs"] == "2"
+    assert run.data.metrics["test_ndcg_10"] == pytest.approx(trained.test.metrics["ndcg@10"])
+    losses = MlflowClient(registry.tracking_uri()).get_metric_history(version.run_id, "train_loss")
+    assert [m.step for m in losses] == [1, 2]
+
+    slow = registry.gate(config=GateConfig(latency_budget_ms=1e-6, sessions=5))
+    assert not slow.promote and "latency_p95" in slow.reason
+    assert registry.get_version(version.version).tags["gate_decision"] == "rejected"
+
+    decision = registry.gate(config=GATE)
+    assert decision.promote, decision.reason
+    assert decision.reason.startswith("no champion yet")
+    champion = registry.get_version(CHAMPION)
+    assert champion.version == version.version and champion.aliases == (CHAMPION,)
+    assert champion.tags["gate_decision"] == "promoted" and champion.tags["gate_reason"] == decision.reason
+    assert "champion_since" in champion.tags and "previous_champion" not in champion.tags
+
+    checkpoint, info = registry.load_checkpoint(CHAMPION)
+    assert info.version == version.version and checkpoint.vocab == data.interactions.vocab
+    for key, tensor in trained.checkpoint.state_dict.items():
+        assert torch.equal(tensor, checkpoint.state_dict[key]), key
+
+
+def test_worse_challenger_is_rejected_and_only_force_promotes_it(trained, untrained, data):
+    first = register(trained, data)
+    assert registry.gate(config=GATE).promote
+    second = register(untrained, data)
+
+    decision = registry.gate(config=GATE)
+    assert not decision.promote
+    assert "rejected: the mean difference is negative" in decision.reason
+    assert decision.figures["ci_high"] < 0 and decision.figures["champion_version"] == first.version
+    tags = registry.get_version(second.version).tags
+    assert tags["gate_decision"] == "rejected" and tags["gate_reason"] == decision.reason
+    assert float(tags["gate_mean_diff"]) == pytest.approx(decision.figures["mean_diff"], abs=1e-6)
+    assert float(tags["gate_ci_low"]) <= float(tags["gate_ci_high"]) < 0
+    assert aliases() == {CHAMPION: first.version, CHALLENGER: second.version}  # champion unchanged
+
+    with pytest.raises(RegistryError, match=r"the gate rejected it.*--force"):
+        registry.promote(second.version)
+    forced = registry.promote(second.version, force=True)
+    assert forced.aliases == (CHAMPION,)
+    assert forced.tags["promoted_by"] == "force" and forced.tags["previous_champion"] == str(first.version)
+    assert registry.rollback().version == first.version
+
+
+def test_better_challenger_is_promoted_and_rollback_restores_the_previous_champion(trained, untrained, data):
+    first = register(untrained, data)
+    assert registry.gate(config=GATE).promote
+    second = register(trained, data)
+
+    decision = registry.gate(config=GATE)
+    assert decision.promote, decision.reason
+    assert decision.figures["ci_low"] > 0 and decision.reason.endswith("promoted")
+    assert aliases() == {CHAMPION: second.version}  # challenger alias removed from the new champion
+    assert registry.get_version(second.version).tags["previous_champion"] == str(first.version)
+    with pytest.raises(RegistryError, match="already the champion"):
+        registry.gate(second.version, GATE)
+
+    restored = registry.rollback()
+    assert restored.version == first.version and aliases() == {CHAMPION: first.version}
+    assert registry.get_version(second.version).tags["rolled_back_to"] == str(first.version)
+    with pytest.raises(RegistryError, match="nothing to roll back to"):
+        registry.rollback()
+    assert aliases() == {CHAMPION: first.version}
+
+
+def test_pyfunc_model_predicts_what_the_recommender_recommends(trained, data):
+    register(trained, data)
+    assert registry.gate(config=GATE).promote
+    mlflow.set_tracking_uri(registry.tracking_uri())
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@{CHAMPION}")
+    finally:
+        mlflow.set_tracking_uri(None)
+    vocab = trained.checkpoint.vocab
+    sessions = [vocab.decode(h[-5:]) for h in data.split.test.inputs[:4]] + [[999_999], [vocab.items[0]]]
+    ks = [10, 3, 5, 1, 4, 12]
+    out = model.predict(pd.DataFrame({"session": sessions, "k": ks}))
+    recommender = Recommender(trained.checkpoint)
+    assert len(out) == len(sessions)
+    for (_, row), session, k in zip(out.iterrows(), sessions, ks, strict=True):
+        expected = recommender.recommend(session, k)
+        assert list(row["items"]) == [item for item, _ in expected.items]
+        np.testing.assert_allclose(list(row["scores"]), [score for _, score in expected.items], rtol=1e-6)
+    default_k = model.predict(pd.DataFrame({"session": sessions[:1]}))  # no k column: k = 10
+    assert list(default_k.iloc[0]["items"]) == [item for item, _ in recommender.recommend(sessions[0]).items]
+
+
+@pytest.mark.parametrize(
+    ("target", "attribute"),
+    [(mlflow.pyfunc, "log_model"), (MlflowClient, "set_registered_model_alias")],
+    ids=["model-logging-fails", "alias-fails-after-the-version-exists"],
+)
+def test_a_failed_registration_leaves_nothing_behind(
+    trained, untrained, data, monkeypatch, target, attribute
+):
+    champion = register(trained, data)
+    assert registry.gate(config=GATE).promote
+    before = [(v.version, v.aliases) for v in registry.list_versions()]
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full (injected)")
+
+    monkeypatch.setattr(target, attribute, fail)
+    with pytest.raises(RegistryError, match=r"nothing was registered \(run \w+ marked FAILED\).*disk full"):
+        register(untrained, data)
+    monkeypatch.undo()
+
+    assert [(v.version, v.aliases) for v in registry.list_versions()] == before
+    assert aliases() == {CHAMPION: champion.version}
+    client = MlflowClient(registry.tracking_uri())
+    experiment = client.get_experiment_by_name(registry.EXPERIMENT_NAME)
+    latest = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])[0]
+    assert latest.info.status == "FAILED"
+
+
+def test_the_gate_refuses_models_evaluated_on_different_data(trained, data):
+    champion = register(trained, data)
+    assert registry.gate(config=GATE).promote
+    other = prepared(seed=1)
+    stranger = register(untrained_report(other), other)
+    with pytest.raises(RegistryError, match="evaluated on different data"):
+        registry.gate(config=GATE)
+    assert aliases() == {CHAMPION: champion.version, CHALLENGER: stranger.version}
+    assert "gate_decision" not in registry.get_version(stranger.version).tags
+
+
+def test_lineage_that_contradicts_the_checkpoint_is_refused(trained, data):
+    with pytest.raises(RegistryError, match="contradicts the checkpoint"):
+        register(trained, data, data_fingerprint="sha256:other")
+    assert registry.list_versions() == []
+
+
+def test_cli_list_gate_promote_rollback(trained, untrained, data):
+    runner = CliRunner()
+    empty = runner.invoke(registry_app, ["list"])
+    assert empty.exit_code == 0 and "no versions" in empty.stdout
+    register(trained, data)
+    promoted = runner.invoke(registry_app, ["gate", "--latency-budget-ms", "2000"])
+    assert promoted.exit_code == 0, promoted.output
+    assert "PROMOTED" in promoted.stdout and "reason: no champion yet" in promoted.stdout
+
+    register(untrained, data, with_sessions=False)
+    rejected = runner.invoke(registry_app, ["gate", "--version", "2", "--latency-budget-ms", "2000"])
+    assert rejected.exit_code == 3, rejected.output
+    assert "version 2 vs champion version 1: REJECTED" in rejected.stdout
+    assert "mean_diff" in rejected.stdout and "rejected: the mean difference is negative" in rejected.stdout
+
+    refused = runner.invoke(registry_app, ["promote", "2"])
+    assert refused.exit_code == 2 and "error: will not promote version 2" in refused.stderr
+    forced = runner.invoke(registry_app, ["promote", "2", "--force"])
+    assert (
+        forced.exit_code == 0
+        and "version 2 is now the champion (previous champion: version 1)" in forced.stdout
+    )
+
+    listing = runner.invoke(registry_app, ["list"])
+    assert listing.exit_code == 0
+    rows = {line.split()[0]: line for line in listing.stdout.splitlines()[1:]}
+    assert "champion" in rows["2"] and "rejected" in rows["2"] and "promoted" in rows["1"]
+
+    back = runner.invoke(registry_app, ["rollback"])
+    assert back.exit_code == 0 and "rolled back from version 2 to version 1" in back.stdout
+    again = runner.invoke(registry_app, ["rollback"])
+    assert (
+        again.exit_code == 2 and "error: version 1 became champion with no champion before it" in again.stderr
+    )
+    nothing = runner.invoke(registry_app, ["gate"])
+    assert nothing.exit_code == 2 and "error: no challenger to gate" in nothing.stderr
+    missing = runner.invoke(registry_app, ["gate", "--version", "9"])
+    assert missing.exit_code == 2 and "has no version 9" in missing.stderr
+
+
+def test_register_gate_promote_on_an_mlflow_server_backed_by_postgresql(
+    trained, untrained, data, tmp_path, monkeypatch
+):
+    bin_dir = pg_mlflow.postgres_bin_dir()
+    if bin_dir is None:
+        pytest.skip(
+            "PostgreSQL's initdb/pg_ctl are not installed (not on PATH nor /usr/lib/postgresql/*/bin)"
+        )
+    with (
+        pg_mlflow.postgres_database(bin_dir) as database,
+        pg_mlflow.mlflow_server(database, tmp_path) as server,
+    ):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")  # a dead server fails fast
+        assert registry.tracking_uri() == server.url
+
+        first = register(trained, data)
+        assert registry.gate(config=GATE).promote
+        second = register(untrained, data)
+        assert not registry.gate(config=GATE).promote
+        registry.promote(second.version, force=True)
+        checkpoint, info = registry.load_checkpoint(CHAMPION)
+        assert info.version == second.version
+        assert all(
+            torch.equal(t, checkpoint.state_dict[k]) for k, t in untrained.checkpoint.state_dict.items()
+        )
+        assert registry.rollback().version == first.version
+        assert {v.version: v.aliases for v in registry.list_versions()} == {1: (CHAMPION,), 2: ()}
+        assert list(server.artifacts.rglob("checkpoint.pt"))  # artifacts went through the server's proxy

@@ -1,0 +1,148 @@
+"""The champion/challenger gate: paired bootstrap, behavioural checks and the decision rule."""
+
+import numpy as np
+import pytest
+
+from recops.checkpoint import Checkpoint
+from recops.config import GateConfig, SASRecConfig
+from recops.data.interactions import ItemVocab
+from recops.gate import CheckResult, behavioural_checks, decide, paired_bootstrap
+from recops.models import build_model
+from recops.serving import Recommendation, Recommender
+
+pytestmark = pytest.mark.unit
+
+PASSING = [CheckResult("top_k_well_formed", True, "ok"), CheckResult("latency_p95", True, "ok")]
+RNG = np.random.default_rng(0)
+GOOD_RANKS = RNG.integers(1, 3, size=400)  # held-out item mostly first or second
+BAD_RANKS = RNG.integers(5, 40, size=400)
+
+
+def test_identical_arrays_give_zero_difference_and_a_ci_around_it():
+    values = np.random.default_rng(1).random(200)
+    result = paired_bootstrap(values, values.copy())
+    assert result.mean_diff == 0.0
+    assert result.low <= 0.0 <= result.high
+    assert result.resamples == 1000
+
+
+def test_a_clearly_better_array_has_a_ci_above_zero():
+    champion = np.random.default_rng(2).random(300) * 0.5
+    result = paired_bootstrap(champion + 0.1, champion, resamples=500)
+    assert result.mean_diff == pytest.approx(0.1)
+    assert 0.0 < result.low <= 0.1 <= result.high
+
+
+def test_the_bootstrap_is_reproducible_under_a_seed():
+    rng = np.random.default_rng(3)
+    a, b = rng.random(150), rng.random(150)
+    assert paired_bootstrap(a, b, seed=7) == paired_bootstrap(a, b, seed=7)
+    assert paired_bootstrap(a, b, seed=7) != paired_bootstrap(a, b, seed=8)
+
+
+def test_pairing_keeps_shared_difficulty_out_of_the_interval():
+    """Sequences easy or hard for both models: a paired CI stays tight around the true gap."""
+    difficulty = np.random.default_rng(4).random(300)
+    result = paired_bootstrap(difficulty + 0.01, difficulty)
+    assert result.low == pytest.approx(0.01) and result.high == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "message"),
+    [
+        (np.ones(3), np.ones(4), "same sequences"),
+        (np.ones((2, 2)), np.ones((2, 2)), "1-d"),
+        (np.ones(0), np.ones(0), "at least one"),
+    ],
+)
+def test_bootstrap_rejects_unpaired_input(a, b, message):
+    with pytest.raises(ValueError, match=message):
+        paired_bootstrap(a, b)
+
+
+@pytest.mark.parametrize(
+    ("challenger", "champion", "checks", "margin", "promote", "in_reason"),
+    [
+        (BAD_RANKS, None, PASSING, 0.0, True, "no champion yet"),
+        (GOOD_RANKS, BAD_RANKS, PASSING, 0.0, True, "promoted"),
+        (GOOD_RANKS, GOOD_RANKS, PASSING, 0.0, False, "lower bound +0.0000 is not above -0.0000"),
+        (GOOD_RANKS, GOOD_RANKS, PASSING, 0.01, True, "mean difference +0.0000"),
+        (BAD_RANKS, GOOD_RANKS, PASSING, 0.0, False, "the mean difference is negative"),
+        (BAD_RANKS, GOOD_RANKS, PASSING, 10.0, False, "the mean difference is negative"),
+        (
+            GOOD_RANKS,
+            BAD_RANKS,
+            [*PASSING, CheckResult("finite_scores", False, "3 of 10 sessions had a NaN")],
+            0.0,
+            False,
+            "finite_scores (3 of 10 sessions had a NaN)",
+        ),
+        (BAD_RANKS, None, [CheckResult("latency_p95", False, "p95 80 ms")], 0.0, False, "latency_p95"),
+    ],
+    ids=[
+        "no-champion",
+        "better",
+        "equal-needs-a-margin",
+        "equal-within-margin",
+        "worse",
+        "worse-even-with-margin",
+        "failing-check",
+        "no-champion-failing-check",
+    ],
+)
+def test_decide(challenger, champion, checks, margin, promote, in_reason):
+    decision = decide(challenger, champion, checks, margin)
+    assert decision.promote is promote
+    assert in_reason in decision.reason
+    assert decision.reason.endswith("promoted") if promote else "rejected" in decision.reason
+
+
+def test_a_rejection_states_the_figures():
+    decision = decide(BAD_RANKS, GOOD_RANKS, PASSING)
+    figures = decision.figures
+    assert figures["champion_ndcg"] > figures["challenger_ndcg"]
+    assert figures["ci_low"] <= figures["mean_diff"] <= figures["ci_high"] < 0
+    assert f"challenger NDCG@10 {figures['challenger_ndcg']:.4f}" in decision.reason
+    assert f"vs champion {figures['champion_ndcg']:.4f}" in decision.reason
+    assert f"95% CI [{figures['ci_low']:+.4f}, {figures['ci_high']:+.4f}]" in decision.reason
+
+
+def test_a_small_loss_within_the_margin_is_still_rejected_when_the_mean_drops():
+    """The margin tolerates noise in the interval, never a lower mean."""
+    champion = np.ones(200, dtype=np.int64)
+    challenger = champion.copy()
+    challenger[0] = 2  # one sequence slightly worse
+    assert not decide(challenger, champion, PASSING, margin=0.5).promote
+
+
+def test_gate_config_validates():
+    with pytest.raises(ValueError, match="margin"):
+        GateConfig(margin=-0.1)
+    with pytest.raises(ValueError, match="confidence"):
+        GateConfig(confidence=1.0)
+
+
+def _recommender(n_items: int = 8) -> Recommender:
+    vocab = ItemVocab(tuple(range(100, 100 + n_items)))
+    model = build_model("sasrec", SASRecConfig(max_len=5, hidden=8, n_heads=1, n_layers=1), n_items)
+    return Recommender(Checkpoint.from_model(model, "sasrec", vocab, data_fingerprint="test"))
+
+
+def test_behavioural_checks_pass_for_a_sound_recommender():
+    sessions = [[100, 101], [105], [999], [102, 103, 104, 105, 106, 107]]
+    results = behavioural_checks(_recommender(), sessions, k=10, latency_budget_ms=10_000)
+    assert [r.name for r in results] == ["top_k_well_formed", "finite_scores", "latency_p95"]
+    assert all(r.passed for r in results), results
+
+
+def test_behavioural_checks_catch_duplicates_nan_scores_and_slowness():
+    recommender = _recommender()
+
+    def broken(session, k=10, exclude_seen=True):
+        return Recommendation([(100, float("nan")), (100, 1.0)])
+
+    recommender.recommend = broken  # type: ignore[method-assign]
+    results = {r.name: r for r in behavioural_checks(recommender, [[101]], k=5, latency_budget_ms=1e-9)}
+    assert not results["top_k_well_formed"].passed
+    assert not results["finite_scores"].passed
+    assert not results["latency_p95"].passed and "budget" in results["latency_p95"].detail
