@@ -23,8 +23,13 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	@echo "== baseline: most-popular on the built-in synthetic sessions =="
 	$(BIN)/recops train --dataset synthetic --model popular --out $(RECOPS_HOME)/runs/demo-popular
-	@echo "== TrainRecommenderFlow (Metaflow, local): validate, split, train SASRec, evaluate, report =="
+	@echo "== TrainRecommenderFlow (Metaflow, local): validate, split, train SASRec, evaluate, report, register + gate =="
 	$(BIN)/python flows/train_recommender.py --no-pylint run --dataset synthetic --model sasrec
+	@echo "== MLflow registry =="
+	$(BIN)/recops registry list
+	@echo "== BentoML: package the champion, serve it on 127.0.0.1, one request, shut down =="
+	$(BIN)/recops bento build --alias champion
+	$(BIN)/recops serve --port 3917 --smoke '{"session": [11, 42, 7], "k": 5}'
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -7,6 +7,15 @@ import pandas as pd
 import pytest
 
 
+@pytest.fixture(autouse=True, scope="session")
+def no_outside_state():
+    """Tests never read or write the developer's stores (`make` exports Metaflow's root)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("METAFLOW_DATASTORE_SYSROOT_LOCAL", "MLFLOW_TRACKING_URI", "BENTOML_HOME"):
+            patch.delenv(name, raising=False)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def recops_home(tmp_path, monkeypatch):
     home = tmp_path / "recops-home"

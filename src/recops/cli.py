@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from recops.cli_bento import bench_serve_command, bento_app, serve_command
 from recops.cli_registry import registry_app
 from recops.config import MODEL_SECTIONS, Config, ConfigError, load_config, parse_override
 from recops.data import DATASET_HELP, DataValidationError
@@ -25,6 +26,9 @@ app = typer.Typer(
 bench_app = typer.Typer(help="Benchmarks: quality and speed figures as JSON.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 app.add_typer(registry_app, name="registry")
+app.add_typer(bento_app, name="bento")
+app.command("serve")(serve_command)
+bench_app.command("serve")(bench_serve_command)
 
 DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help=DATASET_HELP)]
 ConfigOpt = Annotated[

@@ -58,9 +58,19 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-``k`` (scores, indices) per row, ties by lower index; padding (-inf) never included
-    unless ``k`` exceeds the catalogue, which callers prevent."""
-    values, indices = torch.sort(scores, dim=1, descending=True, stable=True)
-    return values[:, :k], indices[:, :k]
+    unless ``k`` exceeds the catalogue, which callers prevent.
+
+    ``torch.topk`` finds the k-th best score; only the items at or above it are sorted (stable,
+    so equal scores keep index order), instead of the whole catalogue.
+    """
+    kth = torch.topk(scores, k, dim=1).values[:, -1:]  # (B, 1)
+    values, indices = [], []
+    for row, threshold in zip(scores, kth, strict=True):
+        candidates = torch.nonzero(row >= threshold).squeeze(1)  # ascending index order
+        order = torch.sort(row[candidates], descending=True, stable=True).indices[:k]
+        values.append(row[candidates[order]])
+        indices.append(candidates[order])
+    return torch.stack(values), torch.stack(indices)
 
 
 def rank_eval_set(model: SequenceModel, eval_set: EvalSet, batch_size: int = EVAL_BATCH) -> np.ndarray:

@@ -95,7 +95,8 @@ def test_promoted_flow_equals_the_notebook(tmp_path):
         cwd=ROOT,
         capture_output=True,
     )
-    env = {**os.environ, "USERNAME": "pytest"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("METAFLOW_", "MLFLOW_"))}
+    env.update(USERNAME="pytest", METAFLOW_DATASTORE_SYSROOT_LOCAL=str(tmp_path))
     args = [f"--{k}={v}" for k, v in params.items()]
     done = subprocess.run(
         [sys.executable, str(flow), "--no-pylint", "run", *args],

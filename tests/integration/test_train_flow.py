@@ -33,8 +33,19 @@ def workdir(tmp_path_factory):
     return path
 
 
+def isolated_env(workdir) -> dict[str, str]:
+    """Metaflow datastore/metadata, MLflow and BentoML state all inside this module's folder."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("METAFLOW_", "MLFLOW_", "BENTOML_"))}
+    return {
+        **env,
+        "USERNAME": "pytest",
+        "RECOPS_HOME": str(workdir / "home"),
+        "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(workdir),
+    }
+
+
 def run_flow(workdir, *args, env=None, check=True):
-    full_env = {**os.environ, "USERNAME": "pytest", "RECOPS_HOME": str(workdir / "home"), **(env or {})}
+    full_env = {**isolated_env(workdir), **(env or {})}
     config = ["--config", "config", "tiny.toml"] if args[0] == "run" else []  # resume keeps the run's
     cmd = [sys.executable, str(FLOW), "--no-pylint", *config, *args]
     done = subprocess.run(cmd, cwd=workdir, env=full_env, capture_output=True, text=True, timeout=900)
@@ -49,12 +60,13 @@ def client(workdir, code):
     done = subprocess.run(
         [sys.executable, "-c", prelude + code],
         cwd=workdir,
-        env={**os.environ, "USERNAME": "pytest"},
+        env=isolated_env(workdir),
         capture_output=True,
         text=True,
         timeout=120,
-        check=True,
     )
+    if done.returncode != 0:
+        raise AssertionError(f"client failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -70,7 +82,8 @@ def finished_run(workdir):
         "print(json.dumps({'pathspec': r.pathspec, 'metrics': r.data.metrics,"
         " 'fingerprint': r.data.data_fingerprint, 'model': r.data.checkpoint.model_name,"
         " 'ckpt_fingerprint': r.data.checkpoint.data_fingerprint, 'history': r['train'].task.data.history,"
-        " 'n_ranks': len(r['evaluate'].task.data.ranks), 'decision': r.data.decision['action'], 'reason': r.data.decision['reason'],"
+        " 'n_ranks': len(r['evaluate'].task.data.ranks), 'decision': r.data.decision['action'],"
+        " 'reason': r.data.decision['reason'],"
         " 'cards': {s: [c.id for c in get_cards(r[s].task)] for s in ('train', 'evaluate', 'report')},"
         " 'report_errors': len(errors),"
         " 'report_outputs': sum(len(c.get('outputs', [])) for c in nb['cells'])}))",
@@ -138,8 +151,8 @@ def test_unmet_expectations_fail_in_validate(workdir):
 
 def test_bad_config_is_refused_at_launch(workdir):
     (workdir / "bad.toml").write_text("[train]\nepochz = 3\n")
-    env = {**os.environ, "USERNAME": "pytest"}
     cmd = [sys.executable, str(FLOW), "--no-pylint", "--config", "config", "bad.toml", "run"]
+    env = isolated_env(workdir)
     done = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     assert "unknown config key(s) train.epochz" in done.stdout + done.stderr

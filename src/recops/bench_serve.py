@@ -1,0 +1,279 @@
+"""``recops bench serve``: what HTTP serving costs on top of in-process inference.
+
+For each catalogue size a synthetic, untrained SASRec checkpoint (the configured SASRec shape,
+random weights, random popularity) goes into the BentoML model store; then
+
+- the floor: ``Recommender.recommend`` latency in this process, one session at a time;
+- for each concurrency level: ``bentoml serve`` of ``bentos/session_recommender`` on
+  127.0.0.1, ``POST /recommend`` from that many concurrent clients, p50/p99 latency,
+  throughput and errors (any non-200 answer or transport failure).
+
+Request counts and time per level are bounded; each catalogue's server is stopped (and its
+synthetic model deleted) before the next one starts. Sessions and weights are seeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recops.bento import DEFAULT_WORKERS, SERVICE_DIR, bentoml_home, free_port, import_checkpoint, serve
+from recops.checkpoint import Checkpoint
+from recops.config import Config, load_config
+from recops.data.interactions import ItemVocab
+from recops.models import build_model
+from recops.serving import Recommender
+
+DEFAULT_CATALOGS = (1_000, 10_000, 100_000)
+DEFAULT_CONCURRENCY = (1, 8, 32)
+SESSION_LENGTH = 20
+K = 10
+WARMUP_REQUESTS = 50  # per level, not timed: connections opened, BentoML's batcher trained
+LEVEL_TIME_LIMIT_S = 60.0
+
+
+def synthetic_checkpoint(n_items: int, config: Config, seed: int = 0) -> Checkpoint:
+    """An untrained model of the configured SASRec shape over ``n_items`` integer item ids."""
+    import torch
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = build_model("sasrec", config.model_config("sasrec"), n_items)
+    counts = rng.zipf(1.3, n_items).clip(max=1_000_000)
+    return Checkpoint.from_model(
+        model,
+        "sasrec",
+        ItemVocab(tuple(range(1, n_items + 1))),
+        data_fingerprint=f"synthetic-bench-{n_items}-{seed}",
+        dataset=f"bench-{n_items}",
+        item_counts=[int(c) for c in counts],
+    )
+
+
+def bench_sessions(n_items: int, n: int, length: int = SESSION_LENGTH, seed: int = 0) -> list[list[int]]:
+    rng = np.random.default_rng(seed + 1)
+    return [[int(i) for i in rng.integers(1, n_items + 1, length)] for _ in range(n)]
+
+
+def _percentiles(seconds: Sequence[float]) -> dict[str, float]:
+    ms = np.asarray(seconds) * 1000.0
+    if not len(ms):
+        return {"p50_ms": None, "p99_ms": None}  # type: ignore[dict-item]
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+    }
+
+
+def in_process_latency(recommender: Recommender, sessions: Sequence[Sequence[int]], k: int = K) -> dict:
+    """The floor: ``Recommender.recommend`` one session at a time, after a short warm-up."""
+    for session in sessions[:20]:
+        recommender.recommend(session, k)
+    times = []
+    for session in sessions:
+        start = time.perf_counter()
+        recommender.recommend(session, k)
+        times.append(time.perf_counter() - start)
+    return {**_percentiles(times), "requests": len(times)}
+
+
+async def _http_level(
+    url: str, sessions: Sequence[Sequence[int]], concurrency: int, n_requests: int, k: int, time_limit: float
+) -> dict[str, Any]:
+    """``n_requests`` POSTs from ``concurrency`` keep-alive connections (aiohttp: at 32
+    connections httpx's pool cost the client several ms of CPU per request, on the same cores
+    as the server)."""
+    import aiohttp
+
+    bodies = [json.dumps({"session": list(session), "k": k}).encode() for session in sessions]
+    headers = {"Content-Type": "application/json"}
+    errors: list[str] = []
+    latencies: list[float] = []
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(
+        base_url=url, connector=connector, timeout=aiohttp.ClientTimeout(total=30)
+    ) as client:
+
+        async def one(i: int, record: bool) -> None:
+            start = time.perf_counter()
+            try:
+                async with client.post(
+                    "/recommend", data=bodies[i % len(bodies)], headers=headers
+                ) as response:
+                    text = await response.read()
+                    ok = response.status == 200
+                    reason = f"HTTP {response.status}: {text[:200].decode(errors='replace')}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                ok, reason = False, f"{type(exc).__name__}: {exc}"
+            if record:
+                latencies.append(time.perf_counter() - start)
+                if not ok:
+                    errors.append(reason)
+
+        async def worker(queue: asyncio.Queue, record: bool, deadline: float) -> None:
+            while time.monotonic() < deadline:
+                try:
+                    i = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                await one(i, record)
+
+        async def run(count: int, record: bool, deadline: float) -> float:
+            queue: asyncio.Queue = asyncio.Queue()
+            for i in range(count):
+                queue.put_nowait(i)
+            start = time.perf_counter()
+            await asyncio.gather(*(worker(queue, record, deadline) for _ in range(concurrency)))
+            return time.perf_counter() - start
+
+        await run(max(WARMUP_REQUESTS, concurrency), False, time.monotonic() + time_limit)
+        cpu = time.process_time()
+        wall = await run(n_requests, True, time.monotonic() + time_limit)
+        cpu = time.process_time() - cpu
+    return {
+        **_percentiles(latencies),
+        "throughput_rps": round(len(latencies) / wall, 1) if wall > 0 else 0.0,
+        "requests": len(latencies),
+        "errors": len(errors),
+        "error_examples": sorted(set(errors))[:3],
+        "seconds": round(wall, 2),
+        "client_cpu_share": round(cpu / wall, 2) if wall > 0 else 0.0,  # cores the load generator used
+    }
+
+
+def worker_threads(workers: int) -> int:
+    """Torch threads per server worker (service.py's rule): the cores split between workers."""
+    return max(1, len(os.sched_getaffinity(0)) // workers)
+
+
+def bench_catalog(
+    n_items: int,
+    concurrency: Sequence[int],
+    n_requests: int,
+    config: Config,
+    *,
+    workers: int = DEFAULT_WORKERS,
+    batching: bool | None = None,
+    seed: int = 0,
+    time_limit: float = LEVEL_TIME_LIMIT_S,
+) -> dict[str, Any]:
+    """Floor, then every concurrency level against one server, for one catalogue size."""
+    import bentoml
+    import torch
+
+    checkpoint = synthetic_checkpoint(n_items, config, seed)
+    sessions = bench_sessions(n_items, max(200, n_requests), seed=seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(worker_threads(workers))  # what one server worker scores with
+    try:
+        floor = in_process_latency(Recommender(checkpoint), sessions[: min(len(sessions), 500)])
+    finally:
+        torch.set_num_threads(threads)
+    tag = import_checkpoint(checkpoint, {"purpose": "bench"})
+    env = {"RECOPS_BENTO_MODEL_TAG": tag}
+    if batching is not None:
+        env["RECOPS_BENTO_BATCHING"] = "1" if batching else "0"
+    http: dict[str, Any] = {}
+    try:
+        server = serve(SERVICE_DIR, port=free_port(), workers=workers, env=env)
+        try:
+            for c in concurrency:
+                http[str(c)] = asyncio.run(_http_level(server.url, sessions, c, n_requests, K, time_limit))
+        finally:
+            server.stop()
+    finally:
+        bentoml.models.delete(tag)
+    return {
+        "n_items": n_items,
+        "model_tag": tag,
+        "in_process": floor,
+        "http": http,
+        "checks": _checks(floor, http),
+    }
+
+
+def _checks(floor: dict, http: dict[str, dict]) -> dict[str, Any]:
+    """The team's targets: c=1 p50 <= 2 x floor + 2 ms; no errors; c=32 throughput >= 3 x c=1."""
+    checks: dict[str, Any] = {"zero_errors": all(level["errors"] == 0 for level in http.values())}
+    if "1" in http:
+        limit = 2 * floor["p50_ms"] + 2.0
+        checks["p50_c1_limit_ms"] = round(limit, 3)
+        checks["p50_c1_ok"] = http["1"]["p50_ms"] is not None and http["1"]["p50_ms"] <= limit
+        top = str(max(int(c) for c in http))
+        if top != "1" and http["1"]["throughput_rps"] > 0:
+            ratio = http[top]["throughput_rps"] / http["1"]["throughput_rps"]
+            checks[f"throughput_c{top}_over_c1"] = round(ratio, 2)
+            if top == "32":
+                checks["throughput_scaling_ok"] = ratio >= 3.0
+    return checks
+
+
+def bench_serve(
+    catalogs: Sequence[int] = DEFAULT_CATALOGS,
+    concurrency: Sequence[int] = DEFAULT_CONCURRENCY,
+    n_requests: int = 1000,
+    config: Config | None = None,
+    *,
+    workers: int | None = None,
+    batching: bool | None = None,
+    seed: int = 0,
+    time_limit: float = LEVEL_TIME_LIMIT_S,
+) -> dict[str, Any]:
+    """One JSON-ready object: per catalogue, the in-process floor and HTTP figures per concurrency.
+
+    The floor is measured with as many torch threads as one server worker gets.
+    """
+    if not catalogs or any(n < 2 for n in catalogs):
+        raise ValueError("catalogue sizes must be at least 2 items")
+    if not concurrency or any(c < 1 for c in concurrency) or n_requests < 1:
+        raise ValueError("concurrency levels and the request count must be positive")
+    config = config or load_config()
+    workers = workers or DEFAULT_WORKERS
+    bentoml_home()
+    started = time.time()
+    results = [
+        bench_catalog(
+            n,
+            concurrency,
+            n_requests,
+            config,
+            workers=workers,
+            batching=batching,
+            seed=seed,
+            time_limit=time_limit,
+        )
+        for n in catalogs
+    ]
+    return {
+        "benchmark": "serve",
+        "model": {"architecture": "sasrec", **dataclasses.asdict(config.model_config("sasrec"))},
+        "session_length": SESSION_LENGTH,
+        "k": K,
+        "requests_per_level": n_requests,
+        "server": {
+            "workers": workers,
+            "torch_threads_per_worker": worker_threads(workers),
+            "batching": batching if batching is not None else "service default",
+            "service": str(Path(SERVICE_DIR)),
+        },
+        "machine": {
+            "cpus": len(os.sched_getaffinity(0)),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        },
+        "catalogs": {str(r["n_items"]): r for r in results},
+        "all_checks_ok": all(
+            v
+            for r in results
+            for key, v in r["checks"].items()
+            if key.endswith("_ok") or key == "zero_errors"
+        ),
+        "seconds": round(time.time() - started, 1),
+    }

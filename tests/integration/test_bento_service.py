@@ -1,0 +1,371 @@
+"""The BentoML service, built as a real bento and served by `bentoml serve` on 127.0.0.1.
+
+One tiny model, one bento (built by `python -m recops.cli_bento build`), one server for the
+module, always stopped. The service must answer exactly what the in-process Recommender
+answers, refuse every bad input with a 4xx that says what is wrong, and keep serving after.
+"""
+
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from recops.bento import (
+    BentoError,
+    QueryBatcher,
+    ServedModel,
+    build_bento,
+    free_port,
+    lineage_labels,
+    lineage_metadata,
+    match_item_ids,
+    serve,
+)
+from recops.config import load_config
+from recops.data import ItemVocab, build_interactions, leave_one_out_split, validate_events
+from recops.experiment import PreparedData, fit
+from recops.serving import Recommender
+from tests.conftest import cycle_events
+from tests.integration.test_training import TINY
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def checkpoint_path(tmp_path_factory) -> Path:
+    inter = build_interactions(validate_events(cycle_events()))
+    data = PreparedData("cycle", inter, leave_one_out_split(inter))
+    fitted = fit(data, "sasrec", load_config(overrides={**TINY, "train.epochs": 3}))
+    return fitted.checkpoint.save(tmp_path_factory.mktemp("model") / "checkpoint.pt")
+
+
+@pytest.fixture(scope="module")
+def bentoml_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("bentoml-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BENTOML_HOME", str(home))
+        mp.setenv("BENTOML_DO_NOT_TRACK", "True")
+        yield home
+
+
+@pytest.fixture(scope="module")
+def bento_tag(checkpoint_path, bentoml_home) -> str:
+    """Built by the command line in a child process: this process never holds BentoML state."""
+    result = subprocess.run(
+        [sys.executable, "-m", "recops.cli_bento", "build", "--checkpoint", str(checkpoint_path)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=REPO,
+        env={**os.environ, "BENTOML_HOME": str(bentoml_home)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def server(bento_tag):
+    running = serve(bento_tag, port=free_port(), ready_timeout=150)
+    try:
+        yield running
+    finally:
+        running.stop()
+    assert running.process.poll() is not None
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with httpx.Client(base_url=server.url, timeout=30.0) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+def recommender(checkpoint_path) -> Recommender:
+    return Recommender.from_path(str(checkpoint_path))
+
+
+def answer(recommender: Recommender, session, k: int = 10, exclude_seen: bool = True) -> dict:
+    result = recommender.recommend(session, min(k, recommender.n_items), exclude_seen).to_dict()
+    return {key: result[key] for key in ("items", "unknown_items", "fallback")}
+
+
+def assert_same_answer(live: dict, expected: dict) -> None:
+    """Same items in the same order, same unknown items and fallback; scores equal to float32
+    precision (the server's workers score with fewer torch threads than this process)."""
+    assert [i["item_id"] for i in live["items"]] == [i["item_id"] for i in expected["items"]]
+    assert [i["score"] for i in live["items"]] == pytest.approx(
+        [i["score"] for i in expected["items"]], rel=1e-5, abs=1e-6
+    )
+    assert (live["unknown_items"], live["fallback"]) == (expected["unknown_items"], expected["fallback"])
+
+
+def test_bento_carries_the_model_and_its_lineage(bento_tag, bentoml_home):
+    name, version = bento_tag.split(":")
+    info = yaml.safe_load((bentoml_home / "bentos" / name / version / "bento.yaml").read_text())
+    labels = info["labels"]
+    for key in ("model_name", "model_version", "run_id", "architecture", "data_fingerprint", "dataset"):
+        assert labels[key]
+    assert labels["architecture"] == "sasrec" and labels["dataset"] == "cycle"
+    [model] = info["models"]
+    assert model["alias"] == "session_recommender"
+    assert labels["bento_model"] == model["tag"].replace(":", "-")
+    stored = bentoml_home / "models" / "session_recommender" / model["tag"].split(":")[1]
+    assert (stored / "checkpoint.pt").is_file()
+    assert (bentoml_home / "bentos" / name / version / "src" / "recops" / "serving.py").is_file()
+
+
+def test_live_answers_equal_the_in_process_recommender(client, recommender, bento_tag):
+    rng = random.Random(0)
+    items = list(recommender.vocab.items)
+    for _ in range(100):
+        session = [rng.choice(items) for _ in range(rng.randint(1, 15))]  # some exceed max_len 10
+        k, exclude_seen = rng.randint(1, 12), rng.random() < 0.7
+        response = client.post("/recommend", json={"session": session, "k": k, "exclude_seen": exclude_seen})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert_same_answer(body, answer(recommender, session, k, exclude_seen))
+    assert body["model"] == {"name": "sasrec", "version": body["model"]["version"]}
+    assert body["model"]["version"]
+
+
+def test_batch_endpoint_equals_per_session_answers(client, recommender):
+    rng = random.Random(1)
+    items = list(recommender.vocab.items)
+    sessions = [[rng.choice(items) for _ in range(rng.randint(1, 12))] for _ in range(20)]
+    sessions += [["unknown-1"], []]
+    response = client.post("/recommend_batch", json={"sessions": sessions, "k": 5})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert len(results) == len(sessions)
+    for session, result in zip(sessions, results, strict=True):
+        assert_same_answer(result, client.post("/recommend", json={"session": session, "k": 5}).json())
+
+
+def test_concurrent_requests_are_answered_as_if_alone(server, recommender):
+    """Requests that arrive together are scored together (QueryBatcher): answers must not change."""
+    rng = random.Random(2)
+    items = list(recommender.vocab.items)
+    queries = [
+        ([rng.choice(items) for _ in range(rng.randint(0, 12))], rng.randint(1, 12), rng.random() < 0.5)
+        for _ in range(64)
+    ]
+
+    def ask(query):
+        session, k, exclude_seen = query
+        body = {"session": session, "k": k, "exclude_seen": exclude_seen}
+        with httpx.Client(base_url=server.url, timeout=30.0) as http:
+            return http.post("/recommend", json=body)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        responses = list(pool.map(ask, queries))
+    for (session, k, exclude_seen), response in zip(queries, responses, strict=True):
+        assert response.status_code == 200, response.text
+        assert_same_answer(response.json(), answer(recommender, session, k, exclude_seen))
+
+
+def test_query_batcher_answers_each_query_as_if_alone(recommender):
+    served = ServedModel(recommender, "session_recommender:test", {"architecture": "sasrec"})
+    batcher = QueryBatcher(served, max_batch=8)
+    rng = random.Random(3)
+    items = list(recommender.vocab.items)
+    queries = [
+        ([rng.choice(items) for _ in range(rng.randint(0, 12))], rng.randint(1, 20), rng.random() < 0.5)
+        for _ in range(30)
+    ]
+
+    async def ask_all():
+        return await asyncio.gather(*(batcher.recommend(*query) for query in queries))
+
+    try:
+        answers = asyncio.run(ask_all())
+    finally:
+        batcher.close()
+    for (session, k, exclude_seen), got in zip(queries, answers, strict=True):
+        assert_same_answer(got.to_dict(), answer(recommender, session, k, exclude_seen))
+
+
+def test_unknown_items_are_reported_and_ignored(client, recommender):
+    body = client.post("/recommend", json={"session": [103, "nope", 104], "k": 5}).json()
+    assert body["unknown_items"] == ["nope"] and body["fallback"] is None
+    assert_same_answer({**body, "unknown_items": []}, answer(recommender, [103, 104], 5))
+
+
+@pytest.mark.parametrize("session", [["x", "y"], []])
+def test_no_known_item_falls_back_to_popular(client, recommender, session):
+    body = client.post("/recommend", json={"session": session, "k": 4}).json()
+    assert body["fallback"] == "popular" and body["unknown_items"] == session
+    assert_same_answer(body, answer(recommender, session, 4))
+
+
+def test_string_ids_match_an_integer_vocabulary(client):
+    as_text = client.post("/recommend", json={"session": ["103", "104"], "k": 3}).json()
+    as_int = client.post("/recommend", json={"session": [103, 104], "k": 3}).json()
+    assert as_text["items"] == as_int["items"] and as_text["unknown_items"] == []
+
+
+def test_k_above_the_catalogue_is_clamped(client, recommender):
+    body = client.post("/recommend", json={"session": [100, 101], "k": 1000}).json()
+    assert len(body["items"]) == recommender.n_items - 2
+
+
+def test_long_sessions_use_the_most_recent_events(client, recommender):
+    session = [100 + i % 12 for i in range(1000)]  # the longest allowed; the model's window is 10
+    body = client.post("/recommend", json={"session": session, "k": 5, "exclude_seen": False}).json()
+    assert_same_answer(body, answer(recommender, session[-10:], 5, exclude_seen=False))
+
+
+BIG_BODY = b'{"session": [1], "padding": "' + b"x" * (2 << 20) + b'"}'
+BAD_INPUTS = {
+    "malformed JSON": (b'{"session": [1, 2', "Invalid JSON"),
+    "not JSON at all": (b"session=103", "Invalid JSON"),
+    "empty body": (b"", "session"),
+    "not an object": (b"[103, 104]", "object"),
+    "missing session": (b'{"k": 3}', "session"),
+    "session not a list": (b'{"session": "103"}', "array"),
+    "float item id": (b'{"session": [1.5]}', "integer"),
+    "boolean item id": (b'{"session": [true]}', "integer"),
+    "k as a string": (b'{"session": [103], "k": "3"}', "integer"),
+    "k=0": (b'{"session": [103], "k": 0}', "greater than or equal to 1"),
+    "k=1001": (b'{"session": [103], "k": 1001}', "less than or equal to 1000"),
+    "misspelt field": (b'{"sesion": [103]}', "Extra inputs"),
+    "oversized session": (json.dumps({"session": list(range(1001))}).encode(), "at most 1000"),
+    "oversized body": (BIG_BODY, "larger than"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=list(BAD_INPUTS))
+def test_bad_input_is_a_helpful_4xx_and_the_service_keeps_serving(client, case):
+    body, expected = BAD_INPUTS[case]
+    response = client.post("/recommend", content=body, headers={"content-type": "application/json"})
+    assert 400 <= response.status_code < 500, response.text
+    assert expected in response.text, response.text
+    assert "error" in response.json()
+    after = client.post("/recommend", json={"session": [103], "k": 2})
+    assert after.status_code == 200 and len(after.json()["items"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"sessions": []}, "at least 1"),
+        ({"sessions": [[103]] * 257}, "at most 256"),
+        ({"sessions": [[103]], "k": 0}, "greater than or equal to 1"),
+        ({"session": [103]}, "sessions"),
+    ],
+)
+def test_bad_batch_input_is_a_4xx(client, body, expected):
+    response = client.post("/recommend_batch", json=body)
+    assert 400 <= response.status_code < 500 and expected in response.text, response.text
+
+
+def test_form_encoded_json_is_read_as_json(client):
+    """`curl -d '{...}'` sends application/x-www-form-urlencoded; the body is JSON all the same."""
+    response = client.post(
+        "/recommend",
+        content=b'{"session": [103], "k": 2}',
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/livez", "/readyz", "/metrics"])
+def test_health_and_metrics_answer(client, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    if path == "/metrics":
+        assert "bentoml_service_request" in response.text
+
+
+def test_serve_reports_a_server_that_cannot_start(bentoml_home):
+    with pytest.raises(BentoError, match="exited with code"):
+        serve("session_recommender:doesnotexist", port=free_port(), ready_timeout=120)
+
+
+def test_alias_without_the_registry_module_says_so(monkeypatch):
+    import recops
+
+    monkeypatch.delattr(recops, "registry", raising=False)
+    monkeypatch.setitem(sys.modules, "recops.registry", None)  # import fails as if it were absent
+    with pytest.raises(BentoError, match=r"recops\.registry"):
+        build_bento(alias="champion")
+
+
+def test_alias_errors_from_the_registry_reach_the_caller(monkeypatch):
+    registry = pytest.importorskip("recops.registry", exc_type=ImportError)
+
+    def missing(alias):
+        raise registry.RegistryError(f"no version has alias {alias!r}")
+
+    monkeypatch.setattr(registry, "load_checkpoint", missing)
+    with pytest.raises(registry.RegistryError, match="no version has alias 'champion'"):
+        build_bento(alias="champion")
+
+
+def test_registry_lineage_becomes_labels(checkpoint_path):
+    from recops.checkpoint import Checkpoint
+
+    registry = pytest.importorskip("recops.registry", exc_type=ImportError)
+    info = registry.ModelVersionInfo(
+        name="session-recommender",
+        version=7,
+        run_id="0123456789abcdef0123456789abcdef",
+        aliases=("champion",),
+        tags={"metaflow_pathspec": "TrainRecommenderFlow/12/train/3", "git_commit": "abc123"},
+    )
+    checkpoint = Checkpoint.load(checkpoint_path)
+    labels = lineage_labels(checkpoint, info, source="alias-champion")
+    assert labels["model_name"] == "session-recommender" and labels["model_version"] == "7"
+    assert labels["run_id"] == info.run_id and labels["aliases"] == "champion"
+    assert labels["metaflow_pathspec"] == "TrainRecommenderFlow-12-train-3"
+    assert all(
+        len(v) <= 63 and v.replace("-", "").replace("_", "").replace(".", "").isalnum()
+        for v in labels.values()
+    )
+    metadata = lineage_metadata(checkpoint, info)
+    assert metadata["registry"]["tags"]["metaflow_pathspec"] == "TrainRecommenderFlow/12/train/3"
+    assert metadata["data_fingerprint"] == checkpoint.data_fingerprint
+
+
+def test_build_needs_exactly_one_source():
+    with pytest.raises(ValueError, match="exactly one"):
+        build_bento()
+
+
+@pytest.mark.parametrize(
+    ("items", "session", "expected"),
+    [
+        ((1, 2, 42), ["42", 1, "042", "x"], [42, 1, "042", "x"]),
+        (("1", "a"), [1, "a", 2], ["1", "a", 2]),
+        ((5, "5"), ["5", 5], ["5", 5]),  # both exist: each id keeps its own type
+    ],
+)
+def test_ids_are_matched_across_int_and_str(items, session, expected):
+    assert match_item_ids(ItemVocab(items), session) == expected
+
+
+def test_bench_pieces_measure_and_judge():
+    from recops.bench_serve import _checks, bench_sessions, in_process_latency, synthetic_checkpoint
+
+    checkpoint = synthetic_checkpoint(50, load_config(overrides=TINY))
+    assert len(checkpoint.vocab) == 50 and len(checkpoint.item_counts) == 50
+    floor = in_process_latency(Recommender(checkpoint), bench_sessions(50, 30))
+    assert floor["requests"] == 30 and 0 < floor["p50_ms"] <= floor["p99_ms"]
+    level = {"errors": 0, "p50_ms": 3.0, "throughput_rps": 100.0}
+    checks = _checks({"p50_ms": 1.0}, {"1": level, "32": {**level, "throughput_rps": 350.0}})
+    assert checks == {
+        "zero_errors": True,
+        "p50_c1_limit_ms": 4.0,
+        "p50_c1_ok": True,
+        "throughput_c32_over_c1": 3.5,
+        "throughput_scaling_ok": True,
+    }
