@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +11,7 @@ from typing import Annotated
 import typer
 
 from recops.cli_bento import bench_serve_command, bento_app, serve_command
+from recops.cli_common import fail, log_to_stderr
 from recops.cli_registry import registry_app
 from recops.config import MODEL_SECTIONS, Config, ConfigError, load_config, parse_override
 from recops.data import DATASET_HELP, DataValidationError
@@ -40,20 +39,6 @@ SetOpt = Annotated[
 ]
 
 USER_ERRORS = (ConfigError, DataValidationError, ValueError, FileNotFoundError)
-
-
-def _setup_logging(quiet: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
-        format="%(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code=2)
 
 
 def _config(path: Path | None, sets: list[str] | None, extra: dict | None = None) -> Config:
@@ -90,7 +75,7 @@ def train(
     from recops.experiment import prepare_data, train_and_evaluate, write_run
     from recops.paths import runs_dir
 
-    _setup_logging()
+    log_to_stderr()
     try:
         if model not in MODEL_SECTIONS:
             raise ConfigError(f"--model must be one of {', '.join(MODEL_SECTIONS)}, not {model!r}")
@@ -100,7 +85,7 @@ def train(
         target = out or runs_dir() / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
         write_run(report, target)
     except USER_ERRORS as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     metrics = report.test.metrics
     typer.echo(
         f"{model} on {dataset}: test ndcg@10 {metrics['ndcg@10']:.4f}  hr@10 {metrics['hr@10']:.4f}  "
@@ -124,7 +109,7 @@ def evaluate(
     from recops.evaluate import evaluate_model
     from recops.train import resolve_device
 
-    _setup_logging(quiet=json_out)
+    log_to_stderr(quiet=json_out)
     try:
         cfg = _config(config, set_)
         ckpt = Checkpoint.load(checkpoint)
@@ -140,7 +125,7 @@ def evaluate(
         split = leave_one_out_split(interactions)
         result = evaluate_model(ckpt.build_model(resolve_device(cfg.train.device)), split.test)
     except (*USER_ERRORS, CheckpointError) as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     payload = {
         "model": ckpt.model_name,
         "dataset": dataset,
@@ -169,7 +154,7 @@ def bench_quality_cmd(
     """Train each model on DATASET and print test NDCG/HR/MRR@10, epochs and training time."""
     from recops.bench import bench_quality
 
-    _setup_logging(quiet=json_out)
+    log_to_stderr(quiet=json_out)
     try:
         cfg = _config(config, set_, {"train.epochs": epochs})
         names = [m.strip() for m in models.split(",") if m.strip()]
@@ -182,7 +167,7 @@ def bench_quality_cmd(
         progress = None if json_out else (lambda m, sd, s: _print_epoch(f"{m} seed {sd}: ")(s))
         result = bench_quality(dataset, names, cfg, seed_list, on_epoch=progress)
     except USER_ERRORS as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     text = json.dumps(result, indent=None if json_out else 2)
     typer.echo(text)
 
@@ -229,7 +214,7 @@ def promote(
         else:
             source = promote_notebook(notebook, name)
     except (ValueError, FileNotFoundError, RuffUnavailableError) as exc:  # PromotionError is a ValueError
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     if check:
         typer.echo(message, err=not up_to_date)
         raise typer.Exit(code=0 if up_to_date else 1)

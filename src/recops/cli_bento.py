@@ -14,12 +14,13 @@ Registered in ``recops.cli``::
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from recops.cli_common import fail, log_to_stderr
 
 bento_app = typer.Typer(
     help="Package a model as a BentoML bento.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -31,11 +32,6 @@ def _bento_group() -> None:
     """Package a model as a BentoML bento."""  # keeps `build` a subcommand when it is the only one
 
 
-def _fail(exc: Exception) -> typer.Exit:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code=2)
-
-
 def _user_errors() -> tuple[type[Exception], ...]:
     from recops.bento import BentoError
     from recops.checkpoint import CheckpointError
@@ -45,13 +41,6 @@ def _user_errors() -> tuple[type[Exception], ...]:
     if registry is not None:
         errors.append(registry.RegistryError)
     return tuple(errors)
-
-
-def _log_to_stderr(quiet: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr, force=True
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness poll otherwise
 
 
 @bento_app.command("build")
@@ -70,13 +59,13 @@ def build_command(
     """
     from recops.bento import build_bento
 
-    _log_to_stderr()
+    log_to_stderr()
     if (checkpoint is None) == (alias is None):
-        raise _fail(ValueError("give exactly one of --checkpoint PATH or --alias NAME"))
+        raise fail(ValueError("give exactly one of --checkpoint PATH or --alias NAME"))
     try:
         tag = build_bento(checkpoint_path=checkpoint, alias=alias)
     except _user_errors() as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     typer.echo(tag)
 
 
@@ -104,11 +93,11 @@ def serve_command(
 
     from recops.bento import BentoError, serve
 
-    _log_to_stderr()
+    log_to_stderr()
     try:
         server = serve(bento, host=host, port=port, workers=workers, show_output=smoke is None)
     except _user_errors() as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     if smoke is not None:
         try:
             request = urllib.request.Request(
@@ -119,7 +108,7 @@ def serve_command(
             typer.echo(f"POST {server.url}/recommend {smoke}")
             typer.echo(json.dumps(answer, indent=2))
         except OSError as exc:
-            raise _fail(BentoError(f"smoke request failed: {exc}")) from exc
+            raise fail(BentoError(f"smoke request failed: {exc}")) from exc
         finally:
             server.stop()
         typer.echo("server stopped", err=True)
@@ -132,7 +121,7 @@ def serve_command(
     finally:
         server.stop()
     if server.process.returncode not in (0, -15):
-        raise _fail(BentoError(f"bentoml serve exited with code {server.process.returncode}"))
+        raise fail(BentoError(f"bentoml serve exited with code {server.process.returncode}"))
 
 
 def _int_list(text: str, option: str) -> list[int]:
@@ -158,7 +147,7 @@ def bench_serve_command(
     """Latency (p50/p99), throughput and errors of POST /recommend against the in-process floor."""
     from recops.bench_serve import bench_serve
 
-    _log_to_stderr(quiet=json_out)
+    log_to_stderr(quiet=json_out)
     try:
         result = bench_serve(
             _int_list(catalogs, "--catalogs"),
@@ -168,7 +157,7 @@ def bench_serve_command(
             batching=batching,
         )
     except _user_errors() as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     typer.echo(json.dumps(result, indent=None if json_out else 2))
 
 

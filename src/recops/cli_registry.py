@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from recops.cli_common import fail
+
 registry_app = typer.Typer(
     help="The MLflow model registry of session-recommender: list versions, gate the challenger "
     "against the champion, promote, roll back. Store: $MLFLOW_TRACKING_URI, else SQLite under "
@@ -18,12 +20,6 @@ registry_app = typer.Typer(
 )
 
 EXIT_REJECTED = 3
-EXIT_ERROR = 2
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code=EXIT_ERROR)
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
@@ -41,7 +37,7 @@ def list_command() -> None:
 
         versions = list_versions()
     except _user_errors() as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     if not versions:
         typer.echo(f"no versions of {MODEL_NAME} in {tracking_uri()} yet")
         return
@@ -85,7 +81,7 @@ def gate(
         config = replace(GateConfig(), **{k: v for k, v in overrides.items() if v is not None})
         decision = run_gate(version, config)
     except _user_errors() as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     figures = decision.figures
     verdict = "PROMOTED" if decision.promote else "REJECTED"
     champion = figures.get("champion_version")
@@ -123,7 +119,7 @@ def promote(
 
         info = run_promote(version, force=force)
     except _user_errors() as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     previous = info.tags.get("previous_champion")
     after = f" (previous champion: version {previous})" if previous else ""
     typer.echo(f"version {info.version} is now the champion{after}")
@@ -142,5 +138,5 @@ def rollback() -> None:
             current = ""  # rollback() says there is no champion
         info = run_rollback()
     except _user_errors() as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     typer.echo(f"champion rolled back{current} to version {info.version}")
