@@ -8,7 +8,7 @@ export RECOPS_HOME ?= $(CURDIR)/.recops
 # Metaflow's local datastore and metadata live under the same root as everything else.
 export METAFLOW_DATASTORE_SYSROOT_LOCAL ?= $(RECOPS_HOME)
 
-.PHONY: demo test lint install bench clean
+.PHONY: demo test lint install bench clean infra-check
 
 install: $(STAMP)
 
@@ -30,6 +30,12 @@ demo: $(STAMP)
 	@echo "== BentoML: package the champion, serve it on 127.0.0.1, one request, shut down =="
 	$(BIN)/recops bento build --alias champion
 	$(BIN)/recops serve --port 3917 --smoke '{"session": [11, 42, 7], "k": 5}'
+	@echo "== Continuous training (Prefect): new events with shifted popularity land in $(RECOPS_HOME)/incoming =="
+	$(BIN)/recops simulate-events $(RECOPS_HOME)/incoming/demo-0001.csv --sessions 500 --shift-popularity
+	@echo "== One retrain cycle: detect change and drift, train (Metaflow), gate, bento, deploy =="
+	$(BIN)/recops retrain
+	@echo "== The deployed model answers (recops schedule serve would run this nightly and hourly) =="
+	$(BIN)/recops serve --port 3917 --smoke '{"session": [11, 42, 7], "k": 5}'
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -43,3 +49,17 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .recops .pytest_cache .ruff_cache
+
+# Terraform checks that need no AWS account (infra/check.sh prints one line per stage). checkov
+# lives in its own virtualenv: its dependencies conflict with the project's pins.
+INFRA_VENV := .venv-infra
+INFRA_STAMP := $(INFRA_VENV)/.installed
+
+$(INFRA_STAMP): infra/checkov-requirements.txt
+	@echo "Installing checkov into $(INFRA_VENV) (first run only, a minute or two)..."
+	@test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
+	@$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/checkov-requirements.txt
+	@touch $@
+
+infra-check: $(INFRA_STAMP)
+	@bash infra/check.sh

@@ -30,15 +30,17 @@ class TrainRecommenderFlow(FlowSpec):
 
     @step
     def start(self):
-        """Parse the typed config once; load, validate (schema) and fingerprint the events."""
+        """Parse the typed config once; load, validate (schema), fingerprint and profile the events."""
         from recops.data import load_events
         from recops.data.interactions import fingerprint_events
+        from recops.drift import profile_events
         from recops.flowlib import flow_config
 
         self.settings = flow_config(self.config, {"train.epochs": self.epochs or None})
         self.settings.model_config(self.model)  # unknown model: fail before any work
         self.events = load_events(self.dataset, self.settings.data)
         self.data_fingerprint = fingerprint_events(self.events)
+        self.data_profile = profile_events(self.events, self.data_fingerprint)
         self.next(self.validate)
 
     @step
@@ -112,7 +114,13 @@ class TrainRecommenderFlow(FlowSpec):
 
         pathspec = f"{current.flow_name}/{current.run_id}"
         self.model_version, self.decision = register_and_gate(
-            self.checkpoint, self.history, self.evaluation, self.data.split.test, pathspec, self.settings.gate
+            self.checkpoint,
+            self.history,
+            self.evaluation,
+            self.data.split.test,
+            pathspec,
+            self.settings,
+            self.data_profile,
         )
         self.next(self.end)
 

@@ -6,6 +6,12 @@ service:SessionRecommender`` in this folder) the newest ``session_recommender`` 
 store, or the tag in ``$RECOPS_BENTO_MODEL_TAG``. Scoring is ``recops.serving.Recommender``,
 the code evaluation uses; this file holds only the HTTP contract.
 
+Model swaps (continuous training, locally): with ``$RECOPS_DEPLOYMENT_FILE`` set (``recops
+serve`` sets it), each worker follows that record (``recops.bento.ModelWatcher``) and swaps to
+a newly deployed model between batches, without a restart and without failing a request. Each
+answer names the model that scored it. In the cloud a new bento image rolls out through ECS
+instead (``terraform apply -var bento_image_tag=...``) and the variable is not set.
+
 Contract decisions:
 - Item ids are ints or strings, as the vocabulary holds them. An id unknown as given but known
   in the other type (``"42"`` for an int vocabulary, ``42`` for a string one) is matched;
@@ -21,12 +27,21 @@ Contract decisions:
 
 import json
 import os
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import bentoml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, StringConstraints
+from starlette.responses import Response
 
-from recops.bento import DEFAULT_WORKERS, MODEL_TAG_ENV, QueryBatcher, ServedModel, load_served_model
+from recops.bento import (
+    DEFAULT_WORKERS,
+    DEPLOYMENT_ENV,
+    MODEL_TAG_ENV,
+    ModelWatcher,
+    QueryBatcher,
+    load_served_model,
+)
 
 MAX_K = 1000
 MAX_SESSION_LENGTH = 1000
@@ -38,6 +53,8 @@ MAX_QUEUED_BATCH = 64  # /recommend queries scored together when they queue up i
 # wait for a worker's scoring thread are scored together (QueryBatcher).
 WORKERS = int(os.environ.get("RECOPS_BENTO_WORKERS", DEFAULT_WORKERS))
 BATCHING = os.environ.get("RECOPS_BENTO_BATCHING", "1") != "0"
+# One log line per request costs a scoring service real time; /metrics counts requests anyway.
+ACCESS_LOG = os.environ.get("RECOPS_BENTO_ACCESS_LOG", "0") == "1"
 
 ItemId = StrictInt | Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_ITEM_ID_CHARS)]
 Session = Annotated[list[ItemId], Field(max_length=MAX_SESSION_LENGTH)]
@@ -134,14 +151,22 @@ async def _reply(send: Any, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _response(served: ServedModel, recommendation: Any) -> RecommendResponse:
-    return RecommendResponse.model_validate({**recommendation.to_dict(), "model": served.info})
+def _response(recommendation: Any, info: dict[str, str]) -> RecommendResponse:
+    return RecommendResponse.model_validate({**recommendation.to_dict(), "model": info})
+
+
+def _json(answer: BaseModel) -> Response:
+    """The validated answer as one JSON body with a Content-Length. Returned as is, BentoML
+    would stream a pydantic answer with chunked transfer encoding: three ASGI messages, each
+    through every middleware, instead of two."""
+    return Response(answer.model_dump_json().encode(), media_type="application/json")
 
 
 @bentoml.service(
     name="SessionRecommender",
     workers=WORKERS,
     traffic={"timeout": 30},
+    logging={"access": {"enabled": ACCESS_LOG}},
     labels={"project": "recops", "component": "serving"},
 )
 class SessionRecommender:
@@ -150,24 +175,31 @@ class SessionRecommender:
 
         # One scoring thread per worker; torch's threads split the cores between the workers.
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // WORKERS))
-        self.served = load_served_model(os.environ.get(MODEL_TAG_ENV) or "session_recommender")
-        self.batcher = QueryBatcher(self.served, max_batch=MAX_QUEUED_BATCH if BATCHING else 1)
+        served = load_served_model(os.environ.get(MODEL_TAG_ENV) or "session_recommender")
+        self.batcher = QueryBatcher(served, max_batch=MAX_QUEUED_BATCH if BATCHING else 1)
+        self.watcher = None
+        if os.environ.get(DEPLOYMENT_ENV):
+            self.watcher = ModelWatcher(Path(os.environ[DEPLOYMENT_ENV]), served.tag, self._swap).start()
+
+    def _swap(self, served: Any) -> None:
+        self.batcher.served = served  # the next batch is scored by the new model
 
     @bentoml.api(input_spec=RecommendRequest)
     async def recommend(self, session: list, k: int, exclude_seen: bool) -> RecommendResponse:
         """Top-k items for one session (ids oldest first)."""
-        return _response(self.served, await self.batcher.recommend(session, k, exclude_seen))
+        return _json(_response(*await self.batcher.recommend(session, k, exclude_seen)))  # type: ignore[return-value]
 
     @bentoml.api(input_spec=RecommendBatchRequest)
     async def recommend_batch(self, sessions: list, k: int, exclude_seen: bool) -> RecommendBatchResponse:
         """Top-k items for each of many sessions, scored together."""
-        recommendations = await self.batcher.run(self.served.recommend_batch, sessions, k, exclude_seen)
-        return RecommendBatchResponse(
-            results=[_response(self.served, r) for r in recommendations], model=self.served.info
-        )
+        recommendations, info = await self.batcher.recommend_batch(sessions, k, exclude_seen)
+        answer = RecommendBatchResponse(results=[_response(r, info) for r in recommendations], model=info)
+        return _json(answer)  # type: ignore[return-value]
 
     @bentoml.on_shutdown
     def stop_scoring(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
         self.batcher.close()
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.metadata
+import json
 import logging
 import os
 import re
@@ -24,8 +25,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +52,8 @@ SERVICE_FILES = ("service.py", "bentofile.yaml")
 RUNTIME_PACKAGES = ("numpy", "pandas", "pyarrow", "torch")
 SERVER_STOP_TIMEOUT_S = 15.0
 DEFAULT_WORKERS = 2  # server processes; each gets cores // workers torch threads
+DEPLOYMENT_ENV = "RECOPS_DEPLOYMENT_FILE"  # the served model follows this file (see ModelWatcher)
+WATCH_INTERVAL_S = 0.5
 
 
 class BentoError(RuntimeError):
@@ -71,9 +76,22 @@ def bentoml_home() -> Path:
     return home
 
 
+@contextlib.contextmanager
+def _bentoml_deprecations_hidden() -> Iterator[None]:
+    """bentoml 1.4.40 calls deprecated pathspec and pydantic APIs when imported and when it loads
+    a service (warnings about its own code, shown to every user; nothing for us to act on)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        yield
+
+
 def _bentoml():
     bentoml_home()
-    import bentoml
+    with _bentoml_deprecations_hidden():
+        import bentoml
+        import bentoml.bentos
+        import bentoml.exceptions
+        import bentoml.models
 
     return bentoml
 
@@ -238,7 +256,10 @@ class QueryBatcher:
         self._pending: list[tuple[tuple[Sequence[Any], int, bool], asyncio.Future]] = []
         self._drainer: asyncio.Task | None = None  # referenced, so it is not garbage-collected
 
-    async def recommend(self, session: Sequence[Any], k: int, exclude_seen: bool = True) -> Recommendation:
+    async def recommend(
+        self, session: Sequence[Any], k: int, exclude_seen: bool = True
+    ) -> tuple[Recommendation, dict[str, str]]:
+        """The answer and the ``info`` of the model that scored it (the model may be swapped)."""
         future = asyncio.get_running_loop().create_future()
         self._pending.append(((session, k, exclude_seen), future))
         if self._drainer is None:
@@ -249,13 +270,20 @@ class QueryBatcher:
         """Run ``func(*args)`` on the scoring thread (for work that is already a batch)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
 
+    async def recommend_batch(
+        self, sessions: Sequence[Sequence[Any]], k: int, exclude_seen: bool = True
+    ) -> tuple[list[Recommendation], dict[str, str]]:
+        served = self.served
+        return await self.run(served.recommend_batch, sessions, k, exclude_seen), served.info
+
     async def _drain(self) -> None:
         try:
             while self._pending:
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
+                served = self.served  # one model per batch, even if a swap lands meanwhile
                 try:
-                    answers = await self.run(self.served.recommend_queries, [query for query, _ in batch])
+                    answers = await self.run(served.recommend_queries, [query for query, _ in batch])
                 except Exception as exc:  # handed to every waiting request, which reports it
                     for _, future in batch:
                         if not future.done():
@@ -263,12 +291,107 @@ class QueryBatcher:
                     continue
                 for (_, future), answer in zip(batch, answers, strict=True):
                     if not future.done():  # a request may have been cancelled meanwhile
-                        future.set_result(answer)
+                        future.set_result((answer, served.info))
         finally:
             self._drainer = None
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+# --- deployment: which model the local server answers with ----------------------------------
+
+
+def deployment_file() -> Path:
+    """The local deployment record: which bento and model the local server should answer with."""
+    return recops_home() / "serving" / "deployment.json"
+
+
+def write_deployment(bento_tag: str, path: Path | None = None) -> dict[str, Any]:
+    """Record ``bento_tag`` (and the model inside it) as the deployed one, atomically.
+
+    A server started by ``recops serve`` watches this file and swaps to the recorded model.
+    """
+    from recops.paths import atomic_path
+
+    bentoml = _bentoml()
+    try:
+        bento = bentoml.get(bento_tag)
+    except bentoml.exceptions.NotFound as exc:
+        raise BentoError(f"no bento {bento_tag!r} in {bentoml_home()}; build it first") from exc
+    model_tag = str(bento.info.models[0].tag) if bento.info.models else ""
+    try:
+        model = bentoml.models.get(model_tag)
+    except (bentoml.exceptions.NotFound, ValueError) as exc:
+        raise BentoError(f"bento {bento.tag} holds model {model_tag!r}, not in the model store") from exc
+    record = {
+        "bento_tag": str(bento.tag),
+        "model_tag": str(model.tag),
+        "checkpoint": str(Path(model.path_of(CHECKPOINT_FILE)).resolve()),
+        "labels": dict(model.info.labels),
+        "deployed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    target = path or deployment_file()
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(record, indent=2))
+    return record
+
+
+def read_deployment(path: Path | None = None) -> dict[str, Any] | None:
+    target = path or deployment_file()
+    try:
+        return json.loads(target.read_text())
+    except FileNotFoundError:
+        return None
+
+
+class ModelWatcher:
+    """Keeps a server worker on the deployed model: polls the deployment file and, when it names
+    another model, loads that checkpoint on this thread and hands it to ``swap``.
+
+    The swap is one reference assignment between batches: queries already being scored finish
+    on the old model, the next batch uses the new one, and no request fails or waits for the
+    load. A record that cannot be loaded is logged and skipped; the current model stays.
+    """
+
+    def __init__(self, path: Path, current_tag: str, swap: Any, interval: float = WATCH_INTERVAL_S) -> None:
+        self.path, self.current_tag, self.swap, self.interval = path, current_tag, swap, interval
+        self._stop = threading.Event()
+        self._failed_tag = ""
+        self._thread = threading.Thread(target=self._loop, name="recops-model-watcher", daemon=True)
+
+    def start(self) -> ModelWatcher:
+        self.check()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def check(self) -> bool:
+        """Swap if the record names another model; True when a swap happened."""
+        try:
+            record = read_deployment(self.path)
+        except (OSError, ValueError) as exc:
+            log.warning("cannot read the deployment record %s: %s", self.path, exc)
+            return False
+        tag = (record or {}).get("model_tag", "")
+        if not tag or tag in (self.current_tag, self._failed_tag):
+            return False
+        try:
+            recommender = Recommender.from_path(record["checkpoint"])
+        except Exception as exc:  # a bad record must not take the server down
+            log.error("cannot load deployed model %s (%s); keeping %s", tag, exc, self.current_tag)
+            self._failed_tag = tag
+            return False
+        self.swap(ServedModel(recommender, tag, dict(record.get("labels", {}))))
+        log.info("now serving %s (was %s)", tag, self.current_tag)
+        self.current_tag = tag
+        return True
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.check()
 
 
 def load_served_model(tag: str = BENTO_MODEL_NAME) -> ServedModel:
@@ -372,9 +495,10 @@ def build_bento(
     bentoml = _bentoml()
     with tempfile.TemporaryDirectory(prefix="recops-bento-") as tmp:
         bentofile = _stage_build_context(model_tag, service_dir, Path(tmp))
-        bento = bentoml.bentos.build_bentofile(
-            str(bentofile), build_ctx=tmp, labels={**merged, "bento_model": _label(model_tag)}
-        )
+        with _bentoml_deprecations_hidden():  # the build imports service.py, defining its IO models
+            bento = bentoml.bentos.build_bentofile(
+                str(bentofile), build_ctx=tmp, labels={**merged, "bento_model": _label(model_tag)}
+            )
     log.info("built bento %s serving %s", bento.tag, model_tag)
     return str(bento.tag)
 
@@ -460,13 +584,16 @@ def serve(
     ready_timeout: float = 120.0,
     log_path: str | Path | None = None,
     show_output: bool = False,
+    deployment: str | Path | None = None,
 ) -> BentoServer:
     """Run ``bentoml serve`` on a bento tag (or a service folder) and wait until ``/readyz``.
 
     ``workers`` sets the service's worker processes (``$RECOPS_BENTO_WORKERS``, read by
     service.py, which also splits the cores' torch threads between them). The server's output
     goes to ``log_path``, to this process's own stdout/stderr with ``show_output``, else to a
-    temporary file that :meth:`BentoServer.stop` removes. Raises :class:`BentoError` with the
+    temporary file that :meth:`BentoServer.stop` removes. With ``deployment`` (a deployment
+    record, :func:`write_deployment`) the workers follow it and swap models as it changes.
+    Raises :class:`BentoError` with the
     log's tail if the server exits or is not ready within ``ready_timeout`` seconds; it is then
     already stopped.
     """
@@ -476,6 +603,8 @@ def serve(
     child_env = {**os.environ, "BENTOML_HOME": str(bentoml_home()), **(env or {})}
     if workers is not None:
         child_env["RECOPS_BENTO_WORKERS"] = str(int(workers))
+    if deployment is not None:
+        child_env[DEPLOYMENT_ENV] = str(Path(deployment).resolve())
     owns_log = log_path is None and not show_output
     if owns_log:
         fd, name = tempfile.mkstemp(prefix="recops-bentoml-serve-", suffix=".log")
@@ -500,6 +629,34 @@ def serve(
         server.stop()
         raise
     return server
+
+
+def server_file() -> Path:
+    """Where ``recops serve`` records the running local server, for ``recops retrain``'s deploy."""
+    return recops_home() / "serving" / "server.json"
+
+
+@contextlib.contextmanager
+def server_record(server: BentoServer) -> Any:
+    """Record ``server`` (URL, pid) in :func:`server_file` while the block runs."""
+    from recops.paths import atomic_path
+
+    with atomic_path(server_file()) as tmp:
+        tmp.write_text(json.dumps({"url": server.url, "pid": server.process.pid}))
+    try:
+        yield
+    finally:
+        server_file().unlink(missing_ok=True)
+
+
+def running_server() -> str | None:
+    """The URL of the local server ``recops serve`` runs, if one is recorded and alive."""
+    try:
+        record = json.loads(server_file().read_text())
+        os.kill(int(record["pid"]), 0)
+    except (OSError, ValueError, KeyError):
+        return None
+    return str(record["url"])
 
 
 def _wait_ready(server: BentoServer, timeout: float, httpx: Any) -> None:

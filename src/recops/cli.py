@@ -13,6 +13,8 @@ import typer
 from recops.cli_bento import bench_serve_command, bento_app, serve_command
 from recops.cli_common import fail, log_to_stderr
 from recops.cli_registry import registry_app
+from recops.cli_retrain import retrain_command, simulate_events_command
+from recops.cli_schedule import schedule_app
 from recops.config import MODEL_SECTIONS, Config, ConfigError, load_config, parse_override
 from recops.data import DATASET_HELP, DataValidationError
 
@@ -26,8 +28,11 @@ bench_app = typer.Typer(help="Benchmarks: quality and speed figures as JSON.", n
 app.add_typer(bench_app, name="bench")
 app.add_typer(registry_app, name="registry")
 app.add_typer(bento_app, name="bento")
+app.add_typer(schedule_app, name="schedule")
 app.command("serve")(serve_command)
 bench_app.command("serve")(bench_serve_command)
+app.command("retrain")(retrain_command)
+app.command("simulate-events")(simulate_events_command)
 
 DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help=DATASET_HELP)]
 ConfigOpt = Annotated[

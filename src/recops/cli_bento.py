@@ -71,9 +71,12 @@ def build_command(
 
 def serve_command(
     bento: Annotated[
-        str,
-        typer.Argument(help="Bento tag (default: the newest session_recommender bento) or a service folder."),
-    ] = "session_recommender:latest",
+        str | None,
+        typer.Argument(
+            help="Bento tag or a service folder (default: the deployed bento, see `recops retrain`, "
+            "else the newest session_recommender bento)."
+        ),
+    ] = None,
     port: Annotated[int, typer.Option("--port", "-p", help="Port on 127.0.0.1.")] = 3000,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     workers: Annotated[
@@ -87,15 +90,27 @@ def serve_command(
         ),
     ] = None,
 ) -> None:
-    """Serve a bento over HTTP (POST /recommend, /recommend_batch; /readyz, /metrics) until Ctrl-C."""
+    """Serve a bento over HTTP (POST /recommend, /recommend_batch; /readyz, /metrics) until Ctrl-C.
+
+    The server follows the local deployment record ($RECOPS_HOME/serving/deployment.json): when
+    `recops retrain` deploys a new champion, the workers swap to it without a restart.
+    """
     import json
     import urllib.request
 
-    from recops.bento import BentoError, serve
+    from recops.bento import BentoError, deployment_file, read_deployment, serve, server_record
 
     log_to_stderr()
+    bento = bento or (read_deployment() or {}).get("bento_tag") or "session_recommender:latest"
     try:
-        server = serve(bento, host=host, port=port, workers=workers, show_output=smoke is None)
+        server = serve(
+            bento,
+            host=host,
+            port=port,
+            workers=workers,
+            show_output=smoke is None,
+            deployment=deployment_file(),
+        )
     except _user_errors() as exc:
         raise fail(exc) from exc
     if smoke is not None:
@@ -115,7 +130,8 @@ def serve_command(
         return
     typer.echo(f"serving {bento} at {server.url}; Ctrl-C stops it", err=True)
     try:
-        server.process.wait()
+        with server_record(server):
+            server.process.wait()
     except KeyboardInterrupt:
         pass
     finally:

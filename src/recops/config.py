@@ -139,6 +139,36 @@ class ResourcesConfig:
 
 
 @dataclass(frozen=True)
+class DriftConfig:
+    """When new events count as drifted from the champion's training data (recops.drift)."""
+
+    popularity_js: float = 0.1  # Jensen-Shannon divergence (base 2, 0..1) of item popularity
+    unseen_share: float = 0.05  # share of new events on items the champion never saw
+    length_js: float = 0.1  # Jensen-Shannon divergence of the session-length distribution
+    min_events: int = 200  # fewer new events than this: too few to judge, no drift reported
+
+    def __post_init__(self) -> None:
+        for name in ("popularity_js", "unseen_share", "length_js"):
+            _require(0.0 < getattr(self, name) <= 1.0, f"drift.{name} must be in (0, 1]")
+        _require(self.min_events >= 1, "drift.min_events must be at least 1")
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    """The continuous-training policy of `recops retrain` and the Prefect `retrain` flow."""
+
+    max_champion_age_hours: float = 168.0  # retrain a champion this old even if nothing changed
+    on_new_data: bool = True  # new events alone trigger retraining (False: only drift or age do)
+    model: str = "sasrec"
+    deploy_timeout_s: float = 60.0  # how long `deploy` waits for the local server to switch
+    webhook_url: str = ""  # POSTed a JSON message when a cycle fails (empty: no webhook)
+
+    def __post_init__(self) -> None:
+        _require(self.max_champion_age_hours > 0, "retrain.max_champion_age_hours must be positive")
+        _require(self.deploy_timeout_s > 0, "retrain.deploy_timeout_s must be positive")
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -147,6 +177,8 @@ class Config:
     popular: PopularConfig = field(default_factory=PopularConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
 
     def model_config(self, model: str) -> Any:
         if model not in MODEL_SECTIONS:

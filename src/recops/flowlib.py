@@ -169,16 +169,25 @@ def register_and_gate(
     evaluation: Any,
     test_set: Any,
     pathspec: str,
-    gate_config: Any,
+    settings: Config,
+    data_profile: Any = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Log and register the model (alias challenger), then gate it; both results as plain dicts."""
     from dataclasses import asdict
 
     from recops import registry
+    from recops.lineage import code_hash, config_hash
 
-    lineage = {"metaflow_pathspec": pathspec, "git_commit": git_commit()}
-    version = registry.log_and_register(checkpoint, history, evaluation, lineage, test_set=test_set)
-    decision = registry.gate(version.version, gate_config)
+    lineage = {
+        "metaflow_pathspec": pathspec,
+        "git_commit": git_commit(),
+        "code_hash": code_hash(),
+        "config_hash": config_hash(settings, checkpoint.model_name),
+    }
+    version = registry.log_and_register(
+        checkpoint, history, evaluation, lineage, test_set=test_set, data_profile=data_profile
+    )
+    decision = registry.gate(version.version, settings.gate)
     return (
         {"name": version.name, "version": version.version, "run_id": version.run_id},
         {"action": "promoted" if decision.promote else "rejected", **asdict(decision)},

@@ -42,3 +42,18 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def prefect_home() -> Path:
+    return recops_home() / "prefect"
+
+
+def use_local_prefect_home() -> None:
+    """Point Prefect at ``RECOPS_HOME/prefect`` unless ``PREFECT_HOME`` is set already.
+
+    Prefect reads its settings when it is first imported, so entry points call this before
+    importing prefect. A ``PREFECT_API_URL`` set by the user is left alone (a shared server).
+    """
+    os.environ.setdefault("PREFECT_HOME", str(prefect_home()))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no network here, nor wanted
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # its SQLite file goes here

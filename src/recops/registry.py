@@ -7,8 +7,10 @@ The registry URI is always the tracking URI.
 What one registration holds (:func:`log_and_register`): an MLflow run in experiment ``recops``
 with params, per-epoch and test metrics, the checkpoint as a pyfunc model whose ``predict`` is
 :class:`recops.serving.Recommender`, and ``eval/`` artifacts (per-sequence test ranks and their
-sequence ids) so that :func:`gate` can compare two models on the same sequences. The run's
-model becomes a version of ``session-recommender`` with lineage tags and alias ``challenger``.
+sequence ids, and the test histories with their targets) so that :func:`gate` can compare two
+models on the same sequences, and ``data_profile.json`` (:class:`recops.drift.DataProfile` of
+the training events) for drift checks. The run's model becomes a version of
+``session-recommender`` with lineage tags and alias ``challenger``.
 
 Champion history lives in version tags: whenever ``champion`` moves to a version, that version
 gets ``champion_since`` (UTC time) and ``previous_champion`` (the version that held the alias
@@ -37,6 +39,7 @@ from recops import __version__
 from recops.checkpoint import Checkpoint
 from recops.config import GateConfig
 from recops.data.split import EvalSet
+from recops.drift import DataProfile
 from recops.evaluate import EvalResult
 from recops.gate import GateDecision, behavioural_checks, decide
 from recops.paths import recops_home
@@ -65,6 +68,9 @@ EVAL_DIR = "eval"
 RANKS_FILE = "test_ranks.npy"
 SEQUENCE_IDS_FILE = "sequence_ids.json"
 SESSIONS_FILE = "test_sessions.json"
+TEST_SET_FILE = "test_set.json"  # histories (external ids) and targets: re-ranking on other models
+DATA_PROFILE_FILE = "data_profile.json"
+HISTORY_TAIL = 200  # most recent items kept of each test history (the longest model window)
 MAX_SAVED_SESSIONS = 1000  # test histories kept for the gate's behavioural checks
 SESSION_TAIL = 50  # most recent items kept of each saved history
 METRIC_BATCH = 1000  # MLflow's limit of metrics per log_batch call
@@ -242,13 +248,16 @@ def log_and_register(
     lineage: Mapping[str, str],
     *,
     test_set: EvalSet | None = None,
+    data_profile: DataProfile | None = None,
 ) -> ModelVersionInfo:
     """Log one run and register its model as a new version of ``session-recommender``.
 
     ``history``: the training epochs (``EpochStats`` or their ``asdict``), ``test_ranks``: the
     test evaluation with its sequence ids, ``lineage``: tags such as ``metaflow_pathspec``,
     ``git_commit`` (``data_fingerprint``, ``dataset`` and ``model`` come from the checkpoint).
-    ``test_set``, when given, saves the test histories for the gate's behavioural checks.
+    ``test_set``, when given, saves the test histories for the gate's behavioural checks and
+    for ranking the champion on this version's test split when the data changed;
+    ``data_profile`` describes the training events for drift checks (:func:`load_data_profile`).
 
     The new version gets alias ``challenger``. All or nothing: on any failure the run is marked
     FAILED, a version already created is deleted, no alias moves, and RegistryError is raised.
@@ -273,6 +282,10 @@ def log_and_register(
                 _log_params_and_metrics(client, run_id, checkpoint, history, test_ranks)
                 eval_dir = _write_eval(Path(tmp) / EVAL_DIR, test_ranks, sequence_ids, checkpoint, test_set)
                 client.log_artifacts(run_id, str(eval_dir), EVAL_DIR)
+                if data_profile is not None:
+                    profile = Path(tmp) / DATA_PROFILE_FILE
+                    profile.write_text(data_profile.to_json())
+                    client.log_artifact(run_id, str(profile))
                 model_info = _log_model(checkpoint, Path(tmp))
                 version = client.create_model_version(
                     MODEL_NAME,
@@ -391,6 +404,11 @@ def _write_eval(
             for history in test_set.inputs[:MAX_SAVED_SESSIONS]
         ]
         (folder / SESSIONS_FILE).write_text(json.dumps(sessions))  # vocab items are plain Python
+        full = {
+            "histories": [checkpoint.vocab.decode(h[-HISTORY_TAIL:]) for h in test_set.inputs],
+            "targets": checkpoint.vocab.decode(test_set.targets),
+        }
+        (folder / TEST_SET_FILE).write_text(json.dumps(full))
     return folder
 
 
@@ -509,6 +527,7 @@ class _Evaluation:
     ranks: np.ndarray
     sequence_ids: list[Any]
     sessions: list[list[Any]] | None
+    test_set: dict[str, list[Any]] | None  # {"histories", "targets"} in external item ids
 
 
 def _download_evaluation(client: MlflowClient, version: ModelVersionInfo, dst: Path) -> _Evaluation:
@@ -521,9 +540,21 @@ def _download_evaluation(client: MlflowClient, version: ModelVersionInfo, dst: P
             f"version {version.version} has no saved test evaluation ({EVAL_DIR}/ in run {version.run_id}); "
             "it was not registered by recops.registry.log_and_register and cannot be gated"
         ) from exc
-    sessions_file = folder / SESSIONS_FILE
+    sessions_file, test_set_file = folder / SESSIONS_FILE, folder / TEST_SET_FILE
     sessions = json.loads(sessions_file.read_text()) if sessions_file.is_file() else None
-    return _Evaluation(ranks, ids, sessions)
+    test_set = json.loads(test_set_file.read_text()) if test_set_file.is_file() else None
+    return _Evaluation(ranks, ids, sessions, test_set)
+
+
+def load_data_profile(alias_or_version: str | int = CHAMPION) -> DataProfile | None:
+    """The training-data profile saved with a version (None for versions registered without one)."""
+    with mlflow_client() as client, tempfile.TemporaryDirectory(prefix="recops-profile-") as tmp:
+        version = _get_version(client, alias_or_version)
+        try:
+            path = client.download_artifacts(version.run_id, DATA_PROFILE_FILE, tmp)
+        except (MlflowException, OSError):
+            return None
+        return DataProfile.from_json(Path(path).read_text())
 
 
 # -- aliases: promote, roll back ------------------------------------------------------------------
@@ -617,9 +648,13 @@ def rollback() -> ModelVersionInfo:
 def gate(version: int | None = None, config: GateConfig = GateConfig()) -> GateDecision:
     """Compare a challenger (``version``, else alias ``challenger``) with the champion.
 
-    Both must have been evaluated on the same data (same ``data_fingerprint``, same test
-    sequences). The decision, its figures and reason are written to the challenger's tags
-    (``gate_*``); on promotion ``champion`` moves to it and ``challenger`` is removed from it.
+    Both are compared on the challenger's held-out test split. When they were trained on the
+    same data (same ``data_fingerprint``) that is the champion's own split too, and its saved
+    ranks are used; when the data changed (continuous training on new events), the champion
+    is ranked on the challenger's saved test histories and targets, as it would serve them
+    (items it never saw rank last). The decision, its figures and reason are written to the
+    challenger's tags (``gate_*``); on promotion ``champion`` moves to it and ``challenger``
+    is removed from it.
     """
     with mlflow_client() as client, tempfile.TemporaryDirectory(prefix="recops-gate-") as tmp:
         if version is None and _alias_version(client, CHALLENGER) is None:
@@ -635,13 +670,7 @@ def gate(version: int | None = None, config: GateConfig = GateConfig()) -> GateD
         theirs = None
         if champion_version is not None:
             champion = _get_version(client, champion_version)
-            _require_same_data(challenger, champion)
-            theirs = _download_evaluation(client, champion, Path(tmp) / "champion")
-            if theirs.sequence_ids != mine.sequence_ids or len(theirs.ranks) != len(mine.ranks):
-                raise RegistryError(
-                    f"challenger version {challenger.version} and champion version {champion.version} "
-                    "were evaluated on different data: their test sequences differ"
-                )
+            theirs, evaluated_on = _champion_on_split(client, champion, challenger, mine, Path(tmp))
         checkpoint = _download_checkpoint(client, challenger, Path(tmp) / "model")
         recommender = Recommender(checkpoint)
         sessions = _check_sessions(checkpoint, mine.sessions, config)
@@ -660,6 +689,7 @@ def gate(version: int | None = None, config: GateConfig = GateConfig()) -> GateD
             **decision.figures,
             "challenger_version": challenger.version,
             "champion_version": champion_version,
+            "champion_evaluated_on": evaluated_on if theirs is not None else "",
             **{f"check_{c.name}": c.detail for c in checks},
         }
         decision = GateDecision(decision.promote, decision.reason, figures)
@@ -669,14 +699,34 @@ def gate(version: int | None = None, config: GateConfig = GateConfig()) -> GateD
         return decision
 
 
-def _require_same_data(challenger: ModelVersionInfo, champion: ModelVersionInfo) -> None:
-    mine, theirs = challenger.tags.get("data_fingerprint"), champion.tags.get("data_fingerprint")
-    if not mine or mine != theirs:
+def _champion_on_split(
+    client: MlflowClient,
+    champion: ModelVersionInfo,
+    challenger: ModelVersionInfo,
+    mine: _Evaluation,
+    tmp: Path,
+) -> tuple[_Evaluation, str]:
+    """The champion's per-sequence test ranks on the challenger's test split, and how they were got."""
+    mine_fp, theirs_fp = challenger.tags.get("data_fingerprint"), champion.tags.get("data_fingerprint")
+    if mine_fp and mine_fp == theirs_fp:
+        theirs = _download_evaluation(client, champion, tmp / "champion")
+        if theirs.sequence_ids != mine.sequence_ids or len(theirs.ranks) != len(mine.ranks):
+            raise RegistryError(
+                f"challenger version {challenger.version} and champion version {champion.version} "
+                "have the same data fingerprint but different test sequences; they cannot be paired"
+            )
+        return theirs, "its own saved test ranks (same data)"
+    if mine.test_set is None or len(mine.test_set["targets"]) != len(mine.ranks):
         raise RegistryError(
-            f"challenger version {challenger.version} and champion version {champion.version} were "
-            f"evaluated on different data (data_fingerprint {mine or 'missing'} vs {theirs or 'missing'}); "
-            "retrain the challenger on the champion's data, or promote it with --force"
+            f"challenger version {challenger.version} was trained on other data than champion version "
+            f"{champion.version} (data_fingerprint {mine_fp or 'missing'} vs {theirs_fp or 'missing'}) "
+            "and has no saved test set to rank the champion on; re-register it with its test set, "
+            "or promote it with --force"
         )
+    recommender = Recommender(_download_checkpoint(client, champion, tmp / "champion-model"))
+    ranks = recommender.rank_targets(mine.test_set["histories"], mine.test_set["targets"])
+    how = f"the challenger's test split (data changed: {theirs_fp or 'missing'} -> {mine_fp or 'missing'})"
+    return _Evaluation(ranks, mine.sequence_ids, None, None), how
 
 
 def _check_sessions(

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from recops.checkpoint import Checkpoint
-from recops.evaluate import score_histories, top_k
+from recops.evaluate import EVAL_BATCH, score_histories, target_ranks, top_k
 from recops.models import SequenceModel
 
 
@@ -82,6 +82,28 @@ class Recommender:
                 pairs = [(self.vocab.items[idx - 1], float(self._popular_scores[idx - 1])) for idx in top]
                 results[i] = Recommendation(pairs, unknown, fallback="popular")
         return results  # type: ignore[return-value]
+
+    def rank_targets(self, sessions: Sequence[Sequence[Any]], targets: Sequence[Any]) -> np.ndarray:
+        """1-based rank of each target among the catalogue after its session, by the scores
+        ``recommend`` answers with (the model's, or popularity for a session with no known item),
+        unmasked as in evaluation, ties by item index. A target this model does not know ranks
+        last (``n_items + 1``): it can never be recommended. This is how a model is scored on
+        another model's test split (the gate, after the data changed)."""
+        if len(sessions) != len(targets):
+            raise ValueError(f"{len(sessions)} sessions but {len(targets)} targets")
+        ranks = np.full(len(targets), self.n_items + 1, dtype=np.int64)
+        popular = torch.as_tensor(np.concatenate([[-np.inf], self._popular_scores]), dtype=torch.float32)
+        rows = [i for i, t in enumerate(targets) if self.vocab.index_of(t) != 0]
+        for start in range(0, len(rows), EVAL_BATCH):
+            batch = rows[start : start + EVAL_BATCH]
+            encoded = [self.vocab.encode(list(sessions[i]))[0] for i in batch]
+            known = [j for j, history in enumerate(encoded) if len(history)]
+            scores = popular.expand(len(batch), -1).clone()
+            if known:
+                scores[known] = score_histories(self.model, [encoded[j] for j in known]).to(scores.device)
+            wanted = torch.as_tensor([self.vocab.index_of(targets[i]) for i in batch])
+            ranks[batch] = target_ranks(scores, wanted).numpy()
+        return ranks
 
 
 def example_recommendations(checkpoint: Checkpoint, eval_set: Any, k: int = 5, n: int = 3) -> dict[str, Any]:

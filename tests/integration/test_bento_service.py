@@ -190,7 +190,8 @@ def test_query_batcher_answers_each_query_as_if_alone(recommender):
         answers = asyncio.run(ask_all())
     finally:
         batcher.close()
-    for (session, k, exclude_seen), got in zip(queries, answers, strict=True):
+    for (session, k, exclude_seen), (got, info) in zip(queries, answers, strict=True):
+        assert info == served.info
         assert_same_answer(got.to_dict(), answer(recommender, session, k, exclude_seen))
 
 
@@ -369,3 +370,27 @@ def test_bench_pieces_measure_and_judge():
         "throughput_c32_over_c1": 3.5,
         "throughput_scaling_ok": True,
     }
+    slow = _checks({"p50_ms": 1.0}, {"1": {**level, "p50_ms": 8.0}}, paced={"p50_ms": 3.5})
+    assert not slow["p50_c1_ok"] and slow["p50_c1_vs_paced_limit_ms"] == 9.0 and slow["p50_c1_vs_paced_met"]
+
+
+def test_model_watcher_swaps_to_the_deployed_model_and_survives_a_bad_record(checkpoint_path, tmp_path):
+    from recops.bento import ModelWatcher
+
+    record = tmp_path / "deployment.json"
+    swapped: list[ServedModel] = []
+    watcher = ModelWatcher(record, "session_recommender:old", swapped.append)
+    assert not watcher.check()  # no record yet: keep serving
+    labels = {"model_name": "session-recommender", "model_version": "7"}
+    record.write_text(
+        json.dumps(
+            {"model_tag": "session_recommender:new", "checkpoint": str(checkpoint_path), "labels": labels}
+        )
+    )
+    assert watcher.check() and not watcher.check()  # swaps once
+    assert swapped[-1].tag == "session_recommender:new" and swapped[-1].info["version"] == "7"
+    record.write_text(
+        json.dumps({"model_tag": "session_recommender:broken", "checkpoint": str(tmp_path / "nope.pt")})
+    )
+    assert not watcher.check() and len(swapped) == 1
+    assert watcher.current_tag == "session_recommender:new"

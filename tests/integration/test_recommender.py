@@ -69,3 +69,23 @@ def test_scores_are_the_evaluation_scores(recommender):
 def test_k_outside_the_catalogue_is_an_error(recommender, k):
     with pytest.raises(ValueError, match="k must be between 1 and"):
         recommender.recommend([100], k=k)
+
+
+def test_rank_targets_equals_evaluation_ranks_and_handles_other_data(recommender):
+    """How the gate scores a champion on a challenger's split: same ranks as evaluation on its
+    own data; an unknown target ranks last; a session of unknown items is ranked by popularity."""
+    from recops.evaluate import rank_eval_set
+
+    inter = build_interactions(validate_events(cycle_events(seed=5)), vocab=recommender.vocab)
+    test = leave_one_out_split(inter).test
+    sessions = [recommender.vocab.decode(h) for h in test.inputs]
+    targets = recommender.vocab.decode(test.targets)
+    expected = rank_eval_set(recommender.model, test)
+    assert np.array_equal(recommender.rank_targets(sessions, targets), expected)
+
+    ranks = recommender.rank_targets([[103, 104], [103, 104], ["x"]], [105, "never-seen", 103])
+    served = recommender.recommend([103, 104], k=recommender.n_items, exclude_seen=False).items
+    assert ranks[0] == [item for item, _ in served].index(105) + 1
+    assert ranks[1] == recommender.n_items + 1
+    popular = recommender.recommend(["x"], k=recommender.n_items).items
+    assert ranks[2] == [item for item, _ in popular].index(103) + 1

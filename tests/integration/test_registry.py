@@ -240,12 +240,35 @@ def test_a_failed_registration_leaves_nothing_behind(
     assert latest.info.status == "FAILED"
 
 
-def test_the_gate_refuses_models_evaluated_on_different_data(trained, data):
+def test_after_a_data_change_the_champion_is_ranked_on_the_challengers_split(trained, data):
+    """Continuous training: a challenger trained on new data is compared with the champion on
+    the challenger's held-out sequences, the champion scoring them as it would serve them."""
+    from recops.metrics import per_sequence
+    from recops.serving import Recommender
+
     champion = register(trained, data)
     assert registry.gate(config=GATE).promote
     other = prepared(seed=1)
     stranger = register(untrained_report(other), other)
-    with pytest.raises(RegistryError, match="evaluated on different data"):
+    decision = registry.gate(config=GATE)
+    assert not decision.promote and "mean difference is negative" in decision.reason
+    assert "challenger's test split (data changed" in decision.figures["champion_evaluated_on"]
+    test = other.split.test
+    vocab = other.interactions.vocab
+    ranks = Recommender(trained.checkpoint).rank_targets(
+        [vocab.decode(h) for h in test.inputs], vocab.decode(test.targets)
+    )
+    assert decision.figures["champion_ndcg"] == pytest.approx(per_sequence("ndcg", ranks, 10).mean())
+    assert decision.figures["n_sequences"] == len(test)
+    assert aliases() == {CHAMPION: champion.version, CHALLENGER: stranger.version}
+
+
+def test_the_gate_refuses_other_data_without_a_saved_test_set(trained, data):
+    champion = register(trained, data)
+    assert registry.gate(config=GATE).promote
+    other = prepared(seed=1)
+    stranger = register(untrained_report(other), other, with_sessions=False)
+    with pytest.raises(RegistryError, match="no saved test set to rank the champion on"):
         registry.gate(config=GATE)
     assert aliases() == {CHAMPION: champion.version, CHALLENGER: stranger.version}
     assert "gate_decision" not in registry.get_version(stranger.version).tags

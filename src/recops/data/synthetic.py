@@ -74,3 +74,41 @@ def generate_sessions(config: SyntheticConfig) -> pd.DataFrame:
             "category": category[items],
         }
     )
+
+
+def new_events_like(
+    events: pd.DataFrame, n_sessions: int, *, shift_popularity: bool = False, seed: int = 0
+) -> pd.DataFrame:
+    """``n_sessions`` new sessions resampled from validated ``events``, timed after the last one.
+
+    Each new session copies a random existing one (its items and gaps), under a new id. With
+    ``shift_popularity`` items are swapped by popularity rank (the most popular becomes the
+    least, and so on): the same behaviour on a reshuffled catalogue, the kind of change a
+    retrained model should pick up. Columns: session_id, item_id, timestamp.
+    """
+    if n_sessions < 1:
+        raise ValueError("n_sessions must be at least 1")
+    rng = np.random.default_rng(seed)
+    by_sequence = events.groupby("sequence_id", sort=False)
+    ids = list(by_sequence.groups)
+    first_new = int(pd.to_numeric(pd.Series(ids), errors="coerce").max()) + 1 if ids else 1
+    start = float(events["timestamp"].max()) + 60.0
+    mapping = None
+    if shift_popularity:
+        ranked = events["item_id"].value_counts(sort=True).index.tolist()
+        mapping = dict(zip(ranked, ranked[::-1], strict=True))
+    frames = []
+    for i, pick in enumerate(rng.integers(0, len(ids), size=n_sessions)):
+        session = by_sequence.get_group(ids[pick])
+        times = session["timestamp"].to_numpy(dtype=np.float64)
+        items = session["item_id"].tolist()
+        frames.append(
+            pd.DataFrame(
+                {
+                    "session_id": first_new + i,
+                    "item_id": [mapping[item] for item in items] if mapping else items,
+                    "timestamp": start + 600.0 * i + (times - times[0]),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,95 @@
+"""`recops retrain` (one continuous-training cycle now) and `recops simulate-events`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from recops.cli_common import fail, log_to_stderr
+from recops.data import DATASET_HELP
+
+
+def retrain_command(
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help=DATASET_HELP)] = "synthetic",
+    force: Annotated[bool, typer.Option("--force", help="Train even if nothing changed.")] = False,
+    on_new_data: Annotated[
+        bool | None,
+        typer.Option(
+            "--on-new-data/--only-on-drift",
+            help="Whether new events alone trigger training (default: [retrain] on_new_data).",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="TOML config (see configs/default.toml).")
+    ] = None,
+    incoming: Annotated[
+        Path | None,
+        typer.Option(help="Folder of new event files added to the dataset (default $RECOPS_HOME/incoming)."),
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model to train (default: [retrain] model).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the cycle's result as JSON.")] = False,
+) -> None:
+    """Run one continuous-training cycle now, as the Prefect flow `retrain`.
+
+    Loads DATASET plus the incoming files, compares them (fingerprint, drift), the code and the
+    config with the champion's, and trains only when something changed, the champion is too old
+    or --force is given. A trained model is registered and gated; a promoted one is packaged as a
+    bento and deployed (a running `recops serve` swaps to it). Without PREFECT_API_URL the run
+    goes to a temporary local Prefect API with its state under $RECOPS_HOME/prefect.
+    """
+    from recops.paths import use_local_prefect_home
+
+    use_local_prefect_home()
+    log_to_stderr(quiet=json_out)
+    from recops.orchestration import retrain
+
+    try:
+        result = retrain(
+            dataset=dataset,
+            force=force,
+            retrain_on_new_data=on_new_data,
+            config_path=str(config) if config else None,
+            incoming=str(incoming) if incoming else None,
+            model=model,
+        )
+    except Exception as exc:  # the Prefect run failed; its logs above say where
+        raise fail(exc) from exc
+    if json_out:
+        typer.echo(json.dumps(result, default=str))
+        return
+    typer.echo(f"{result['action']}. {result['decision']}")
+    if result.get("bento_tag"):
+        typer.echo(f"bento {result['bento_tag']}")
+
+
+def simulate_events_command(
+    out: Annotated[Path, typer.Argument(help="CSV file to write (e.g. $RECOPS_HOME/incoming/0001.csv).")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help=DATASET_HELP)] = "synthetic",
+    sessions: Annotated[int, typer.Option(help="New sessions to write.", min=1)] = 500,
+    shift_popularity: Annotated[
+        bool, typer.Option("--shift-popularity", help="Swap items by popularity rank (drift).")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="TOML config (the synthetic data's shape).")
+    ] = None,
+) -> None:
+    """Write new events resampled from DATASET, timed after it: new data for `recops retrain`."""
+    from recops.config import ConfigError, load_config
+    from recops.data import DataValidationError, load_events
+    from recops.data.synthetic import new_events_like
+    from recops.paths import atomic_path
+
+    log_to_stderr()
+    try:
+        base = load_events(dataset, load_config(config).data)
+        new = new_events_like(base, sessions, shift_popularity=shift_popularity, seed=seed)
+    except (ConfigError, DataValidationError, ValueError) as exc:
+        raise fail(exc) from exc
+    with atomic_path(out) as tmp:
+        new.to_csv(tmp, index=False)
+    what = "with popularity shifted" if shift_popularity else "like the data"
+    typer.echo(f"wrote {len(new)} events in {sessions} sessions {what} to {out}")

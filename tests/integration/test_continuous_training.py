@@ -1,0 +1,220 @@
+"""Continuous training end to end: the Prefect flow `retrain` against a real Prefect API (the
+test harness's local server), the real Metaflow runtime, a real MLflow store (SQLite), real
+bentos and a real `bentoml serve` that swaps models while a client keeps asking.
+
+The cycles run in order and share one RECOPS_HOME:
+  1. built-in data, no champion      -> trains, promotes, builds and records a bento
+  2. the same data                   -> skips, saying why
+  -  a corrupt incoming file         -> fails with the validation error in the Prefect logs;
+                                        champion, deployment and served model untouched
+  3. shifted-popularity events added -> drift detected, retrains, gates; the server swaps to
+                                        the new champion with no failed request (one retry)
+"""
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from recops.paths import use_local_prefect_home
+from tests.integration.test_train_flow import TINY_CONFIG
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def ct_home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("continuous-training")
+
+
+@pytest.fixture(autouse=True)
+def shared_home(ct_home, monkeypatch):
+    """One RECOPS_HOME (and Metaflow root) for the module's cycles, which build on each other."""
+    monkeypatch.setenv("RECOPS_HOME", str(ct_home / "home"))
+    monkeypatch.setenv("METAFLOW_DATASTORE_SYSROOT_LOCAL", str(ct_home / "home"))
+    monkeypatch.setenv("PREFECT_HOME", str(ct_home / "prefect"))
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture(scope="module")
+def prefect_api(ct_home):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PREFECT_HOME", str(ct_home / "prefect"))
+        use_local_prefect_home()
+        from prefect.testing.utilities import prefect_test_harness
+
+        with prefect_test_harness(server_startup_timeout=120):
+            yield
+
+
+@pytest.fixture(scope="module")
+def config_file(ct_home) -> Path:
+    path = ct_home / "tiny.toml"
+    path.write_text(TINY_CONFIG)
+    return path
+
+
+def cycle(config_file, **kwargs) -> dict:
+    from recops.orchestration import retrain
+
+    return retrain(config_path=str(config_file), **kwargs)
+
+
+def champion_version() -> int | None:
+    from recops import registry
+
+    return next((v.version for v in registry.list_versions() if v.is_champion), None)
+
+
+@pytest.fixture(scope="module")
+def first_cycle(prefect_api, config_file, ct_home):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RECOPS_HOME", str(ct_home / "home"))
+        mp.setenv("METAFLOW_DATASTORE_SYSROOT_LOCAL", str(ct_home / "home"))
+        return cycle(config_file)
+
+
+def test_cycle_1_trains_and_promotes_a_first_champion(first_cycle):
+    from recops.bento import read_deployment
+
+    assert first_cycle["action"] == "retrained, promoted"
+    assert "no champion yet" in first_cycle["decision"]
+    assert first_cycle["trained"]["decision"]["action"] == "promoted"
+    assert champion_version() == int(first_cycle["trained"]["model_version"]["version"])
+    assert read_deployment()["bento_tag"] == first_cycle["bento_tag"]
+
+
+def test_cycle_2_with_the_same_data_trains_nothing_and_says_why(first_cycle, config_file):
+    before = champion_version()
+    result = cycle(config_file)
+    assert result["action"] == "skipped"
+    assert "data, code and config unchanged" in result["decision"]
+    assert "trained" not in result and champion_version() == before
+
+
+@pytest.fixture(scope="module")
+def server(first_cycle, ct_home):
+    """`recops serve`'s setup: the deployed bento, following the deployment record."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RECOPS_HOME", str(ct_home / "home"))
+        from recops.bento import deployment_file, free_port, serve, server_record
+
+        tag = first_cycle["bento_tag"]
+        running = serve(tag, port=free_port(), deployment=deployment_file(), ready_timeout=150)
+        try:
+            with server_record(running):
+                yield running
+        finally:
+            running.stop()
+
+
+def ask(url: str) -> dict:
+    response = httpx.post(f"{url}/recommend", json={"session": [1, 2, 3], "k": 3}, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_corrupt_new_data_fails_visibly_and_changes_nothing(first_cycle, config_file, server, ct_home):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+
+    from recops.bento import read_deployment
+
+    before, deployed = champion_version(), read_deployment()
+    served = ask(server.url)["model"]["version"]
+    incoming = ct_home / "home" / "incoming"
+    incoming.mkdir(parents=True, exist_ok=True)
+    bad = incoming / "0001-corrupt.csv"
+    bad.write_text("session_id,item_id,timestamp\n9001,5,1800000000\n9001,,1800000060\n")
+    try:
+        from recops.orchestration import retrain
+
+        state = retrain(config_path=str(config_file), return_state=True)
+    finally:
+        bad.unlink()
+    assert state.is_failed()
+    assert "null values" in state.message and "0001-corrupt.csv" in state.message
+
+    async def logs_and_task_runs() -> tuple[str, list]:
+        async with get_client() as client:
+            run_id = state.state_details.flow_run_id
+            logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+            of_run = FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+            runs = await client.read_task_runs(flow_run_filter=of_run)
+            return "\n".join(log.message for log in logs), runs
+
+    deadline, text = time.monotonic() + 30, ""
+    while "Task run failed with exception" not in text and time.monotonic() < deadline:
+        time.sleep(1)  # Prefect ships logs to its API in the background, every few seconds
+        text, task_runs = asyncio.run(logs_and_task_runs())
+    assert "column 'item_id' has null values" in text, text[-2000:]
+    load = next(run for run in task_runs if run.name.startswith("load-data"))
+    assert load.state.is_failed() and load.run_count == 1, "a validation error must not be retried"
+    assert champion_version() == before and read_deployment() == deployed
+    assert ask(server.url)["model"]["version"] == served
+
+
+class SteadyClient(threading.Thread):
+    """Asks the server without pause; a failed request is retried once, right away."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.stop = url, threading.Event()
+        self.versions: list[str] = []
+        self.first_try_failures, self.failures = 0, []
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for attempt in (1, 2):
+                try:
+                    self.versions.append(ask(self.url)["model"]["version"])
+                    break
+                except httpx.HTTPError as exc:
+                    if attempt == 1:
+                        self.first_try_failures += 1
+                    else:
+                        self.failures.append(repr(exc))
+            time.sleep(0.02)
+
+
+def test_cycle_3_drift_retrains_gates_and_swaps_the_served_model_without_failures(
+    first_cycle, config_file, server, ct_home
+):
+    from recops.bento import read_deployment
+    from recops.config import load_config
+    from recops.data import load_events
+    from recops.data.synthetic import new_events_like
+
+    before = champion_version()
+    served_before = ask(server.url)["model"]["version"]
+    base = load_events("synthetic", load_config(config_file).data)
+    new = new_events_like(base, 150, shift_popularity=True, seed=1)
+    new.to_csv(ct_home / "home" / "incoming" / "0002-shifted.csv", index=False)
+
+    client = SteadyClient(server.url)
+    client.start()
+    try:
+        result = cycle(config_file)
+        time.sleep(1.0)  # answers after the deploy, from every worker
+    finally:
+        client.stop.set()
+        client.join(30)
+
+    drift = result["change"]["drift"]
+    assert drift["detected"] and "item popularity" in drift["drifted"], drift
+    assert "drift in item popularity" in result["decision"]
+    gate = result["trained"]["decision"]
+    new_version = str(result["trained"]["model_version"]["version"])
+    assert client.failures == [], client.failures[:3]
+    assert len(client.versions) > 50
+    if gate["action"] == "promoted":
+        assert champion_version() == int(new_version)
+        assert read_deployment()["bento_tag"] == result["bento_tag"]
+        assert client.versions[0] == served_before and client.versions[-1] == new_version
+        assert result["deployed"]["server"] == server.url
+    else:  # rejected: nothing about serving may change
+        assert champion_version() == before
+        assert set(client.versions) == {served_before}
