@@ -1,0 +1,44 @@
+# dev: one NAT gateway, Spot Batch capacity, a small single-zone database, everything deletable.
+
+provider "aws" {
+  region = var.region
+
+  skip_credentials_validation = var.offline_plan
+  skip_requesting_account_id  = var.offline_plan
+  skip_metadata_api_check     = var.offline_plan
+  skip_region_validation      = var.offline_plan
+
+  default_tags {
+    tags = {
+      project     = "recops"
+      environment = "dev"
+      managed-by  = "terraform"
+    }
+  }
+}
+
+module "recops" {
+  source = "../.."
+
+  name               = "recops-dev"
+  availability_zones = var.availability_zones
+  single_nat_gateway = true
+  client_cidr_blocks = var.client_cidr_blocks
+
+  gpu_max_vcpus      = 16
+  cpu_max_vcpus      = 32
+  use_spot           = true
+  training_image_tag = var.training_image_tag
+
+  mlflow_image_tag         = var.mlflow_image_tag
+  mlflow_db_instance_class = "db.t4g.micro"
+  mlflow_db_multi_az       = false
+
+  bento_image_tag = var.bento_image_tag
+  bento_min_tasks = 1
+  bento_max_tasks = 2
+
+  deletion_protection = false
+  force_destroy       = true
+  log_retention_days  = 365
+}

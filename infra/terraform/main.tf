@@ -1,0 +1,180 @@
+# The AWS side of recops for one environment: the network, Metaflow on Batch (GPU and CPU),
+# a shared MLflow, a Prefect worker and the bento service, sharing one KMS key and one ECS cluster.
+# envs/<name>/ call this module with the environment's sizes and the provider configuration.
+
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
+locals {
+  partition = data.aws_partition.current.partition
+  region    = data.aws_region.current.name
+  # The account comes from the key's ARN: no sts:GetCallerIdentity, so a plan stays offline.
+  account_id   = split(":", aws_kms_key.this.arn)[4]
+  client_cidrs = distinct(concat([var.vpc_cidr_block], var.client_cidr_blocks))
+  tags         = merge({ "recops:stack" = var.name }, var.tags)
+}
+
+# --- One key for the stack's data at rest -------------------------------------------------------
+
+resource "aws_kms_key" "this" {
+  description             = "${var.name}: S3, RDS, Secrets Manager, ECR and CloudWatch Logs"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  tags                    = local.tags
+}
+
+resource "aws_kms_alias" "this" {
+  name          = "alias/${var.name}"
+  target_key_id = aws_kms_key.this.key_id
+}
+
+data "aws_iam_policy_document" "key" {
+  #checkov:skip=CKV_AWS_109:In a key policy, Resource "*" is this key alone; the root statement is AWS's default key policy, which hands access control to IAM.
+  #checkov:skip=CKV_AWS_111:Same key-policy statement as CKV_AWS_109.
+  #checkov:skip=CKV_AWS_356:Same key-policy statement as CKV_AWS_109.
+  statement {
+    # The account's IAM policies decide who else may use the key (roles below grant themselves
+    # kms:Decrypt / GenerateDataKey on it).
+    sid       = "AccountAdministersKeyThroughIam"
+    actions   = ["kms:*"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+  }
+
+  statement {
+    sid = "CloudWatchLogsEncryptsThisAccountsLogGroups"
+    actions = [
+      "kms:Decrypt",
+      "kms:DescribeKey",
+      "kms:Encrypt",
+      "kms:GenerateDataKey*",
+      "kms:ReEncrypt*",
+    ]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["logs.${local.region}.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "kms:EncryptionContext:aws:logs:arn"
+      values   = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*"]
+    }
+  }
+}
+
+resource "aws_kms_key_policy" "this" {
+  key_id = aws_kms_key.this.id
+  policy = data.aws_iam_policy_document.key.json
+}
+
+# --- Shared ECS cluster (Fargate: no instances to idle) -----------------------------------------
+
+resource "aws_ecs_cluster" "this" {
+  name = var.name
+  tags = local.tags
+
+  setting {
+    name  = "containerInsights"
+    value = "enabled"
+  }
+}
+
+# --- Parts ----------------------------------------------------------------------------------------
+
+module "network" {
+  source = "./modules/network"
+
+  name                    = var.name
+  cidr_block              = var.vpc_cidr_block
+  availability_zones      = var.availability_zones
+  single_nat_gateway      = var.single_nat_gateway
+  kms_key_arn             = aws_kms_key.this.arn
+  flow_log_retention_days = var.log_retention_days
+  tags                    = local.tags
+
+  depends_on = [aws_kms_key_policy.this] # log groups need the Logs statement of the key policy
+}
+
+module "metaflow" {
+  source = "./modules/metaflow"
+
+  name               = var.name
+  subnet_ids         = module.network.private_subnet_ids
+  security_group_ids = [module.network.workloads_security_group_id]
+  kms_key_arn        = aws_kms_key.this.arn
+  gpu_instance_types = var.gpu_instance_types
+  gpu_max_vcpus      = var.gpu_max_vcpus
+  cpu_max_vcpus      = var.cpu_max_vcpus
+  use_spot           = var.use_spot
+  training_image_tag = var.training_image_tag
+  force_destroy      = var.force_destroy
+  tags               = local.tags
+}
+
+module "mlflow" {
+  source = "./modules/mlflow"
+
+  name                = var.name
+  cluster_arn         = aws_ecs_cluster.this.arn
+  vpc_id              = module.network.vpc_id
+  vpc_cidr_block      = module.network.vpc_cidr_block
+  private_subnet_ids  = module.network.private_subnet_ids
+  allowed_cidr_blocks = local.client_cidrs
+  certificate_arn     = var.certificate_arn
+  kms_key_arn         = aws_kms_key.this.arn
+  image_tag           = var.mlflow_image_tag
+  db_instance_class   = var.mlflow_db_instance_class
+  db_multi_az         = var.mlflow_db_multi_az
+  deletion_protection = var.deletion_protection
+  force_destroy       = var.force_destroy
+  log_retention_days  = var.log_retention_days
+  tags                = local.tags
+
+  depends_on = [aws_kms_key_policy.this]
+}
+
+module "prefect_worker" {
+  source = "./modules/prefect_worker"
+
+  name                         = var.name
+  cluster_arn                  = aws_ecs_cluster.this.arn
+  vpc_id                       = module.network.vpc_id
+  subnet_ids                   = module.network.private_subnet_ids
+  security_group_ids           = [module.network.workloads_security_group_id]
+  kms_key_arn                  = aws_kms_key.this.arn
+  work_pool_name               = var.prefect_work_pool
+  worker_count                 = var.prefect_worker_count
+  flow_run_policy_arns         = [module.metaflow.client_policy_arn]
+  flow_run_ecr_repository_arns = [module.metaflow.training_image_repository_arn]
+  log_retention_days           = var.log_retention_days
+  tags                         = local.tags
+
+  depends_on = [aws_kms_key_policy.this]
+}
+
+module "bento_service" {
+  source = "./modules/bento_service"
+
+  name                = var.name
+  image_tag           = var.bento_image_tag
+  cluster_arn         = aws_ecs_cluster.this.arn
+  vpc_id              = module.network.vpc_id
+  vpc_cidr_block      = module.network.vpc_cidr_block
+  private_subnet_ids  = module.network.private_subnet_ids
+  public_subnet_ids   = module.network.public_subnet_ids
+  allowed_cidr_blocks = local.client_cidrs
+  certificate_arn     = var.certificate_arn
+  min_tasks           = var.bento_min_tasks
+  max_tasks           = var.bento_max_tasks
+  deletion_protection = var.deletion_protection
+  force_destroy       = var.force_destroy
+  kms_key_arn         = aws_kms_key.this.arn
+  log_retention_days  = var.log_retention_days
+  tags                = local.tags
+
+  depends_on = [aws_kms_key_policy.this]
+}

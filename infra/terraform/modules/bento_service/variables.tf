@@ -1,0 +1,141 @@
+variable "name" {
+  description = "Prefix for every resource name, e.g. recops-dev (the service is <name>-bento, the repository <name>/<bento_name>)."
+  type        = string
+}
+
+variable "bento_name" {
+  description = "Name of the bento, used for the image repository."
+  type        = string
+  default     = "session-recommender"
+}
+
+variable "image_tag" {
+  description = "Tag of the bento image to run (`bentoml containerize` output pushed to this module's repository). Null runs no task: the first apply creates the repository before any image exists."
+  type        = string
+  default     = null
+}
+
+variable "cluster_arn" {
+  description = "ECS cluster the service runs in."
+  type        = string
+}
+
+variable "vpc_id" {
+  description = "VPC of the service."
+  type        = string
+}
+
+variable "vpc_cidr_block" {
+  description = "IPv4 range of the VPC."
+  type        = string
+}
+
+variable "private_subnet_ids" {
+  description = "Private subnets for the tasks (and for the load balancer when internal)."
+  type        = list(string)
+}
+
+variable "public_subnet_ids" {
+  description = "Public subnets for an internet-facing load balancer."
+  type        = list(string)
+  default     = []
+}
+
+variable "internal" {
+  description = "Internal load balancer: the recommender is called by other backends inside the VPC. An internet-facing one requires certificate_arn."
+  type        = bool
+  default     = true
+}
+
+variable "allowed_cidr_blocks" {
+  description = "Client ranges allowed to call the service."
+  type        = list(string)
+}
+
+variable "certificate_arn" {
+  description = "ACM certificate for HTTPS on the load balancer; null serves HTTP (internal only)."
+  type        = string
+  default     = null
+}
+
+variable "container_port" {
+  description = "Port `bentoml serve` listens on in the image."
+  type        = number
+  default     = 3000
+}
+
+variable "cpu" {
+  description = "Fargate CPU units per task."
+  type        = number
+  default     = 1024
+}
+
+variable "memory" {
+  description = "Fargate memory per task in MiB (the model is loaded in every server worker)."
+  type        = number
+  default     = 2048
+}
+
+variable "environment" {
+  description = "Extra environment variables of the bento container (e.g. RECOPS_BENTO_BATCHING)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "min_tasks" {
+  description = "Fewest tasks while an image is set; at least two across zones for availability in prod."
+  type        = number
+  default     = 1
+}
+
+variable "max_tasks" {
+  description = "Most tasks that autoscaling may start."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.max_tasks >= 1
+    error_message = "max_tasks must be at least 1."
+  }
+}
+
+variable "cpu_target_percent" {
+  description = "Average CPU utilisation that autoscaling keeps the service at."
+  type        = number
+  default     = 60
+}
+
+variable "requests_per_task_target" {
+  description = "Load-balancer requests per task per minute that autoscaling keeps the service at."
+  type        = number
+  default     = 3000
+}
+
+variable "deletion_protection" {
+  description = "Protect the load balancer from deletion (prod)."
+  type        = bool
+  default     = true
+}
+
+variable "force_destroy" {
+  description = "Let `terraform destroy` delete the repository with its images (dev and tests only)."
+  type        = bool
+  default     = false
+}
+
+variable "kms_key_arn" {
+  description = "KMS key for the repository and the logs."
+  type        = string
+}
+
+variable "log_retention_days" {
+  description = "Days to keep the service's logs."
+  type        = number
+  default     = 365
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}

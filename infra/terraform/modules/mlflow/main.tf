@@ -1,0 +1,279 @@
+# A shared MLflow tracking server and model registry: `mlflow server` on Fargate behind an internal
+# load balancer, PostgreSQL on RDS as the backend store, S3 as the artifact store. Clients talk
+# HTTP only: artifacts are proxied by the server (--serve-artifacts), so no client needs S3 rights.
+
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
+locals {
+  service_name = "${var.name}-mlflow"
+  db_name      = "mlflow"
+  db_secret    = aws_db_instance.this.master_user_secret[0].secret_arn
+  # The load balancer's health checks send the task's private address as the Host header.
+  health_check_hosts = ["10.*", "172.*", "192.168.*"]
+}
+
+module "artifacts" {
+  source = "../s3_bucket"
+
+  name_prefix   = "${var.name}-mlflow-"
+  kms_key_arn   = var.kms_key_arn
+  force_destroy = var.force_destroy
+  tags          = var.tags
+}
+
+module "image" {
+  source = "../ecr_repository"
+
+  name         = "${var.name}/mlflow"
+  kms_key_arn  = var.kms_key_arn
+  force_delete = var.force_destroy
+  tags         = var.tags
+}
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+resource "aws_db_subnet_group" "this" {
+  name_prefix = "${local.service_name}-"
+  description = "Private subnets of the MLflow database"
+  subnet_ids  = var.private_subnet_ids
+  tags        = var.tags
+}
+
+resource "aws_security_group" "db" {
+  name_prefix = "${local.service_name}-db-"
+  description = "MLflow database: PostgreSQL from the MLflow server only"
+  vpc_id      = var.vpc_id
+  tags        = merge(var.tags, { Name = "${local.service_name}-db" })
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "db_from_server" {
+  security_group_id            = aws_security_group.db.id
+  description                  = "PostgreSQL from the MLflow server tasks"
+  ip_protocol                  = "tcp"
+  from_port                    = 5432
+  to_port                      = 5432
+  referenced_security_group_id = module.server.task_security_group_id
+}
+
+resource "aws_db_parameter_group" "this" {
+  name_prefix = "${local.service_name}-"
+  family      = "postgres${split(".", var.db_engine_version)[0]}"
+  description = "TLS-only connections and slow-query logging for the MLflow database"
+  tags        = var.tags
+
+  parameter {
+    name  = "rds.force_ssl"
+    value = "1"
+  }
+
+  parameter {
+    name  = "log_min_duration_statement"
+    value = "1000" # milliseconds
+  }
+
+  parameter {
+    name  = "log_statement"
+    value = "ddl"
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_db_instance" "this" {
+  #checkov:skip=CKV_AWS_118:Enhanced monitoring adds a role and per-second metrics billing; the standard CloudWatch RDS metrics and exported PostgreSQL logs cover a tracking server.
+  #checkov:skip=CKV_AWS_353:Performance Insights is a paid extra for a database whose queries are MLflow's own, simple ones; turn it on per environment when a slow query needs explaining.
+  #checkov:skip=CKV_AWS_354:Same as CKV_AWS_353: Performance Insights is off, so it has no key.
+  #checkov:skip=CKV_AWS_157:Multi-AZ is var.db_multi_az: on in prod, off in dev where a standby doubles the cost of an idle database.
+  #checkov:skip=CKV_AWS_293:Deletion protection is var.deletion_protection: on in prod, off in dev so that the environment can be torn down.
+  identifier_prefix     = "${local.service_name}-"
+  engine                = "postgres"
+  engine_version        = var.db_engine_version
+  instance_class        = var.db_instance_class
+  allocated_storage     = var.db_allocated_storage_gib
+  max_allocated_storage = var.db_max_allocated_storage_gib
+  storage_type          = "gp3"
+  storage_encrypted     = true
+  kms_key_id            = var.kms_key_arn
+
+  db_name  = local.db_name
+  username = "mlflow"
+  # RDS generates the password and keeps it in Secrets Manager; it never enters Terraform state.
+  manage_master_user_password   = true
+  master_user_secret_kms_key_id = var.kms_key_arn
+
+  db_subnet_group_name                = aws_db_subnet_group.this.name
+  vpc_security_group_ids              = [aws_security_group.db.id]
+  parameter_group_name                = aws_db_parameter_group.this.name
+  publicly_accessible                 = false
+  multi_az                            = var.db_multi_az
+  iam_database_authentication_enabled = true
+  enabled_cloudwatch_logs_exports     = ["postgresql", "upgrade"]
+
+  backup_retention_period    = var.db_backup_retention_days
+  copy_tags_to_snapshot      = true
+  auto_minor_version_upgrade = true
+  deletion_protection        = var.deletion_protection
+  skip_final_snapshot        = !var.deletion_protection
+  final_snapshot_identifier  = var.deletion_protection ? "${local.service_name}-final" : null
+  apply_immediately          = !var.deletion_protection
+
+  tags = var.tags
+}
+
+resource "aws_secretsmanager_secret_rotation" "db" {
+  secret_id = local.db_secret
+
+  rotation_rules {
+    schedule_expression = var.db_password_rotation_schedule
+    duration            = "1h"
+  }
+}
+
+# --- Tracking server --------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "ecs_tasks_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "artifacts" {
+  statement {
+    sid       = "ListArtifacts"
+    actions   = ["s3:ListBucket"]
+    resources = [module.artifacts.arn]
+  }
+  statement {
+    sid       = "ReadWriteArtifacts"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"] # runs and models are deletable from the UI
+    resources = ["${module.artifacts.arn}/*"]
+  }
+  statement {
+    sid       = "UseArtifactKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.kms_key_arn]
+  }
+}
+
+resource "aws_iam_role" "server" {
+  name_prefix        = "${local.service_name}-task-"
+  description        = "The MLflow server: read and write the artifact bucket"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy" "server_artifacts" {
+  name   = "mlflow-artifacts"
+  role   = aws_iam_role.server.id
+  policy = data.aws_iam_policy_document.artifacts.json
+}
+
+module "server" {
+  source = "../ecs_http_service"
+
+  name                     = local.service_name
+  cluster_arn              = var.cluster_arn
+  vpc_id                   = var.vpc_id
+  vpc_cidr_block           = var.vpc_cidr_block
+  task_subnet_ids          = var.private_subnet_ids
+  load_balancer_subnet_ids = var.private_subnet_ids
+  internal                 = true
+  allowed_cidr_blocks      = var.allowed_cidr_blocks
+  certificate_arn          = var.certificate_arn
+  deletion_protection      = var.deletion_protection
+
+  image          = "${module.image.url}:${coalesce(var.image_tag, "unset")}"
+  container_port = 5000
+  environment = {
+    # infra/docker/mlflow/serve.py builds the backend URI from these (the password URL-quoted).
+    MLFLOW_DB_HOST        = aws_db_instance.this.address
+    MLFLOW_DB_PORT        = tostring(aws_db_instance.this.port)
+    MLFLOW_DB_NAME        = local.db_name
+    MLFLOW_ARTIFACTS      = "s3://${module.artifacts.id}/artifacts"
+    MLFLOW_ALLOWED_HOSTS  = join(",", concat([module.server.load_balancer_dns_name], var.hostnames, local.health_check_hosts))
+    MLFLOW_SERVER_WORKERS = "2"
+    AWS_DEFAULT_REGION    = data.aws_region.current.name
+  }
+  secrets = {
+    MLFLOW_DB_USER     = "${local.db_secret}:username::"
+    MLFLOW_DB_PASSWORD = "${local.db_secret}:password::"
+  }
+  secret_arns         = [local.db_secret]
+  ecr_repository_arns = [module.image.arn]
+  task_role_arn       = aws_iam_role.server.arn
+
+  cpu                        = var.cpu
+  memory                     = var.memory
+  min_count                  = var.image_tag == null ? 0 : var.task_count
+  max_count                  = var.task_count
+  health_check_path          = "/health"
+  health_check_grace_seconds = 120 # the first start migrates the database schema
+  log_retention_days         = var.log_retention_days
+  kms_key_arn                = var.kms_key_arn
+  tags                       = var.tags
+}
+
+# ECS reads secrets when a task starts. After RDS rotates the password, new database connections
+# of a running server would fail, so the server is redeployed (a rolling restart) after each
+# rotation window.
+data "aws_iam_policy_document" "scheduler_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["scheduler.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "restart" {
+  statement {
+    actions   = ["ecs:UpdateService"]
+    resources = ["arn:${data.aws_partition.current.partition}:ecs:${data.aws_region.current.name}:*:service/${split("/", var.cluster_arn)[1]}/${module.server.service_name}"]
+  }
+}
+
+resource "aws_iam_role" "restart" {
+  name_prefix        = "${local.service_name}-restart-"
+  description        = "EventBridge Scheduler: redeploy the MLflow server after a password rotation"
+  assume_role_policy = data.aws_iam_policy_document.scheduler_assume.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy" "restart" {
+  name   = "redeploy-mlflow"
+  role   = aws_iam_role.restart.id
+  policy = data.aws_iam_policy_document.restart.json
+}
+
+resource "aws_scheduler_schedule" "restart_after_rotation" {
+  name_prefix         = "${local.service_name}-restart-"
+  description         = "Rolling restart of the MLflow server after RDS rotated its database password"
+  schedule_expression = var.server_restart_schedule
+  kms_key_arn         = var.kms_key_arn
+
+  flexible_time_window {
+    mode = "OFF"
+  }
+
+  target {
+    arn      = "arn:${data.aws_partition.current.partition}:scheduler:::aws-sdk:ecs:updateService"
+    role_arn = aws_iam_role.restart.arn
+    input = jsonencode({
+      Cluster            = var.cluster_arn
+      Service            = module.server.service_name
+      ForceNewDeployment = true
+    })
+  }
+}

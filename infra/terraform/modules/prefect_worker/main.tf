@@ -1,0 +1,282 @@
+# A Prefect worker for an ECS work pool, as an ECS service. The worker polls the Prefect API
+# (server or Cloud) and starts each flow run as its own Fargate task. The API URL and key live in
+# Secrets Manager; the platform team puts their values there, so they never enter Terraform state.
+
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
+locals {
+  service_name = "${var.name}-prefect-worker"
+  partition    = data.aws_partition.current.partition
+  region       = data.aws_region.current.name
+  cluster_name = split("/", var.cluster_arn)[1]
+}
+
+# --- Secrets (values set out of band: see README) ---------------------------------------------
+
+resource "aws_secretsmanager_secret" "api_url" {
+  #checkov:skip=CKV2_AWS_57:A URL is not a credential; nothing to rotate.
+  name_prefix             = "${var.name}/prefect/api-url-"
+  description             = "PREFECT_API_URL for the Prefect worker and its flow runs"
+  kms_key_id              = var.kms_key_arn
+  recovery_window_in_days = 7
+  tags                    = var.tags
+}
+
+resource "aws_secretsmanager_secret" "api_key" {
+  #checkov:skip=CKV2_AWS_57:The key is issued by Prefect Cloud (or is the server's auth string) and rotated there; the new value is put here with `aws secretsmanager put-secret-value`.
+  name_prefix             = "${var.name}/prefect/api-key-"
+  description             = "PREFECT_API_KEY for the Prefect worker and its flow runs"
+  kms_key_id              = var.kms_key_arn
+  recovery_window_in_days = 7
+  tags                    = var.tags
+}
+
+# --- Logs -------------------------------------------------------------------------------------
+
+resource "aws_cloudwatch_log_group" "worker" {
+  name              = "/ecs/${local.service_name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_cloudwatch_log_group" "flow_runs" {
+  name              = "/ecs/${var.name}-prefect-flow-runs"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+# --- Roles ------------------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "ecs_tasks_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+}
+
+# ECS's own role for the worker task: write its logs, read both secrets.
+data "aws_iam_policy_document" "worker_execution" {
+  statement {
+    sid       = "WriteLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.worker.arn}:*"]
+  }
+  statement {
+    sid       = "ReadApiSecrets"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [aws_secretsmanager_secret.api_url.arn, aws_secretsmanager_secret.api_key.arn]
+  }
+  statement {
+    sid       = "DecryptSecrets"
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key_arn]
+  }
+}
+
+resource "aws_iam_role" "worker_execution" {
+  name_prefix        = "${var.name}-pw-exec-"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy" "worker_execution" {
+  name   = "logs-and-secrets"
+  role   = aws_iam_role.worker_execution.id
+  policy = data.aws_iam_policy_document.worker_execution.json
+}
+
+# ECS's role for flow-run tasks: pull their image, write their logs, read the API key.
+data "aws_iam_policy_document" "flow_run_execution" {
+  statement {
+    sid       = "WriteLogs"
+    actions   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = [aws_cloudwatch_log_group.flow_runs.arn, "${aws_cloudwatch_log_group.flow_runs.arn}:*"]
+  }
+  statement {
+    sid       = "ReadApiKey"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [aws_secretsmanager_secret.api_key.arn]
+  }
+  statement {
+    sid       = "DecryptSecretAndImages"
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key_arn]
+  }
+  dynamic "statement" {
+    for_each = length(var.flow_run_ecr_repository_arns) > 0 ? [1] : []
+    content {
+      sid       = "EcrLogin"
+      actions   = ["ecr:GetAuthorizationToken"] # account-wide by design: no resource-level form
+      resources = ["*"]
+    }
+  }
+  dynamic "statement" {
+    for_each = length(var.flow_run_ecr_repository_arns) > 0 ? [1] : []
+    content {
+      sid       = "PullImages"
+      actions   = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+      resources = var.flow_run_ecr_repository_arns
+    }
+  }
+}
+
+resource "aws_iam_role" "flow_run_execution" {
+  name_prefix        = "${var.name}-fr-exec-"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy" "flow_run_execution" {
+  name   = "pull-logs-secret"
+  role   = aws_iam_role.flow_run_execution.id
+  policy = data.aws_iam_policy_document.flow_run_execution.json
+}
+
+# What a flow run itself may do: only what the caller grants (e.g. launch Metaflow on Batch).
+resource "aws_iam_role" "flow_run" {
+  name_prefix        = "${var.name}-flow-run-"
+  description        = "Prefect flow runs of ${var.work_pool_name}"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "flow_run" {
+  count      = length(var.flow_run_policy_arns)
+  role       = aws_iam_role.flow_run.name
+  policy_arn = var.flow_run_policy_arns[count.index]
+}
+
+# The worker: start, watch and stop flow-run tasks in this cluster, with the two roles above.
+data "aws_iam_policy_document" "worker" {
+  statement {
+    # Task definitions have no resource-level form for these calls.
+    sid = "ManageFlowRunTaskDefinitions"
+    actions = [
+      "ecs:DeregisterTaskDefinition",
+      "ecs:DescribeTaskDefinition",
+      "ecs:ListTaskDefinitions",
+      "ecs:RegisterTaskDefinition",
+    ]
+    resources = ["*"]
+  }
+  statement {
+    sid       = "RunFlowRunsInThisCluster"
+    actions   = ["ecs:RunTask"]
+    resources = ["arn:${local.partition}:ecs:${local.region}:*:task-definition/*"]
+    condition {
+      test     = "ArnEquals"
+      variable = "ecs:cluster"
+      values   = [var.cluster_arn]
+    }
+  }
+  statement {
+    sid       = "WatchAndStopFlowRuns"
+    actions   = ["ecs:DescribeTasks", "ecs:StopTask", "ecs:TagResource"]
+    resources = ["arn:${local.partition}:ecs:${local.region}:*:task/${local.cluster_name}/*"]
+  }
+  statement {
+    sid       = "PassFlowRunRoles"
+    actions   = ["iam:PassRole"]
+    resources = [aws_iam_role.flow_run.arn, aws_iam_role.flow_run_execution.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+  statement {
+    sid       = "StreamFlowRunLogs"
+    actions   = ["logs:GetLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.flow_runs.arn}:*"]
+  }
+  statement {
+    # The worker resolves the pool's vpc_id and subnets; EC2 Describe calls are account-wide.
+    sid       = "DescribeNetwork"
+    actions   = ["ec2:DescribeSubnets", "ec2:DescribeVpcs"]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role" "worker" {
+  name_prefix        = "${var.name}-pw-task-"
+  description        = "Prefect ECS worker: start flow runs as ECS tasks"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy" "worker" {
+  name   = "run-flow-runs"
+  role   = aws_iam_role.worker.id
+  policy = data.aws_iam_policy_document.worker.json
+}
+
+# --- Worker service ---------------------------------------------------------------------------
+
+resource "aws_ecs_task_definition" "worker" {
+  #checkov:skip=CKV_AWS_336:The Prefect image installs EXTRA_PIP_PACKAGES (prefect-aws) into its environment when it starts, which needs a writable root file system.
+  family                   = local.service_name
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.cpu
+  memory                   = var.memory
+  execution_role_arn       = aws_iam_role.worker_execution.arn
+  task_role_arn            = aws_iam_role.worker.arn
+  tags                     = var.tags
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+
+  container_definitions = jsonencode([{
+    name                   = "worker"
+    image                  = var.image
+    essential              = true
+    readonlyRootFilesystem = false
+    command                = ["prefect", "worker", "start", "--pool", var.work_pool_name, "--type", "ecs"]
+    environment = [
+      { name = "EXTRA_PIP_PACKAGES", value = var.extra_pip_packages },
+      { name = "AWS_DEFAULT_REGION", value = local.region },
+    ]
+    secrets = [
+      { name = "PREFECT_API_URL", valueFrom = aws_secretsmanager_secret.api_url.arn },
+      { name = "PREFECT_API_KEY", valueFrom = aws_secretsmanager_secret.api_key.arn },
+    ]
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = aws_cloudwatch_log_group.worker.name
+        awslogs-region        = local.region
+        awslogs-stream-prefix = "worker"
+      }
+    }
+  }])
+}
+
+resource "aws_ecs_service" "worker" {
+  name             = local.service_name
+  cluster          = var.cluster_arn
+  task_definition  = aws_ecs_task_definition.worker.arn
+  desired_count    = var.worker_count
+  launch_type      = "FARGATE"
+  platform_version = "LATEST"
+  propagate_tags   = "SERVICE"
+  tags             = var.tags
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  network_configuration {
+    subnets          = var.subnet_ids
+    security_groups  = var.security_group_ids
+    assign_public_ip = false
+  }
+}

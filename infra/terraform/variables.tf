@@ -1,0 +1,150 @@
+variable "name" {
+  description = "Name of the environment's stack, the prefix of every resource: recops-dev, recops-prod. Lower-case letters, digits and hyphens, at most 16 characters (load balancer and bucket names are short)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,15}$", var.name))
+    error_message = "name must start with a letter and hold 2 to 16 lower-case letters, digits or hyphens."
+  }
+}
+
+variable "availability_zones" {
+  description = "Availability zones to use (two or more), given rather than looked up so that a plan needs no AWS call."
+  type        = list(string)
+}
+
+variable "vpc_cidr_block" {
+  description = "IPv4 range of the VPC."
+  type        = string
+  default     = "10.20.0.0/16"
+}
+
+variable "single_nat_gateway" {
+  description = "One NAT gateway for all zones (dev) instead of one per zone (prod)."
+  type        = bool
+  default     = false
+}
+
+variable "client_cidr_blocks" {
+  description = "Ranges allowed to reach MLflow and the bento service besides the VPC itself (a VPN, a peered VPC)."
+  type        = list(string)
+  default     = []
+}
+
+variable "certificate_arn" {
+  description = "ACM certificate for HTTPS on the MLflow and bento load balancers; null serves HTTP inside the VPC."
+  type        = string
+  default     = null
+}
+
+# --- Metaflow -----------------------------------------------------------------------------------
+
+variable "gpu_instance_types" {
+  description = "GPU instance families or types for Metaflow's GPU queue."
+  type        = list(string)
+  default     = ["g5", "g6"]
+}
+
+variable "gpu_max_vcpus" {
+  description = "Ceiling of the GPU compute environment in vCPUs."
+  type        = number
+  default     = 32
+}
+
+variable "cpu_max_vcpus" {
+  description = "Ceiling of the CPU compute environment in vCPUs."
+  type        = number
+  default     = 64
+}
+
+variable "use_spot" {
+  description = "Run Batch jobs on Spot instances."
+  type        = bool
+  default     = false
+}
+
+variable "training_image_tag" {
+  description = "Tag of the training image that Metaflow's Batch jobs run; null leaves it out of the Metaflow profile."
+  type        = string
+  default     = null
+}
+
+# --- MLflow -------------------------------------------------------------------------------------
+
+variable "mlflow_image_tag" {
+  description = "Tag of the MLflow server image (infra/docker/mlflow) in its repository; null runs no server task yet."
+  type        = string
+  default     = null
+}
+
+variable "mlflow_db_instance_class" {
+  description = "RDS instance class of MLflow's PostgreSQL."
+  type        = string
+  default     = "db.t4g.micro"
+}
+
+variable "mlflow_db_multi_az" {
+  description = "Standby database in a second zone."
+  type        = bool
+  default     = false
+}
+
+# --- Prefect ------------------------------------------------------------------------------------
+
+variable "prefect_work_pool" {
+  description = "Prefect ECS work pool that the worker polls."
+  type        = string
+  default     = "recops-ecs"
+}
+
+variable "prefect_worker_count" {
+  description = "Prefect worker tasks (0 pauses scheduled retraining)."
+  type        = number
+  default     = 1
+}
+
+# --- Bento --------------------------------------------------------------------------------------
+
+variable "bento_image_tag" {
+  description = "Tag of the bento image to serve; a new tag rolls out a new version. Null serves nothing yet."
+  type        = string
+  default     = null
+}
+
+variable "bento_min_tasks" {
+  description = "Fewest bento tasks while an image is set."
+  type        = number
+  default     = 1
+}
+
+variable "bento_max_tasks" {
+  description = "Most bento tasks autoscaling may start."
+  type        = number
+  default     = 4
+}
+
+# --- Lifecycle ----------------------------------------------------------------------------------
+
+variable "deletion_protection" {
+  description = "Protect the database and load balancers from deletion and keep a final database snapshot (prod)."
+  type        = bool
+  default     = true
+}
+
+variable "force_destroy" {
+  description = "Let `terraform destroy` empty buckets and repositories (dev only)."
+  type        = bool
+  default     = false
+}
+
+variable "log_retention_days" {
+  description = "Days to keep CloudWatch logs."
+  type        = number
+  default     = 365
+}
+
+variable "tags" {
+  description = "Tags added to every resource of the stack."
+  type        = map(string)
+  default     = {}
+}
