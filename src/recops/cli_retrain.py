@@ -19,7 +19,7 @@ def retrain_command(
         bool | None,
         typer.Option(
             "--on-new-data/--only-on-drift",
-            help="Whether new events alone trigger training (default: [retrain] on_new_data).",
+            help="Whether new events alone trigger training (default: config retrain.on_new_data).",
         ),
     ] = None,
     config: Annotated[
@@ -29,7 +29,7 @@ def retrain_command(
         Path | None,
         typer.Option(help="Folder of new event files added to the dataset (default $RECOPS_HOME/incoming)."),
     ] = None,
-    model: Annotated[str | None, typer.Option(help="Model to train (default: [retrain] model).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model to train (default: config retrain.model).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the cycle's result as JSON.")] = False,
 ) -> None:
     """Run one continuous-training cycle now, as the Prefect flow `retrain`.

@@ -12,9 +12,12 @@ The cycles run in order and share one RECOPS_HOME:
 """
 
 import asyncio
+import http.server
+import json
 import threading
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -157,6 +160,43 @@ def test_corrupt_new_data_fails_visibly_and_changes_nothing(first_cycle, config_
     assert ask(server.url)["model"]["version"] == served
 
 
+class Webhook(http.server.BaseHTTPRequestHandler):
+    received: ClassVar[list[dict]] = []
+
+    def do_POST(self) -> None:
+        Webhook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:  # keep the test output quiet
+        pass
+
+
+def test_a_failed_training_run_fails_the_cycle_with_its_error(first_cycle, config_file, server, monkeypatch):
+    """The Metaflow run fails in its train step: the Prefect run fails with that step's
+    exception, the failure hook records it and posts it to the webhook, serving is untouched."""
+    from recops.bento import read_deployment, server_file
+    from recops.orchestration import failures_file, retrain
+
+    hook = http.server.HTTPServer(("127.0.0.1", 0), Webhook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    monkeypatch.setenv("RECOPS_WEBHOOK_URL", f"http://127.0.0.1:{hook.server_port}/hook")
+    monkeypatch.setenv("RECOPS_INJECT_FAULT", "train")
+    before, deployed = champion_version(), read_deployment()
+    try:
+        state = retrain(config_path=str(config_file), force=True, return_state=True)
+    finally:
+        hook.shutdown()
+        hook.server_close()
+    assert state.is_failed()
+    assert "TrainRecommenderFlow run" in state.message and "InjectedFault: fault injected" in state.message
+    recorded = json.loads(failures_file().read_text().splitlines()[-1])
+    assert recorded["flow_run_id"] == str(state.state_details.flow_run_id)
+    assert Webhook.received and "InjectedFault" in Webhook.received[-1]["message"]
+    assert champion_version() == before and read_deployment() == deployed
+    assert server_file().is_file()
+
+
 class SteadyClient(threading.Thread):
     """Asks the server without pause; a failed request is retried once, right away."""
 
@@ -208,6 +248,7 @@ def test_cycle_3_drift_retrains_gates_and_swaps_the_served_model_without_failure
     assert "drift in item popularity" in result["decision"]
     gate = result["trained"]["decision"]
     new_version = str(result["trained"]["model_version"]["version"])
+    print(f"swap: {len(client.versions)} answers, {client.first_try_failures} failed first tries")
     assert client.failures == [], client.failures[:3]
     assert len(client.versions) > 50
     if gate["action"] == "promoted":
