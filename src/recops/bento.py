@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from typing import Any
 
 from recops.checkpoint import Checkpoint
 from recops.data.interactions import PAD, ItemVocab
+from recops.localproc import port_error, stop_group
 from recops.paths import recops_home
 from recops.serving import Recommendation, Recommender
 
@@ -517,12 +517,6 @@ def _load_from_registry(alias: str) -> tuple[Checkpoint, Any]:
 # --- serving ----------------------------------------------------------------------------------
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class BentoServer:
     """A running ``bentoml serve``; :meth:`stop` ends it (and its workers) for good."""
@@ -534,15 +528,7 @@ class BentoServer:
 
     def stop(self, timeout: float = SERVER_STOP_TIMEOUT_S) -> None:
         """SIGTERM to the server's process group (arbiter and workers), SIGKILL after ``timeout``."""
-        if self.process.poll() is None:
-            _signal_group(self.process, signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("bentoml serve did not stop in %.0fs; killing it", timeout)
-        _signal_group(self.process, signal.SIGKILL)  # stragglers of the group, if any
-        if self.process.poll() is None:
-            self.process.wait(5)
+        stop_group(self.process, ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)))
         if self.owns_log and self.log_path is not None:
             self.log_path.unlink(missing_ok=True)
 
@@ -561,17 +547,9 @@ class BentoServer:
         self.stop()
 
 
-def _signal_group(process: subprocess.Popen, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, sig)  # the server was started as the leader of its own group
-
-
 def _check_port_free(host: str, port: int) -> None:
-    with socket.socket() as sock:
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise BentoError(f"cannot serve on {host}:{port}: {exc.strerror}; choose another --port") from exc
+    if (reason := port_error(port, host)) is not None:
+        raise BentoError(f"cannot serve on {host}:{port}: {reason}; choose another --port")
 
 
 def serve(

@@ -40,10 +40,16 @@ def retrain_command(
     bento and deployed (a running `recops serve` swaps to it). Without PREFECT_API_URL the run
     goes to a temporary local Prefect API with its state under $RECOPS_HOME/prefect.
     """
+    from recops.config import ConfigError, load_config
     from recops.paths import use_local_prefect_home
 
-    use_local_prefect_home()
     log_to_stderr(quiet=json_out)
+    try:  # a typo fails here, in a second, not as a failed Prefect run
+        settings = load_config(config)
+        settings.model_config(model or settings.retrain.model)
+    except ConfigError as exc:
+        raise fail(exc) from exc
+    use_local_prefect_home()
     from recops.orchestration import retrain
 
     try:

@@ -162,10 +162,6 @@ class DriftReport:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "detected": self.detected}
 
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> DriftReport:
-        return cls(**{k: v for k, v in raw.items() if k != "detected"})
-
 
 def drift_report(reference: DataProfile, events: pd.DataFrame, config: DriftConfig) -> DriftReport:
     """Compare the events newer than the reference (else all current events) with the reference."""

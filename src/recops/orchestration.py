@@ -115,13 +115,17 @@ class ChangeReport:
     champion_age_hours: float | None = None
     code_changed: bool = False
     config_changed: bool = False
-    drift: dict[str, Any] | None = None  # DriftReport.to_dict(), when the champion has a profile
+    drift: DriftReport | None = None  # when the data changed and the champion has a profile
     drift_note: str = ""
     trained_as: dict[str, Any] | None = None  # a version already trained on exactly these inputs
 
     @property
     def data_changed(self) -> bool:
         return self.champion_version is not None and self.fingerprint != self.champion_fingerprint
+
+    def to_dict(self) -> dict[str, Any]:
+        drift = self.drift.to_dict() if self.drift else None
+        return {**asdict(self), "drift": drift, "data_changed": self.data_changed}
 
 
 def _age_hours(since: str) -> float | None:
@@ -164,7 +168,7 @@ def change_report(events: pd.DataFrame, fingerprint: str, config: Config, model:
     if profile is None:
         report.drift_note = f"champion version {champion.version} has no data profile; drift not measured"
     elif report.data_changed:
-        report.drift = drift_report(profile, events, config.drift).to_dict()
+        report.drift = drift_report(profile, events, config.drift)
     return report
 
 
@@ -198,9 +202,8 @@ def decide(
     if change.champion_version is None:
         reasons.append("no champion yet")
     else:
-        drift = DriftReport.from_dict(change.drift) if change.drift else None
-        if drift is not None and drift.detected:
-            reasons.append(drift.summary())
+        if change.drift is not None and change.drift.detected:
+            reasons.append(change.drift.summary())
         elif change.data_changed and on_new_data:
             reasons.append(f"new data ({change.champion_fingerprint[:19]} -> {change.fingerprint[:19]})")
         if change.code_changed:
@@ -214,7 +217,7 @@ def decide(
         return Decision(True, reasons)
     why = [f"champion version {change.champion_version} is current"]
     if change.data_changed:
-        detail = f" ({DriftReport.from_dict(change.drift).summary()})" if change.drift else ""
+        detail = f" ({change.drift.summary()})" if change.drift else ""
         why.append(f"data changed but retrain.on_new_data is off and there is no drift{detail}")
     else:
         why.append("data, code and config unchanged")
@@ -272,18 +275,17 @@ def detect_change(events: pd.DataFrame, data: DataSnapshot, config: Config, mode
             "changed" if change.config_changed else "unchanged",
         )
     if change.drift:
-        logger.info("drift: %s", DriftReport.from_dict(change.drift).summary())
+        logger.info("drift: %s", change.drift.summary())
     if change.drift_note:
         logger.warning(change.drift_note)
     return change
 
 
-def metaflow_env() -> dict[str, str]:
-    """Metaflow's local datastore under RECOPS_HOME (as `make` sets it) and a user name."""
-    env = {"METAFLOW_DATASTORE_SYSROOT_LOCAL": os.environ.get("METAFLOW_DATASTORE_SYSROOT_LOCAL", "")}
-    env["METAFLOW_DATASTORE_SYSROOT_LOCAL"] = env["METAFLOW_DATASTORE_SYSROOT_LOCAL"] or str(recops_home())
-    env["USERNAME"] = os.environ.get("USERNAME") or os.environ.get("USER") or "recops"
-    return env
+def use_local_metaflow() -> None:
+    """Metaflow's local datastore under RECOPS_HOME (as `make` sets it) and a user name, unless
+    set already: for the flow the Runner starts and for reading its run back in this process."""
+    os.environ.setdefault("METAFLOW_DATASTORE_SYSROOT_LOCAL", str(recops_home()))
+    os.environ.setdefault("USERNAME", os.environ.get("USER") or "recops")
 
 
 async def run_training_flow(
@@ -294,7 +296,7 @@ async def run_training_flow(
     Returns the run's pathspec, metrics, registered version and gate decision; raises
     CycleError with the tail of the flow's error output when the run fails.
     """
-    os.environ.update({k: v for k, v in metaflow_env().items() if not os.environ.get(k)})
+    use_local_metaflow()
     from metaflow import Runner
 
     top: dict[str, Any] = {"pylint": False}
@@ -309,7 +311,7 @@ async def run_training_flow(
                 errors.append(line.strip())
             log_line(line)
 
-    with Runner(str(flow_file), show_output=False, env=metaflow_env(), **top) as runner:
+    with Runner(str(flow_file), show_output=False, **top) as runner:
         try:
             running = await runner.async_run(dataset=spec, model=model)
         except RuntimeError as exc:  # the flow exited before starting a run (e.g. a bad config)
@@ -503,7 +505,7 @@ def retrain(
         "action": "retrained" if decision.retrain else "skipped",
         "decision": decision.text(),
         "data": asdict(data),
-        "change": {**asdict(change), "data_changed": change.data_changed},
+        "change": change.to_dict(),
         "champion_before": change.champion_version,
     }
     if decision.retrain:

@@ -67,7 +67,7 @@ CHECKPOINT_FILE = "checkpoint.pt"
 EVAL_DIR = "eval"
 RANKS_FILE = "test_ranks.npy"
 SEQUENCE_IDS_FILE = "sequence_ids.json"
-SESSIONS_FILE = "test_sessions.json"
+SESSIONS_FILE = "test_sessions.json"  # written by earlier versions; test_set.json holds them now
 TEST_SET_FILE = "test_set.json"  # histories (external ids) and targets: re-ranking on other models
 DATA_PROFILE_FILE = "data_profile.json"
 HISTORY_TAIL = 200  # most recent items kept of each test history (the longest model window)
@@ -398,12 +398,7 @@ def _write_eval(
     folder.mkdir(parents=True)
     np.save(folder / RANKS_FILE, np.asarray(test.ranks, dtype=np.int64))
     (folder / SEQUENCE_IDS_FILE).write_text(json.dumps(ids))
-    if test_set is not None:
-        sessions = [
-            checkpoint.vocab.decode(history[-SESSION_TAIL:])
-            for history in test_set.inputs[:MAX_SAVED_SESSIONS]
-        ]
-        (folder / SESSIONS_FILE).write_text(json.dumps(sessions))  # vocab items are plain Python
+    if test_set is not None:  # vocab items are plain Python, so JSON keeps their types
         full = {
             "histories": [checkpoint.vocab.decode(h[-HISTORY_TAIL:]) for h in test_set.inputs],
             "targets": checkpoint.vocab.decode(test_set.targets),
@@ -540,9 +535,13 @@ def _download_evaluation(client: MlflowClient, version: ModelVersionInfo, dst: P
             f"version {version.version} has no saved test evaluation ({EVAL_DIR}/ in run {version.run_id}); "
             "it was not registered by recops.registry.log_and_register and cannot be gated"
         ) from exc
-    sessions_file, test_set_file = folder / SESSIONS_FILE, folder / TEST_SET_FILE
-    sessions = json.loads(sessions_file.read_text()) if sessions_file.is_file() else None
+    test_set_file = folder / TEST_SET_FILE
     test_set = json.loads(test_set_file.read_text()) if test_set_file.is_file() else None
+    sessions = None  # the behavioural checks' sessions: the test histories' most recent items
+    if test_set is not None:
+        sessions = [history[-SESSION_TAIL:] for history in test_set["histories"][:MAX_SAVED_SESSIONS]]
+    elif (folder / SESSIONS_FILE).is_file():  # versions registered before test_set.json existed
+        sessions = json.loads((folder / SESSIONS_FILE).read_text())
     return _Evaluation(ranks, ids, sessions, test_set)
 
 

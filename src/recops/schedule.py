@@ -22,7 +22,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from recops.localproc import free_port, port_error, stop_group
 from recops.paths import atomic_path, prefect_home, use_local_prefect_home
 
 if TYPE_CHECKING:
@@ -239,22 +239,6 @@ def running_local_server() -> str | None:
     return api_url if isinstance(api_url, str) and _healthy(api_url) else None
 
 
-def _port_is_free(port: int) -> bool:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def local_server(port: int | None = None, timeout: float = SERVER_START_TIMEOUT_S) -> Iterator[LocalServer]:
     """Run `prefect server start` on 127.0.0.1 for the duration of the block.
@@ -274,8 +258,8 @@ def local_server(port: int | None = None, timeout: float = SERVER_START_TIMEOUT_
             f"PREFECT_API_URL={existing}"
         )
     if port is None:
-        port = DEFAULT_PORT if _port_is_free(DEFAULT_PORT) else free_port()
-    elif not _port_is_free(port):
+        port = DEFAULT_PORT if port_error(DEFAULT_PORT) is None else free_port()
+    elif port_error(port) is not None:
         raise ScheduleError(f"port {port} on 127.0.0.1 is in use; choose another with --port")
     home = prefect_home()
     home.mkdir(parents=True, exist_ok=True)
@@ -309,18 +293,8 @@ def local_server(port: int | None = None, timeout: float = SERVER_START_TIMEOUT_
         )
     finally:
         _server_state_path().unlink(missing_ok=True)
-        _stop(process)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGINT (a clean uvicorn shutdown), then SIGTERM, then SIGKILL, to the server's own group."""
-    for sig, wait_s in ((signal.SIGINT, 20.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        if process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=wait_s)
+        # SIGINT first: a clean uvicorn shutdown of the server's own process group
+        stop_group(process, ((signal.SIGINT, 20.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)))
 
 
 def _tail(path: Path, lines: int = 20) -> str:

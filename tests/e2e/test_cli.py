@@ -95,9 +95,13 @@ def test_invalid_data_is_a_clear_error_and_writes_nothing(tmp_path):
         (["train", "--set", "sasrec.lr=fast"], "sasrec.lr: expected float"),
         (["train", "--set", "train.nope=1"], "unknown config key(s) train.nope"),
         (["evaluate", "/no/such/checkpoint.pt"], "checkpoint not found"),
+        (["retrain", "--config", "/no/such.toml"], "config file not found: /no/such.toml"),
+        (["retrain", "--model", "bert4rec"], "unknown model 'bert4rec'"),
+        (["simulate-events", "out.csv", "--dataset", "nope"], "unknown dataset 'nope'"),
     ],
 )
-def test_bad_arguments_name_what_is_wrong(args, message):
+def test_bad_arguments_name_what_is_wrong(args, message, recops_home):
     done = recops(*args, check=False)
     assert done.returncode == 2
     assert message in done.stderr
+    assert not recops_home.exists()  # nothing written: no Prefect state, no failed run recorded

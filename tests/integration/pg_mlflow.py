@@ -14,7 +14,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from recops.localproc import free_port, stop_group
 
 SERVER_START_TIMEOUT_S = 90.0  # schema migrations on a fresh database take a while on 2 busy cores
 POSTGRES_USER = "postgres"  # database superuser name (initdb -U)
@@ -44,12 +45,6 @@ def postgres_bin_dir() -> Path | None:
     candidates = [Path(d) for d in glob.glob("/usr/lib/postgresql/*/bin")]
     candidates = [d for d in candidates if (d / "initdb").is_file() and (d / "pg_ctl").is_file()]
     return max(candidates, key=lambda d: int(d.parent.name), default=None) if candidates else None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _os_user() -> pwd.struct_passwd | None:
@@ -160,7 +155,7 @@ def mlflow_server(backend_uri: str, workdir: Path) -> Iterator[MlflowServer]:
         _wait_healthy(url, server, log_path)
         yield MlflowServer(url, artifacts, backend_uri)
     finally:
-        _stop(server)
+        stop_group(server, ((signal.SIGTERM, 20.0), (signal.SIGKILL, 10.0)))
 
 
 def _wait_healthy(url: str, server: subprocess.Popen, log_path: Path) -> None:
@@ -178,18 +173,6 @@ def _wait_healthy(url: str, server: subprocess.Popen, log_path: Path) -> None:
     raise RuntimeError(
         f"mlflow server did not answer {url}/health within {SERVER_START_TIMEOUT_S:.0f} s:\n{_tail(log_path)}"
     )
-
-
-def _stop(server: subprocess.Popen) -> None:
-    """SIGTERM to the server's own process group (its workers too), SIGKILL if it lingers."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
-        server.wait(timeout=10)
 
 
 def _tail(path: Path, lines: int = 40) -> str:

@@ -23,7 +23,6 @@ from recops.bento import (
     QueryBatcher,
     ServedModel,
     build_bento,
-    free_port,
     lineage_labels,
     lineage_metadata,
     match_item_ids,
@@ -32,6 +31,7 @@ from recops.bento import (
 from recops.config import load_config
 from recops.data import ItemVocab, build_interactions, leave_one_out_split, validate_events
 from recops.experiment import PreparedData, fit
+from recops.localproc import free_port
 from recops.serving import Recommender
 from tests.conftest import cycle_events
 from tests.integration.test_training import TINY

@@ -103,7 +103,8 @@ def server(first_cycle, ct_home):
     """`recops serve`'s setup: the deployed bento, following the deployment record."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RECOPS_HOME", str(ct_home / "home"))
-        from recops.bento import deployment_file, free_port, serve, server_record
+        from recops.bento import deployment_file, serve, server_record
+        from recops.localproc import free_port
 
         tag = first_cycle["bento_tag"]
         running = serve(tag, port=free_port(), deployment=deployment_file(), ready_timeout=150)

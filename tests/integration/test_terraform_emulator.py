@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+
+from recops.localproc import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -47,12 +48,6 @@ def local_mirror() -> str | None:
     if found.returncode != 0:
         return None
     return found.stdout.strip() or None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -7,7 +7,7 @@ import pytest
 from recops.config import Config, DriftConfig, RetrainConfig
 from recops.data import validate_events
 from recops.data.synthetic import new_events_like
-from recops.drift import DataProfile, drift_report, js_divergence, profile_events
+from recops.drift import DataProfile, DriftReport, drift_report, js_divergence, profile_events
 from recops.orchestration import ChangeReport, decide
 
 pytestmark = pytest.mark.unit
@@ -82,18 +82,16 @@ def change(**kwargs) -> ChangeReport:
 
 
 CHAMPION = {"champion_version": 3, "champion_fingerprint": "sha256:new", "champion_age_hours": 2.0}
-DRIFT = {
-    "window": "new",
-    "new_events": 900,
-    "popularity_js": 0.4,
-    "unseen_share": 0.0,
-    "length_js": 0.0,
-    "mean_length_reference": 9.0,
-    "mean_length_new": 9.0,
-    "drifted": ["item popularity"],
-    "judged": True,
-    "detected": True,
-}
+DRIFT = DriftReport(
+    window="new",
+    new_events=900,
+    popularity_js=0.4,
+    unseen_share=0.0,
+    length_js=0.0,
+    mean_length_reference=9.0,
+    mean_length_new=9.0,
+    drifted=["item popularity"],
+)
 
 
 @pytest.mark.parametrize(
