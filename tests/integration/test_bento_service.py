@@ -11,6 +11,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -287,6 +288,16 @@ def test_health_and_metrics_answer(client, path):
         assert "bentoml_service_request" in response.text
 
 
+def test_scoring_requests_record_no_span_but_are_counted(client):
+    """BentoML records a span per request even when nothing exports it (its request id); the
+    scoring endpoints skip that cost by default, and /metrics still counts them."""
+    response = client.post("/recommend", json={"session": [101], "k": 2})
+    assert response.status_code == 200, response.text
+    assert "x-bentoml-request-id" not in response.headers
+    metrics = client.get("/metrics").text
+    assert any('endpoint="/recommend"' in line for line in metrics.splitlines() if "request_total" in line)
+
+
 def test_serve_reports_a_server_that_cannot_start(bentoml_home):
     with pytest.raises(BentoError, match="exited with code"):
         serve("session_recommender:doesnotexist", port=free_port(), ready_timeout=120)
@@ -372,6 +383,26 @@ def test_bench_pieces_measure_and_judge():
     }
     slow = _checks({"p50_ms": 1.0}, {"1": {**level, "p50_ms": 8.0}}, paced={"p50_ms": 3.5})
     assert not slow["p50_c1_ok"] and slow["p50_c1_vs_paced_limit_ms"] == 9.0 and slow["p50_c1_vs_paced_met"]
+
+
+def test_bench_interleaves_the_floor_with_concurrency_1(server):
+    """At c=1 the timed requests go in blocks with the in-process calls between them, so the
+    floor and the HTTP figures come from the same minutes; the in-between time is not counted."""
+    from recops.bench_serve import BLOCK, _http_level
+
+    calls: list[float] = []
+
+    def between() -> None:
+        calls.append(time.perf_counter())
+        time.sleep(1.0)
+
+    n = 2 * BLOCK + 10
+    level = asyncio.run(_http_level(server.url, [[101, 102]], 1, n, 2, 60.0, between))
+    assert level["requests"] == n and level["errors"] == 0
+    assert len(calls) == 3  # after each of the three blocks
+    assert level["seconds"] < 3.0  # the three 1 s pauses are not in the wall time
+    with pytest.raises(ValueError, match="concurrency 1"):
+        asyncio.run(_http_level(server.url, [[101]], 8, 10, 2, 60.0, between))
 
 
 def test_model_watcher_swaps_to_the_deployed_model_and_survives_a_bad_record(checkpoint_path, tmp_path):

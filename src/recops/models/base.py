@@ -56,10 +56,8 @@ class SequenceModel(nn.Module):
         """Scores of every index after the last position: (B, T) -> (B, n_items + 1)."""
         hidden = self.encode(input_ids)[:, -1, :]  # (B, D)
         scores = (hidden @ self.output_embeddings().T).float()
-        if self.history_logit is not None:
-            last = torch.zeros_like(input_ids, dtype=torch.bool)
-            last[:, -1] = True
-            seen = seen_before(input_ids, last, self.n_items)
+        if self.history_logit is not None:  # every item in the input is history at the last position
+            seen = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, input_ids, True)
             scores = torch.where(seen, scores + self.history_bias.float(), scores)
         scores[:, 0] = float("-inf")
         return scores
@@ -80,17 +78,6 @@ def history_pairs(
     query, key = torch.tril_indices(T, T, device=input_ids.device)  # key <= query
     b, pair = (positions[:, query] & is_first[:, key]).nonzero(as_tuple=True)
     return row_of[b, query[pair]], input_ids[b, key[pair]]
-
-
-def seen_before(input_ids: torch.Tensor, positions: torch.Tensor, n_items: int) -> torch.Tensor:
-    """For each selected position (B, T bool mask -> N rows): which item indices occur in the
-    input up to and including it. (N, n_items + 1) bool."""
-    B, T = input_ids.shape
-    steps = torch.arange(T, dtype=torch.int32, device=input_ids.device).expand(B, T)
-    first = torch.full((B, n_items + 1), T, dtype=torch.int32, device=input_ids.device)
-    first.scatter_reduce_(1, input_ids, steps, reduce="amin")  # first position of each item
-    rows = torch.arange(B, device=input_ids.device).unsqueeze(1).expand(B, T)[positions]
-    return first[rows] <= steps[positions].unsqueeze(1)
 
 
 def pad_left(sequences: list[np.ndarray] | tuple[np.ndarray, ...], max_len: int) -> np.ndarray:
