@@ -47,9 +47,10 @@ MODEL_TAG_ENV = "RECOPS_BENTO_MODEL_TAG"  # pin the served model outside a bento
 CHECKPOINT_FILE = "checkpoint.pt"
 SERVICE_DIR = Path(__file__).resolve().parents[2] / "bentos" / "session_recommender"
 SERVICE_FILES = ("service.py", "bentofile.yaml")
-# What the service imports at run time (recops.serving and what it pulls in); pinned in the
-# bento's requirements.txt to the versions installed here, i.e. those of constraints.txt.
-RUNTIME_PACKAGES = ("numpy", "pandas", "pyarrow", "torch")
+# What the service imports at run time (recops.serving and what it pulls in, and uvicorn's fast
+# event loop and HTTP parser); pinned in the bento's requirements.txt to the versions installed
+# here, i.e. those of constraints.txt.
+RUNTIME_PACKAGES = ("numpy", "pandas", "pyarrow", "torch", "uvloop", "httptools")
 SERVER_STOP_TIMEOUT_S = 15.0
 DEFAULT_WORKERS = 2  # server processes; each gets cores // workers torch threads
 DEPLOYMENT_ENV = "RECOPS_DEPLOYMENT_FILE"  # the served model follows this file (see ModelWatcher)
