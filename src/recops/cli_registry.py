@@ -6,6 +6,7 @@ The store is ``$MLFLOW_TRACKING_URI`` when set, else the embedded SQLite store u
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -29,6 +30,16 @@ def _user_errors() -> tuple[type[Exception], ...]:
     return (RegistryError, CheckpointError, ValueError)
 
 
+def short_dataset(spec: str, width: int = 16) -> str:
+    """A dataset spec for a table column: a file source shows its file name (a retrain's
+    snapshot, ``parquet:/.../snapshots/<fingerprint>.parquet``, shows ``parquet:<fingerprint>``),
+    cut to ``width``; the full spec stays in the version's tags."""
+    kind, sep, path = spec.partition(":")
+    if sep and ("/" in path or "\\" in path):
+        spec = f"{kind}:{Path(path).stem}"
+    return spec if len(spec) <= width else spec[: width - 1] + "…"
+
+
 @registry_app.command("list")
 def list_command() -> None:
     """List every version with its aliases, lineage, test NDCG@10 and gate decision."""
@@ -41,12 +52,12 @@ def list_command() -> None:
     if not versions:
         typer.echo(f"no versions of {MODEL_NAME} in {tracking_uri()} yet")
         return
-    typer.echo(f"{'version':>7}  {'aliases':<21} {'model':<8} {'dataset':<14} {'ndcg@10':>8}  gate")
+    typer.echo(f"{'version':>7}  {'aliases':<21} {'model':<8} {'dataset':<16} {'ndcg@10':>8}  gate")
     for v in versions:
         tags = v.tags
         typer.echo(
             f"{v.version:>7}  {','.join(v.aliases) or '-':<21} {tags.get('model', '?'):<8} "
-            f"{tags.get('dataset', '?'):<14} {tags.get('test_ndcg_10', '?')[:8]:>8}  "
+            f"{short_dataset(tags.get('dataset', '?')):<16} {tags.get('test_ndcg_10', '?')[:8]:>8}  "
             f"{tags.get('gate_decision', '-')}{' (rolled back)' if 'rolled_back_at' in tags else ''}"
         )
 
