@@ -9,10 +9,10 @@ Every step is a thin call into ``recops``. Run it locally, or on AWS Batch GPUs:
     python flows/train_recommender.py resume          # after a failed step
 """
 
-from metaflow import Config, FlowSpec, Parameter, card, current, resources, retry, step
+from metaflow import Config, FlowSpec, IncludeFile, Parameter, card, current, resources, retry, step
 
 from recops.data import DATASET_HELP
-from recops.flowlib import DEFAULT_CONFIG
+from recops.flowlib import DEFAULT_CONFIG, REPORT_NOTEBOOK
 
 
 class TrainRecommenderFlow(FlowSpec):
@@ -27,6 +27,13 @@ class TrainRecommenderFlow(FlowSpec):
     dataset = Parameter("dataset", default="synthetic", help=DATASET_HELP)
     model = Parameter("model", default="sasrec", help="sasrec, gru4rec or popular")
     epochs = Parameter("epochs", default=0, help="maximum epochs; 0 keeps the config's train.epochs")
+    report_template = IncludeFile(
+        "report_template",
+        default=str(REPORT_NOTEBOOK),
+        is_text=True,
+        help="Notebook the report step executes (papermill). Read at launch and stored with the run, "
+        "so remote steps (--with batch) need no copy of it.",
+    )
 
     @step
     def start(self):
@@ -95,15 +102,18 @@ class TrainRecommenderFlow(FlowSpec):
     @card(type="blank", id="report")
     @step
     def report(self):
-        """Execute notebooks/03_evaluation_report.ipynb for this run; keep it and render it."""
+        """Execute the report notebook (notebooks/03_evaluation_report.ipynb unless --report_template
+        names another) for this run; keep it and render it."""
         from pathlib import Path
         from tempfile import TemporaryDirectory
 
         from recops.flowlib import notebook_card, run_report_notebook
 
         with TemporaryDirectory() as tmp:
+            template = Path(tmp) / "template.ipynb"
+            template.write_text(self.report_template)
             run_pathspec = f"{current.flow_name}/{current.run_id}"
-            self.report_notebook = run_report_notebook(run_pathspec, Path(tmp) / "report.ipynb")
+            self.report_notebook = run_report_notebook(run_pathspec, Path(tmp) / "report.ipynb", template)
         current.card["report"].extend(notebook_card(self.report_notebook))
         self.next(self.register)
 

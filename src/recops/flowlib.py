@@ -112,13 +112,13 @@ def evaluation_card(metrics: dict[str, float], examples: dict[str, Any]) -> list
     ]
 
 
-def run_report_notebook(run_pathspec: str, output: Path) -> dict[str, Any]:
+def run_report_notebook(run_pathspec: str, output: Path, notebook: Path = REPORT_NOTEBOOK) -> dict[str, Any]:
     """Execute the evaluation-report notebook for a run with papermill; return the executed notebook."""
     import papermill
 
     output.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(
-        str(REPORT_NOTEBOOK),
+        str(notebook),
         str(output),
         parameters={"run_pathspec": run_pathspec},
         cwd=os.getcwd(),

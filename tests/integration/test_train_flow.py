@@ -26,10 +26,17 @@ latency_budget_ms = 5000.0  # latency is the benchmark's business; CI shares two
 """
 
 
+REPORT_MARKER = "This copy of the report template was read at launch."
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     path = tmp_path_factory.mktemp("flow")
     (path / "tiny.toml").write_text(TINY_CONFIG)
+    # the report notebook with one more cell: the report step must run the file given at launch
+    notebook = json.loads((ROOT / "notebooks" / "03_evaluation_report.ipynb").read_text())
+    notebook["cells"].append({"cell_type": "markdown", "metadata": {}, "source": [REPORT_MARKER]})
+    (path / "report.ipynb").write_text(json.dumps(notebook))
     return path
 
 
@@ -72,7 +79,7 @@ def client(workdir, code):
 
 @pytest.fixture(scope="module")
 def finished_run(workdir):
-    run_flow(workdir, "run", "--model", "sasrec")
+    run_flow(workdir, "run", "--model", "sasrec", "--report_template", "report.ipynb")
     return client(
         workdir,
         "r = Flow('TrainRecommenderFlow').latest_successful_run\n"
@@ -85,7 +92,7 @@ def finished_run(workdir):
         " 'n_ranks': len(r['evaluate'].task.data.ranks), 'decision': r.data.decision['action'],"
         " 'reason': r.data.decision['reason'],"
         " 'cards': {s: [c.id for c in get_cards(r[s].task)] for s in ('train', 'evaluate', 'report')},"
-        " 'report_errors': len(errors),"
+        " 'report_errors': len(errors), 'report_sources': [''.join(c['source']) for c in nb['cells']],"
         " 'report_outputs': sum(len(c.get('outputs', [])) for c in nb['cells'])}))",
     )
 
@@ -110,6 +117,8 @@ def test_artifacts_are_readable_with_the_client(finished_run):
 def test_cards_and_the_executed_report(finished_run):
     assert finished_run["cards"] == {"train": ["training"], "evaluate": ["evaluation"], "report": ["report"]}
     assert finished_run["report_errors"] == 0 and finished_run["report_outputs"] >= 4
+    # the notebook named at launch ran (stored with the run, so a remote step needs no copy)
+    assert finished_run["report_sources"][-1] == REPORT_MARKER
 
 
 def test_resume_after_a_failed_step(workdir, finished_run):
