@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -40,6 +41,8 @@ from recops.data.interactions import ItemVocab
 from recops.localproc import free_port
 from recops.models import build_model
 from recops.serving import Recommender
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CATALOGS = (1_000, 10_000, 100_000)
 DEFAULT_CONCURRENCY = (1, 8, 32)
@@ -227,6 +230,7 @@ def bench_catalog(
         floor_times.extend(call_times(recommender, block))
         paced_times.extend(call_times(recommender, block, gap=PACED_GAP_S))
 
+    log.info("%d items: serving an untrained SASRec with %d worker(s)", n_items, workers)
     tag = import_checkpoint(checkpoint, {"purpose": "bench"})
     env = {"RECOPS_BENTO_MODEL_TAG": tag}
     if batching is not None:
@@ -240,8 +244,17 @@ def bench_catalog(
         try:
             for c in concurrency:
                 between = floor_block if c == 1 else None
-                http[str(c)] = asyncio.run(
-                    _http_level(server.url, sessions, c, n_requests, K, time_limit, between)
+                level = asyncio.run(_http_level(server.url, sessions, c, n_requests, K, time_limit, between))
+                http[str(c)] = level
+                log.info(
+                    "%d items, c=%d: p50 %.2f ms, p99 %.2f ms, %.0f req/s, %d errors%s",
+                    n_items,
+                    c,
+                    level["p50_ms"] or float("nan"),
+                    level["p99_ms"] or float("nan"),
+                    level["throughput_rps"],
+                    level["errors"],
+                    f" (floor side by side: p50 {1000 * np.median(floor_times):.2f} ms)" if between else "",
                 )
         finally:
             server.stop()
