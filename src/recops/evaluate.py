@@ -64,6 +64,12 @@ def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     so equal scores keep index order), instead of the whole catalogue.
     """
     kth = torch.topk(scores, k, dim=1).values[:, -1:]  # (B, 1)
+    candidates = scores >= kth
+    if bool((candidates.sum(dim=1) == k).all()):  # no row has ties at its k-th score: one sort
+        index = candidates.nonzero()[:, 1].view(-1, k)  # ascending index order per row
+        order = torch.sort(scores.gather(1, index), dim=1, descending=True, stable=True).indices
+        index = index.gather(1, order)
+        return scores.gather(1, index), index
     values, indices = [], []
     for row, threshold in zip(scores, kth, strict=True):
         candidates = torch.nonzero(row >= threshold).squeeze(1)  # ascending index order

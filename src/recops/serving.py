@@ -65,9 +65,11 @@ class Recommender:
         if known:
             histories = [encoded[i][0] for i in known]
             scores = score_histories(self.model, histories).clone()
-            if exclude_seen:
-                for row, history in enumerate(histories):
-                    scores[row, torch.as_tensor(history, device=scores.device)] = float("-inf")
+            if exclude_seen:  # every (row, item) of the histories at once
+                rows = np.repeat(np.arange(len(histories)), [len(history) for history in histories])
+                items = np.concatenate(histories).astype(np.int64)
+                where = (torch.from_numpy(rows).to(scores.device), torch.from_numpy(items).to(scores.device))
+                scores[where] = float("-inf")
             values, indices = top_k(scores, k)
             for row, i in enumerate(known):
                 pairs = [
