@@ -35,3 +35,18 @@ def test_rank_equals_position_in_top_k():
             position = int((order[row] == target).nonzero()[0]) + 1
             assert int(target_ranks(scores[row : row + 1], torch.tensor([target]))[0]) == position
     assert not (order == 0).any()
+
+
+@pytest.mark.parametrize("ties", [False, True], ids=["distinct scores", "ties at the k-th score"])
+def test_top_k_equals_a_full_stable_sort(ties):
+    """Both paths of top_k (one sort for all rows; a row at a time when a row ties at its k-th
+    score) give what sorting the whole row would: score descending, lower index first."""
+    generator = torch.Generator().manual_seed(1)
+    scores = torch.randn(16, 200, generator=generator)
+    if ties:
+        scores[3] = torch.randint(0, 3, (200,), generator=generator).float()
+    scores[:, 0] = NEG
+    for k in (1, 10, 199):
+        values, indices = top_k(scores, k)
+        expected = torch.sort(scores, dim=1, descending=True, stable=True)
+        assert torch.equal(indices, expected.indices[:, :k]) and torch.equal(values, expected.values[:, :k])
