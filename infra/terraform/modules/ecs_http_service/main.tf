@@ -180,16 +180,6 @@ resource "aws_cloudwatch_log_group" "this" {
   tags              = var.tags
 }
 
-data "aws_iam_policy_document" "ecs_tasks_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["ecs-tasks.amazonaws.com"]
-    }
-  }
-}
-
 # The execution role is ECS's, not the application's: pull the image, write logs, read secrets.
 data "aws_iam_policy_document" "execution" {
   statement {
@@ -232,16 +222,13 @@ data "aws_iam_policy_document" "execution" {
   }
 }
 
-resource "aws_iam_role" "execution" {
-  name_prefix        = "${var.name}-exec-"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-  tags               = var.tags
-}
-
-resource "aws_iam_role_policy" "execution" {
-  name   = "pull-log-secrets"
-  role   = aws_iam_role.execution.id
-  policy = data.aws_iam_policy_document.execution.json
+module "execution_role" {
+  source      = "../iam_role"
+  name_prefix = "${var.name}-exec-"
+  service     = "ecs-tasks.amazonaws.com"
+  policy_name = "pull-log-secrets"
+  policy_json = data.aws_iam_policy_document.execution.json
+  tags        = var.tags
 }
 
 resource "aws_ecs_task_definition" "this" {
@@ -251,7 +238,7 @@ resource "aws_ecs_task_definition" "this" {
   network_mode             = "awsvpc"
   cpu                      = var.cpu
   memory                   = var.memory
-  execution_role_arn       = aws_iam_role.execution.arn
+  execution_role_arn       = module.execution_role.arn
   task_role_arn            = var.task_role_arn
   tags                     = var.tags
 

@@ -30,7 +30,7 @@ output "task_security_group_id" {
 
 output "execution_role_arn" {
   description = "Execution role of the tasks."
-  value       = aws_iam_role.execution.arn
+  value       = module.execution_role.arn
 }
 
 output "scalable_target" {

@@ -6,7 +6,7 @@
 #   2. max_vcpus smaller than one instance of a fitting type         -> gpu_max_vcpus >= 4, validated
 #   3. a non-GPU AMI, so the ECS agent registers no GPU              -> ec2_configuration ECS_*_NVIDIA
 #   4. instances that cannot reach ECS/ECR (no NAT, no endpoints)    -> private subnets with NAT + S3 endpoint
-#   5. an instance role without AmazonEC2ContainerServiceforEC2Role -> aws_iam_role.instance
+#   5. an instance role without AmazonEC2ContainerServiceforEC2Role -> module.instance_role
 #   6. desired vCPUs stuck above zero by an earlier update           -> min_vcpus = 0, desired ignored
 # and a job that still cannot run is cancelled with the reason after runnable_timeout_minutes.
 
@@ -54,32 +54,19 @@ module "training_image" {
 
 # --- Batch instances -------------------------------------------------------------------------
 
-data "aws_iam_policy_document" "ec2_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["ec2.amazonaws.com"]
-    }
-  }
-}
-
 # The ECS agent on each instance registers with the cluster, pulls images from ECR and ships
 # container logs; the AWS-managed policy is exactly that set.
-resource "aws_iam_role" "instance" {
-  name_prefix        = "${var.name}-batch-instance-"
-  assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
-  tags               = var.tags
-}
-
-resource "aws_iam_role_policy_attachment" "instance_ecs" {
-  role       = aws_iam_role.instance.name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"
+module "instance_role" {
+  source              = "../iam_role"
+  name_prefix         = "${var.name}-batch-instance-"
+  service             = "ec2.amazonaws.com"
+  managed_policy_arns = ["arn:${local.partition}:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"]
+  tags                = var.tags
 }
 
 resource "aws_iam_instance_profile" "instance" {
   name_prefix = "${var.name}-batch-instance-"
-  role        = aws_iam_role.instance.name
+  role        = module.instance_role.name
   tags        = var.tags
 }
 
@@ -179,16 +166,6 @@ resource "aws_batch_job_queue" "this" {
 
 # --- Batch jobs (METAFLOW_ECS_S3_ACCESS_IAM_ROLE) -----------------------------------------------
 
-data "aws_iam_policy_document" "ecs_tasks_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["ecs-tasks.amazonaws.com"]
-    }
-  }
-}
-
 data "aws_iam_policy_document" "datastore_access" {
   statement {
     sid       = "ListDatastore"
@@ -207,17 +184,14 @@ data "aws_iam_policy_document" "datastore_access" {
   }
 }
 
-resource "aws_iam_role" "job" {
-  name_prefix        = "${var.name}-batch-job-"
-  description        = "What a Metaflow step on Batch may do: read and write the datastore"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-  tags               = var.tags
-}
-
-resource "aws_iam_role_policy" "job_datastore" {
-  name   = "metaflow-datastore"
-  role   = aws_iam_role.job.id
-  policy = data.aws_iam_policy_document.datastore_access.json
+module "job_role" {
+  source      = "../iam_role"
+  name_prefix = "${var.name}-batch-job-"
+  description = "What a Metaflow step on Batch may do: read and write the datastore"
+  service     = "ecs-tasks.amazonaws.com"
+  policy_name = "metaflow-datastore"
+  policy_json = data.aws_iam_policy_document.datastore_access.json
+  tags        = var.tags
 }
 
 # --- Who launches runs: people, CI, the Prefect flow runs ---------------------------------------
@@ -258,7 +232,7 @@ data "aws_iam_policy_document" "client" {
   statement {
     sid       = "PassJobRole"
     actions   = ["iam:PassRole"]
-    resources = [aws_iam_role.job.arn]
+    resources = [module.job_role.arn]
   }
   statement {
     sid       = "ReadJobLogs"
@@ -283,7 +257,7 @@ locals {
       METAFLOW_DATASTORE_SYSROOT_S3   = "s3://${module.datastore.id}/metaflow"
       METAFLOW_DATATOOLS_S3ROOT       = "s3://${module.datastore.id}/data"
       METAFLOW_BATCH_JOB_QUEUE        = aws_batch_job_queue.this["gpu"].arn
-      METAFLOW_ECS_S3_ACCESS_IAM_ROLE = aws_iam_role.job.arn
+      METAFLOW_ECS_S3_ACCESS_IAM_ROLE = module.job_role.arn
       # No metadata service in this stack: Metaflow keeps each task's metadata in the datastore
       # and syncs it back to the launching machine.
       METAFLOW_DEFAULT_METADATA = "local"

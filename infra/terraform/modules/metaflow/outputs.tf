@@ -30,12 +30,12 @@ output "compute_environment_arns" {
 
 output "job_role_arn" {
   description = "Role that Metaflow's Batch jobs run as (METAFLOW_ECS_S3_ACCESS_IAM_ROLE)."
-  value       = aws_iam_role.job.arn
+  value       = module.job_role.arn
 }
 
 output "instance_role_name" {
   description = "Role of the Batch instances (ECS agent)."
-  value       = aws_iam_role.instance.name
+  value       = module.instance_role.name
 }
 
 output "client_policy_arn" {

@@ -138,16 +138,6 @@ resource "aws_secretsmanager_secret_rotation" "db" {
 
 # --- Tracking server --------------------------------------------------------------------------
 
-data "aws_iam_policy_document" "ecs_tasks_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["ecs-tasks.amazonaws.com"]
-    }
-  }
-}
-
 data "aws_iam_policy_document" "artifacts" {
   statement {
     sid       = "ListArtifacts"
@@ -166,17 +156,14 @@ data "aws_iam_policy_document" "artifacts" {
   }
 }
 
-resource "aws_iam_role" "server" {
-  name_prefix        = "${local.service_name}-task-"
-  description        = "The MLflow server: read and write the artifact bucket"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-  tags               = var.tags
-}
-
-resource "aws_iam_role_policy" "server_artifacts" {
-  name   = "mlflow-artifacts"
-  role   = aws_iam_role.server.id
-  policy = data.aws_iam_policy_document.artifacts.json
+module "server_role" {
+  source      = "../iam_role"
+  name_prefix = "${local.service_name}-task-"
+  description = "The MLflow server: read and write the artifact bucket"
+  service     = "ecs-tasks.amazonaws.com"
+  policy_name = "mlflow-artifacts"
+  policy_json = data.aws_iam_policy_document.artifacts.json
+  tags        = var.tags
 }
 
 module "server" {
@@ -211,7 +198,7 @@ module "server" {
   }
   secret_arns         = [local.db_secret]
   ecr_repository_arns = [module.image.arn]
-  task_role_arn       = aws_iam_role.server.arn
+  task_role_arn       = module.server_role.arn
 
   cpu                        = var.cpu
   memory                     = var.memory
@@ -227,16 +214,6 @@ module "server" {
 # ECS reads secrets when a task starts. After RDS rotates the password, new database connections
 # of a running server would fail, so the server is redeployed (a rolling restart) after each
 # rotation window.
-data "aws_iam_policy_document" "scheduler_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["scheduler.amazonaws.com"]
-    }
-  }
-}
-
 data "aws_iam_policy_document" "restart" {
   statement {
     actions   = ["ecs:UpdateService"]
@@ -244,17 +221,14 @@ data "aws_iam_policy_document" "restart" {
   }
 }
 
-resource "aws_iam_role" "restart" {
-  name_prefix        = "${local.service_name}-restart-"
-  description        = "EventBridge Scheduler: redeploy the MLflow server after a password rotation"
-  assume_role_policy = data.aws_iam_policy_document.scheduler_assume.json
-  tags               = var.tags
-}
-
-resource "aws_iam_role_policy" "restart" {
-  name   = "redeploy-mlflow"
-  role   = aws_iam_role.restart.id
-  policy = data.aws_iam_policy_document.restart.json
+module "restart_role" {
+  source      = "../iam_role"
+  name_prefix = "${local.service_name}-restart-"
+  description = "EventBridge Scheduler: redeploy the MLflow server after a password rotation"
+  service     = "scheduler.amazonaws.com"
+  policy_name = "redeploy-mlflow"
+  policy_json = data.aws_iam_policy_document.restart.json
+  tags        = var.tags
 }
 
 resource "aws_scheduler_schedule" "restart_after_rotation" {
@@ -269,7 +243,7 @@ resource "aws_scheduler_schedule" "restart_after_rotation" {
 
   target {
     arn      = "arn:${data.aws_partition.current.partition}:scheduler:::aws-sdk:ecs:updateService"
-    role_arn = aws_iam_role.restart.arn
+    role_arn = module.restart_role.arn
     input = jsonencode({
       Cluster            = var.cluster_arn
       Service            = module.server.service_name

@@ -149,16 +149,6 @@ resource "aws_cloudwatch_log_group" "flow_logs" {
   tags              = var.tags
 }
 
-data "aws_iam_policy_document" "flow_logs_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["vpc-flow-logs.amazonaws.com"]
-    }
-  }
-}
-
 data "aws_iam_policy_document" "flow_logs_write" {
   statement {
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
@@ -166,16 +156,13 @@ data "aws_iam_policy_document" "flow_logs_write" {
   }
 }
 
-resource "aws_iam_role" "flow_logs" {
-  name_prefix        = "${var.name}-flow-logs-"
-  assume_role_policy = data.aws_iam_policy_document.flow_logs_assume.json
-  tags               = var.tags
-}
-
-resource "aws_iam_role_policy" "flow_logs" {
-  name   = "write-flow-logs"
-  role   = aws_iam_role.flow_logs.id
-  policy = data.aws_iam_policy_document.flow_logs_write.json
+module "flow_logs_role" {
+  source      = "../iam_role"
+  name_prefix = "${var.name}-flow-logs-"
+  service     = "vpc-flow-logs.amazonaws.com"
+  policy_name = "write-flow-logs"
+  policy_json = data.aws_iam_policy_document.flow_logs_write.json
+  tags        = var.tags
 }
 
 resource "aws_flow_log" "this" {
@@ -183,6 +170,6 @@ resource "aws_flow_log" "this" {
   traffic_type         = "REJECT"
   log_destination_type = "cloud-watch-logs"
   log_destination      = aws_cloudwatch_log_group.flow_logs.arn
-  iam_role_arn         = aws_iam_role.flow_logs.arn
+  iam_role_arn         = module.flow_logs_role.arn
   tags                 = var.tags
 }

@@ -50,16 +50,6 @@ resource "aws_cloudwatch_log_group" "flow_runs" {
 
 # --- Roles ------------------------------------------------------------------------------------
 
-data "aws_iam_policy_document" "ecs_tasks_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["ecs-tasks.amazonaws.com"]
-    }
-  }
-}
-
 # ECS's own role for the worker task: write its logs, read both secrets.
 data "aws_iam_policy_document" "worker_execution" {
   statement {
@@ -79,16 +69,13 @@ data "aws_iam_policy_document" "worker_execution" {
   }
 }
 
-resource "aws_iam_role" "worker_execution" {
-  name_prefix        = "${var.name}-pw-exec-"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-  tags               = var.tags
-}
-
-resource "aws_iam_role_policy" "worker_execution" {
-  name   = "logs-and-secrets"
-  role   = aws_iam_role.worker_execution.id
-  policy = data.aws_iam_policy_document.worker_execution.json
+module "worker_execution_role" {
+  source      = "../iam_role"
+  name_prefix = "${var.name}-pw-exec-"
+  service     = "ecs-tasks.amazonaws.com"
+  policy_name = "logs-and-secrets"
+  policy_json = data.aws_iam_policy_document.worker_execution.json
+  tags        = var.tags
 }
 
 # ECS's role for flow-run tasks: pull their image, write their logs, read the API key.
@@ -126,30 +113,23 @@ data "aws_iam_policy_document" "flow_run_execution" {
   }
 }
 
-resource "aws_iam_role" "flow_run_execution" {
-  name_prefix        = "${var.name}-fr-exec-"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-  tags               = var.tags
-}
-
-resource "aws_iam_role_policy" "flow_run_execution" {
-  name   = "pull-logs-secret"
-  role   = aws_iam_role.flow_run_execution.id
-  policy = data.aws_iam_policy_document.flow_run_execution.json
+module "flow_run_execution_role" {
+  source      = "../iam_role"
+  name_prefix = "${var.name}-fr-exec-"
+  service     = "ecs-tasks.amazonaws.com"
+  policy_name = "pull-logs-secret"
+  policy_json = data.aws_iam_policy_document.flow_run_execution.json
+  tags        = var.tags
 }
 
 # What a flow run itself may do: only what the caller grants (e.g. launch Metaflow on Batch).
-resource "aws_iam_role" "flow_run" {
-  name_prefix        = "${var.name}-flow-run-"
-  description        = "Prefect flow runs of ${var.work_pool_name}"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-  tags               = var.tags
-}
-
-resource "aws_iam_role_policy_attachment" "flow_run" {
-  count      = length(var.flow_run_policy_arns)
-  role       = aws_iam_role.flow_run.name
-  policy_arn = var.flow_run_policy_arns[count.index]
+module "flow_run_role" {
+  source              = "../iam_role"
+  name_prefix         = "${var.name}-flow-run-"
+  description         = "Prefect flow runs of ${var.work_pool_name}"
+  service             = "ecs-tasks.amazonaws.com"
+  managed_policy_arns = var.flow_run_policy_arns
+  tags                = var.tags
 }
 
 # The worker: start, watch and stop flow-run tasks in this cluster, with the two roles above.
@@ -183,7 +163,7 @@ data "aws_iam_policy_document" "worker" {
   statement {
     sid       = "PassFlowRunRoles"
     actions   = ["iam:PassRole"]
-    resources = [aws_iam_role.flow_run.arn, aws_iam_role.flow_run_execution.arn]
+    resources = [module.flow_run_role.arn, module.flow_run_execution_role.arn]
     condition {
       test     = "StringEquals"
       variable = "iam:PassedToService"
@@ -203,17 +183,14 @@ data "aws_iam_policy_document" "worker" {
   }
 }
 
-resource "aws_iam_role" "worker" {
-  name_prefix        = "${var.name}-pw-task-"
-  description        = "Prefect ECS worker: start flow runs as ECS tasks"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-  tags               = var.tags
-}
-
-resource "aws_iam_role_policy" "worker" {
-  name   = "run-flow-runs"
-  role   = aws_iam_role.worker.id
-  policy = data.aws_iam_policy_document.worker.json
+module "worker_role" {
+  source      = "../iam_role"
+  name_prefix = "${var.name}-pw-task-"
+  description = "Prefect ECS worker: start flow runs as ECS tasks"
+  service     = "ecs-tasks.amazonaws.com"
+  policy_name = "run-flow-runs"
+  policy_json = data.aws_iam_policy_document.worker.json
+  tags        = var.tags
 }
 
 # --- Worker service ---------------------------------------------------------------------------
@@ -225,8 +202,8 @@ resource "aws_ecs_task_definition" "worker" {
   network_mode             = "awsvpc"
   cpu                      = var.cpu
   memory                   = var.memory
-  execution_role_arn       = aws_iam_role.worker_execution.arn
-  task_role_arn            = aws_iam_role.worker.arn
+  execution_role_arn       = module.worker_execution_role.arn
+  task_role_arn            = module.worker_role.arn
   tags                     = var.tags
 
   runtime_platform {

@@ -20,7 +20,7 @@ output "api_key_secret_arn" {
 
 output "flow_run_role_arn" {
   description = "Role that flow runs run as."
-  value       = aws_iam_role.flow_run.arn
+  value       = module.flow_run_role.arn
 }
 
 output "job_variables" {
@@ -29,8 +29,8 @@ output "job_variables" {
     cluster                    = var.cluster_arn
     vpc_id                     = var.vpc_id
     launch_type                = "FARGATE"
-    execution_role_arn         = aws_iam_role.flow_run_execution.arn
-    task_role_arn              = aws_iam_role.flow_run.arn
+    execution_role_arn         = module.flow_run_execution_role.arn
+    task_role_arn              = module.flow_run_role.arn
     prefect_api_key_secret_arn = aws_secretsmanager_secret.api_key.arn
     configure_cloudwatch_logs  = true
     cloudwatch_logs_options = {
