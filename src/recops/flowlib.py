@@ -112,8 +112,8 @@ def evaluation_card(metrics: dict[str, float], examples: dict[str, Any]) -> list
     ]
 
 
-def run_report_notebook(run_pathspec: str, output: Path, notebook: Path = REPORT_NOTEBOOK) -> dict[str, Any]:
-    """Execute the evaluation-report notebook for a run with papermill; return the executed notebook."""
+def run_report_notebook(run_pathspec: str, output: Path, notebook: Path) -> dict[str, Any]:
+    """Execute ``notebook`` (the evaluation report) for a run with papermill; return the executed notebook."""
     import papermill
 
     output.parent.mkdir(parents=True, exist_ok=True)
