@@ -41,10 +41,11 @@ class TrainRecommenderFlow(FlowSpec):
         from recops.data import load_events
         from recops.data.interactions import fingerprint_events
         from recops.drift import profile_events
-        from recops.flowlib import flow_config
+        from recops.flowlib import check_report_template, flow_config
 
         self.settings = flow_config(self.config, {"train.epochs": self.epochs or None})
         self.settings.model_config(self.model)  # unknown model: fail before any work
+        check_report_template(self.report_template)  # not a notebook: fail before training
         self.events = load_events(self.dataset, self.settings.data)
         self.data_fingerprint = fingerprint_events(self.events)
         self.data_profile = profile_events(self.events, self.data_fingerprint)

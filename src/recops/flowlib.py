@@ -112,6 +112,17 @@ def evaluation_card(metrics: dict[str, float], examples: dict[str, Any]) -> list
     ]
 
 
+def check_report_template(text: str) -> None:
+    """Refuse a report template that papermill could not run: it must be a Jupyter notebook
+    (JSON with a list of cells)."""
+    try:
+        notebook = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--report_template is not a Jupyter notebook (not JSON: {exc})") from None
+    if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
+        raise ValueError("--report_template is not a Jupyter notebook (no list of cells)")
+
+
 def run_report_notebook(run_pathspec: str, output: Path, notebook: Path) -> dict[str, Any]:
     """Execute ``notebook`` (the evaluation report) for a run with papermill; return the executed notebook."""
     import papermill

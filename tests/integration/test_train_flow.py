@@ -158,6 +158,13 @@ def test_unmet_expectations_fail_in_validate(workdir):
     assert "no sequence has 3 or more events" in done.stdout + done.stderr
 
 
+def test_a_report_template_that_is_not_a_notebook_fails_before_training(workdir):
+    done = run_flow(workdir, "run", "--report_template", "tiny.toml", check=False)
+    assert done.returncode != 0
+    assert "--report_template is not a Jupyter notebook" in done.stdout + done.stderr
+    assert "/validate/" not in done.stdout + done.stderr  # stopped in start: no later step ran
+
+
 def test_bad_config_is_refused_at_launch(workdir):
     (workdir / "bad.toml").write_text("[train]\nepochz = 3\n")
     cmd = [sys.executable, str(FLOW), "--no-pylint", "--config", "config", "bad.toml", "run"]
