@@ -12,7 +12,7 @@ Every step is a thin call into ``recops``. Run it locally, or on AWS Batch GPUs:
 from metaflow import Config, FlowSpec, IncludeFile, Parameter, card, current, resources, retry, step
 
 from recops.data import DATASET_HELP
-from recops.flowlib import DEFAULT_CONFIG, REPORT_NOTEBOOK
+from recops.pipeline.steps import DEFAULT_CONFIG, REPORT_NOTEBOOK
 
 
 class TrainRecommenderFlow(FlowSpec):
@@ -21,7 +21,7 @@ class TrainRecommenderFlow(FlowSpec):
     config = Config(
         "config",
         default=str(DEFAULT_CONFIG),
-        parser="recops.flowlib.parse_toml_config",
+        parser="recops.pipeline.steps.parse_toml_config",
         help="TOML config (configs/default.toml lists every key); validated at launch.",
     )
     dataset = Parameter("dataset", default="synthetic", help=DATASET_HELP)
@@ -38,10 +38,10 @@ class TrainRecommenderFlow(FlowSpec):
     @step
     def start(self):
         """Parse the typed config once; load, validate (schema), fingerprint and profile the events."""
+        from recops.continuous.drift import profile_events
         from recops.data import load_events
         from recops.data.interactions import fingerprint_events
-        from recops.drift import profile_events
-        from recops.flowlib import check_report_template, flow_config
+        from recops.pipeline.steps import check_report_template, flow_config
 
         self.settings = flow_config(self.config, {"train.epochs": self.epochs or None})
         self.settings.model_config(self.model)  # unknown model: fail before any work
@@ -54,7 +54,7 @@ class TrainRecommenderFlow(FlowSpec):
     @step
     def validate(self):
         """Data expectations beyond the schema; fails listing every unmet one."""
-        from recops.flowlib import check_expectations
+        from recops.pipeline.steps import check_expectations
 
         self.data_summary = check_expectations(self.events)
         self.next(self.split)
@@ -62,7 +62,7 @@ class TrainRecommenderFlow(FlowSpec):
     @step
     def split(self):
         """Item vocabulary and the leave-one-out split."""
-        from recops.experiment import prepare_events
+        from recops.training.experiment import prepare_events
 
         self.data = prepare_events(self.dataset, self.events, self.settings)
         self.next(self.train)
@@ -75,8 +75,8 @@ class TrainRecommenderFlow(FlowSpec):
         """Train with early stopping on validation NDCG@10 (CUDA when present)."""
         from dataclasses import asdict
 
-        from recops.experiment import fit
-        from recops.flowlib import inject_fault_if_asked, training_card
+        from recops.pipeline.steps import inject_fault_if_asked, training_card
+        from recops.training.experiment import fit
 
         inject_fault_if_asked("train")
         fitted = fit(self.data, self.model, self.settings)
@@ -89,9 +89,9 @@ class TrainRecommenderFlow(FlowSpec):
     @step
     def evaluate(self):
         """Full-ranking test metrics, per-sequence ranks and example recommendations."""
-        from recops.evaluate import evaluate_model
-        from recops.flowlib import evaluation_card
-        from recops.serving import example_recommendations
+        from recops.pipeline.steps import evaluation_card
+        from recops.serving.recommender import example_recommendations
+        from recops.training.evaluate import evaluate_model
 
         self.evaluation = evaluate_model(self.checkpoint.build_model(), self.data.split.test)
         self.checkpoint.metrics["test"] = self.evaluation.metrics
@@ -108,7 +108,7 @@ class TrainRecommenderFlow(FlowSpec):
         from pathlib import Path
         from tempfile import TemporaryDirectory
 
-        from recops.flowlib import notebook_card, run_report_notebook
+        from recops.pipeline.steps import notebook_card, run_report_notebook
 
         with TemporaryDirectory() as tmp:
             template = Path(tmp) / "template.ipynb"
@@ -121,7 +121,7 @@ class TrainRecommenderFlow(FlowSpec):
     @step
     def register(self):
         """Register in MLflow as `challenger` with lineage, then gate it against the `champion`."""
-        from recops.flowlib import register_and_gate
+        from recops.pipeline.steps import register_and_gate
 
         pathspec = f"{current.flow_name}/{current.run_id}"
         self.model_version, self.decision = register_and_gate(
@@ -138,7 +138,7 @@ class TrainRecommenderFlow(FlowSpec):
     @step
     def end(self):
         """Print the result; metrics, checkpoint and data_fingerprint are readable with the client."""
-        from recops.flowlib import run_summary
+        from recops.pipeline.steps import run_summary
 
         print(
             run_summary(f"{current.flow_name}/{current.run_id}", self.checkpoint, self.metrics, self.decision)

@@ -5,8 +5,8 @@
 from metaflow import FlowSpec, Parameter, resources, retry, step
 
 from recops.config import load_config
-from recops.experiment import prepare_data, train_and_evaluate
-from recops.serving import Recommender
+from recops.serving.recommender import Recommender
+from recops.training.experiment import prepare_data, train_and_evaluate
 
 
 class TrainSequenceModelFlow(FlowSpec):

@@ -1,13 +1,13 @@
 """SessionRecommender: a recops checkpoint behind POST /recommend and POST /recommend_batch.
 
-The model is loaded once per worker, in ``__init__``, by ``recops.bento.load_served_model``:
+The model is loaded once per worker, in ``__init__``, by ``recops.serving.runtime.load_served_model``:
 inside a bento that is the model the bento was built with; outside one (``bentoml serve
 service:SessionRecommender`` in this folder) the newest ``session_recommender`` in the model
-store, or the tag in ``$RECOPS_BENTO_MODEL_TAG``. Scoring is ``recops.serving.Recommender``,
+store, or the tag in ``$RECOPS_BENTO_MODEL_TAG``. Scoring is ``recops.serving.recommender.Recommender``,
 the code evaluation uses; this file holds only the HTTP contract.
 
 Model swaps (continuous training, locally): with ``$RECOPS_DEPLOYMENT_FILE`` set (``recops
-serve`` sets it), each worker follows that record (``recops.bento.ModelWatcher``) and swaps to
+serve`` sets it), each worker follows that record (``recops.serving.runtime.ModelWatcher``) and swaps to
 a newly deployed model between batches, without a restart and without failing a request. Each
 answer names the model that scored it. In the cloud a new bento image rolls out through ECS
 instead (``terraform apply -var bento_image_tag=...``) and the variable is not set.
@@ -34,7 +34,7 @@ import bentoml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, StringConstraints
 from starlette.responses import Response
 
-from recops.bento import (
+from recops.serving.runtime import (
     DEFAULT_WORKERS,
     DEPLOYMENT_ENV,
     MODEL_TAG_ENV,

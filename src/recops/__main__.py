@@ -1,3 +1,3 @@
-from recops.cli import main
+from recops.cli.main import main
 
 main()

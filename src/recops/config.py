@@ -140,7 +140,7 @@ class ResourcesConfig:
 
 @dataclass(frozen=True)
 class DriftConfig:
-    """When new events count as drifted from the champion's training data (recops.drift)."""
+    """When new events count as drifted from the champion's training data (recops.continuous.drift)."""
 
     popularity_js: float = 0.1  # Jensen-Shannon divergence (base 2, 0..1) of item popularity
     unseen_share: float = 0.05  # share of new events on items the champion never saw

@@ -8,6 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+# The source checkout (flows/, notebooks/, configs/, bentos/ live here); an installed package
+# without the repository has none of them, and callers say so when a file is missing.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 
 def recops_home() -> Path:
     """The state root (``$RECOPS_HOME``, default ``.recops`` in the working directory).

@@ -15,7 +15,7 @@ SMALL = ["--set", "sasrec.max_len=10", "--set", "sasrec.hidden=16", "--set", "tr
 
 def recops(*args, check=True):
     done = subprocess.run(
-        [sys.executable, "-m", "recops.cli", *args], capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "recops.cli.main", *args], capture_output=True, text=True, timeout=600
     )
     if check and done.returncode != 0:
         raise AssertionError(f"recops {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")

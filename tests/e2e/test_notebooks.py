@@ -85,7 +85,7 @@ def test_promoted_flow_equals_the_notebook(tmp_path):
         [
             sys.executable,
             "-m",
-            "recops.cli",
+            "recops.cli.main",
             "promote",
             str(ROOT / "notebooks" / "02_train_sequence_model.ipynb"),
             "-o",

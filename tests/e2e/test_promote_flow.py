@@ -19,7 +19,11 @@ FLOW_NAME = "PlainPipelineFlow"
 
 def recops(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     done = subprocess.run(
-        [sys.executable, "-m", "recops.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "recops.cli.main", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if check and done.returncode != 0:
         raise AssertionError(f"recops {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")

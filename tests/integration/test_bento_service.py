@@ -1,6 +1,6 @@
 """The BentoML service, built as a real bento and served by `bentoml serve` on 127.0.0.1.
 
-One tiny model, one bento (built by `python -m recops.cli_bento build`), one server for the
+One tiny model, one bento (built by `python -m recops.cli.bento build`), one server for the
 module, always stopped. The service must answer exactly what the in-process Recommender
 answers, refuse every bad input with a 4xx that says what is wrong, and keep serving after.
 """
@@ -19,7 +19,11 @@ import httpx
 import pytest
 import yaml
 
-from recops.bento import (
+from recops.config import load_config
+from recops.data import ItemVocab, build_interactions, leave_one_out_split, validate_events
+from recops.localproc import free_port
+from recops.serving.recommender import Recommender
+from recops.serving.runtime import (
     BentoError,
     QueryBatcher,
     ServedModel,
@@ -29,11 +33,7 @@ from recops.bento import (
     match_item_ids,
     serve,
 )
-from recops.config import load_config
-from recops.data import ItemVocab, build_interactions, leave_one_out_split, validate_events
-from recops.experiment import PreparedData, fit
-from recops.localproc import free_port
-from recops.serving import Recommender
+from recops.training.experiment import PreparedData, fit
 from tests.conftest import cycle_events
 from tests.integration.test_training import TINY
 
@@ -63,7 +63,7 @@ def bentoml_home(tmp_path_factory):
 def bento_tag(checkpoint_path, bentoml_home) -> str:
     """Built by the command line in a child process: this process never holds BentoML state."""
     result = subprocess.run(
-        [sys.executable, "-m", "recops.cli_bento", "build", "--checkpoint", str(checkpoint_path)],
+        [sys.executable, "-m", "recops.cli.bento", "build", "--checkpoint", str(checkpoint_path)],
         capture_output=True,
         text=True,
         timeout=180,
@@ -324,7 +324,7 @@ def test_alias_errors_from_the_registry_reach_the_caller(monkeypatch):
 
 
 def test_registry_lineage_becomes_labels(checkpoint_path):
-    from recops.checkpoint import Checkpoint
+    from recops.training.checkpoint import Checkpoint
 
     registry = pytest.importorskip("recops.registry", exc_type=ImportError)
     info = registry.ModelVersionInfo(
@@ -366,7 +366,7 @@ def test_ids_are_matched_across_int_and_str(items, session, expected):
 
 
 def test_bench_pieces_measure_and_judge():
-    from recops.bench_serve import _checks, bench_sessions, in_process_latency, synthetic_checkpoint
+    from recops.serving.bench import _checks, bench_sessions, in_process_latency, synthetic_checkpoint
 
     checkpoint = synthetic_checkpoint(50, load_config(overrides=TINY))
     assert len(checkpoint.vocab) == 50 and len(checkpoint.item_counts) == 50
@@ -388,7 +388,7 @@ def test_bench_pieces_measure_and_judge():
 def test_bench_interleaves_the_floor_with_concurrency_1(server):
     """At c=1 the timed requests go in blocks with the in-process calls between them, so the
     floor and the HTTP figures come from the same minutes; the in-between time is not counted."""
-    from recops.bench_serve import BLOCK, _http_level
+    from recops.serving.bench import BLOCK, _http_level
 
     calls: list[float] = []
 
@@ -406,7 +406,7 @@ def test_bench_interleaves_the_floor_with_concurrency_1(server):
 
 
 def test_model_watcher_swaps_to_the_deployed_model_and_survives_a_bad_record(checkpoint_path, tmp_path):
-    from recops.bento import ModelWatcher
+    from recops.serving.runtime import ModelWatcher
 
     record = tmp_path / "deployment.json"
     swapped: list[ServedModel] = []

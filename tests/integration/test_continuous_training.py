@@ -61,7 +61,7 @@ def config_file(ct_home) -> Path:
 
 
 def cycle(config_file, **kwargs) -> dict:
-    from recops.orchestration import retrain
+    from recops.continuous.flow import retrain
 
     return retrain(config_path=str(config_file), **kwargs)
 
@@ -81,7 +81,7 @@ def first_cycle(prefect_api, config_file, ct_home):
 
 
 def test_cycle_1_trains_and_promotes_a_first_champion(first_cycle):
-    from recops.bento import read_deployment
+    from recops.serving.runtime import read_deployment
 
     assert first_cycle["action"] == "retrained, promoted"
     assert "no champion yet" in first_cycle["decision"]
@@ -103,8 +103,8 @@ def server(first_cycle, ct_home):
     """`recops serve`'s setup: the deployed bento, following the deployment record."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RECOPS_HOME", str(ct_home / "home"))
-        from recops.bento import deployment_file, serve, server_record
         from recops.localproc import free_port
+        from recops.serving.runtime import deployment_file, serve, server_record
 
         tag = first_cycle["bento_tag"]
         running = serve(tag, port=free_port(), deployment=deployment_file(), ready_timeout=150)
@@ -125,7 +125,7 @@ def test_corrupt_new_data_fails_visibly_and_changes_nothing(first_cycle, config_
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
 
-    from recops.bento import read_deployment
+    from recops.serving.runtime import read_deployment
 
     before, deployed = champion_version(), read_deployment()
     served = ask(server.url)["model"]["version"]
@@ -134,7 +134,7 @@ def test_corrupt_new_data_fails_visibly_and_changes_nothing(first_cycle, config_
     bad = incoming / "0001-corrupt.csv"
     bad.write_text("session_id,item_id,timestamp\n9001,5,1800000000\n9001,,1800000060\n")
     try:
-        from recops.orchestration import retrain
+        from recops.continuous.flow import retrain
 
         state = retrain(config_path=str(config_file), return_state=True)
     finally:
@@ -176,8 +176,8 @@ class Webhook(http.server.BaseHTTPRequestHandler):
 def test_a_failed_training_run_fails_the_cycle_with_its_error(first_cycle, config_file, server, monkeypatch):
     """The Metaflow run fails in its train step: the Prefect run fails with that step's
     exception, the failure hook records it and posts it to the webhook, serving is untouched."""
-    from recops.bento import read_deployment, server_file
-    from recops.orchestration import failures_file, retrain
+    from recops.continuous.flow import failures_file, retrain
+    from recops.serving.runtime import read_deployment, server_file
 
     hook = http.server.HTTPServer(("127.0.0.1", 0), Webhook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
@@ -224,10 +224,10 @@ class SteadyClient(threading.Thread):
 def test_cycle_3_drift_retrains_gates_and_swaps_the_served_model_without_failures(
     first_cycle, config_file, server, ct_home
 ):
-    from recops.bento import read_deployment
     from recops.config import load_config
     from recops.data import load_events
     from recops.data.synthetic import new_events_like
+    from recops.serving.runtime import read_deployment
 
     before = champion_version()
     served_before = ask(server.url)["model"]["version"]

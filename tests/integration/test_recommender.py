@@ -5,9 +5,9 @@ import pytest
 
 from recops.config import load_config
 from recops.data import build_interactions, leave_one_out_split, validate_events
-from recops.evaluate import score_histories
-from recops.experiment import PreparedData, train_and_evaluate
-from recops.serving import Recommender
+from recops.serving.recommender import Recommender
+from recops.training.evaluate import score_histories
+from recops.training.experiment import PreparedData, train_and_evaluate
 from tests.conftest import cycle_events
 from tests.integration.test_training import TINY
 
@@ -74,7 +74,7 @@ def test_k_outside_the_catalogue_is_an_error(recommender, k):
 def test_rank_targets_equals_evaluation_ranks_and_handles_other_data(recommender):
     """How the gate scores a champion on a challenger's split: same ranks as evaluation on its
     own data; an unknown target ranks last; a session of unknown items is ranked by popularity."""
-    from recops.evaluate import rank_eval_set
+    from recops.training.evaluate import rank_eval_set
 
     inter = build_interactions(validate_events(cycle_events(seed=5)), vocab=recommender.vocab)
     test = leave_one_out_split(inter).test

@@ -13,16 +13,16 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from recops import registry
-from recops.checkpoint import Checkpoint
-from recops.cli_registry import registry_app
+from recops.cli.registry import registry_app
 from recops.config import GateConfig, load_config
 from recops.data import build_interactions, leave_one_out_split, validate_events
-from recops.evaluate import evaluate_model
-from recops.experiment import PreparedData, TrainingReport, train_and_evaluate
 from recops.models import build_model
 from recops.registry import CHALLENGER, CHAMPION, MODEL_NAME, RegistryError
-from recops.serving import Recommender
-from recops.train import TrainResult
+from recops.serving.recommender import Recommender
+from recops.training.checkpoint import Checkpoint
+from recops.training.evaluate import evaluate_model
+from recops.training.experiment import PreparedData, TrainingReport, train_and_evaluate
+from recops.training.train import TrainResult
 from tests.conftest import cycle_events
 from tests.integration import pg_mlflow
 from tests.integration.test_training import TINY
@@ -243,8 +243,8 @@ def test_a_failed_registration_leaves_nothing_behind(
 def test_after_a_data_change_the_champion_is_ranked_on_the_challengers_split(trained, data):
     """Continuous training: a challenger trained on new data is compared with the champion on
     the challenger's held-out sequences, the champion scoring them as it would serve them."""
-    from recops.metrics import per_sequence
-    from recops.serving import Recommender
+    from recops.serving.recommender import Recommender
+    from recops.training.metrics import per_sequence
 
     champion = register(trained, data)
     assert registry.gate(config=GATE).promote

@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from recops.cli_schedule import schedule_app
-from recops.schedule import (
+from recops.cli.schedule import schedule_app
+from recops.continuous.status import (
     ScheduleError,
     StatusReport,
     free_port,
@@ -38,8 +38,8 @@ from recops.schedule import (
 
 REPO = Path(__file__).resolve().parents[2]
 
-# The parameters of recops.orchestration.retrain, and nothing that trains.
-STUB_FLOW = '''"""Stands in for recops.orchestration.retrain: the same name and parameters, no work."""
+# The parameters of recops.continuous.flow.retrain, and nothing that trains.
+STUB_FLOW = '''"""Stands in for recops.continuous.flow.retrain: the same name and parameters, no work."""
 
 from prefect import flow
 
@@ -74,7 +74,7 @@ def test_prefect_yaml_has_the_nightly_retrain_and_the_hourly_drift_check():
     assert set(specs) == {"nightly-retrain", "hourly-drift-check"}
     nightly, hourly = specs["nightly-retrain"], specs["hourly-drift-check"]
     for spec in (nightly, hourly):
-        assert spec.entrypoint == "src/recops/orchestration.py:retrain"
+        assert spec.entrypoint == "src/recops/continuous/flow.py:retrain"
         assert spec.work_pool == "recops-process"
         assert spec.project_dir == REPO
         assert len(spec.schedules) == 1 and spec.schedules[0].timezone == "UTC"
@@ -143,7 +143,7 @@ def served(tmp_path_factory) -> Iterator[Served]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(RECOPS_HOME=str(home), PREFECT_RUNNER_POLL_FREQUENCY="1")
     log = project / "serve.log"
-    command = [sys.executable, "-c", "from recops.cli_schedule import schedule_app; schedule_app()"]
+    command = [sys.executable, "-c", "from recops.cli.schedule import schedule_app; schedule_app()"]
     command += ["serve", "--prefect-yaml", "serve.yaml", "--port", str(free_port())]
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -227,9 +227,9 @@ def test_prefect_deploy_registers_both_deployments_of_prefect_yaml(served):
     copy.mkdir()
     (copy / "stub_flow.py").write_text(STUB_FLOW)
     text = (REPO / "prefect.yaml").read_text()
-    assert "src/recops/orchestration.py:retrain" in text
+    assert "src/recops/continuous/flow.py:retrain" in text
     (copy / "prefect.yaml").write_text(
-        text.replace("src/recops/orchestration.py:retrain", "stub_flow.py:retrain")
+        text.replace("src/recops/continuous/flow.py:retrain", "stub_flow.py:retrain")
     )
     with _client() as client:
         client.create_work_pool(WorkPoolCreate(name="recops-process", type="process"))

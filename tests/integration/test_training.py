@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from recops.checkpoint import Checkpoint, CheckpointError
 from recops.config import load_config
 from recops.data import build_interactions, leave_one_out_split, validate_events
-from recops.evaluate import evaluate_model, score_histories, top_k
-from recops.experiment import PreparedData, train_and_evaluate
 from recops.models import build_model
+from recops.training.checkpoint import Checkpoint, CheckpointError
+from recops.training.evaluate import evaluate_model, score_histories, top_k
+from recops.training.experiment import PreparedData, train_and_evaluate
 from tests.conftest import cycle_events
 
 pytestmark = pytest.mark.integration

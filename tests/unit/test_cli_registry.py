@@ -2,7 +2,7 @@
 
 import pytest
 
-from recops.cli_registry import short_dataset
+from recops.cli.registry import short_dataset
 
 pytestmark = pytest.mark.unit
 

@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 
 from recops.config import Config, DriftConfig, RetrainConfig
+from recops.continuous.drift import DataProfile, DriftReport, drift_report, js_divergence, profile_events
+from recops.continuous.flow import ChangeReport, decide
 from recops.data import validate_events
 from recops.data.synthetic import new_events_like
-from recops.drift import DataProfile, DriftReport, drift_report, js_divergence, profile_events
-from recops.orchestration import ChangeReport, decide
 
 pytestmark = pytest.mark.unit
 

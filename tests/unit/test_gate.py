@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from recops.checkpoint import Checkpoint
 from recops.config import GateConfig, SASRecConfig
 from recops.data.interactions import ItemVocab
-from recops.gate import CheckResult, behavioural_checks, decide, paired_bootstrap
 from recops.models import build_model
-from recops.serving import Recommendation, Recommender
+from recops.registry.gate_rules import CheckResult, behavioural_checks, decide, paired_bootstrap
+from recops.serving.recommender import Recommendation, Recommender
+from recops.training.checkpoint import Checkpoint
 
 pytestmark = pytest.mark.unit
 

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from recops.metrics import hit_rate, mrr, ndcg, summarize
+from recops.training.metrics import hit_rate, mrr, ndcg, summarize
 
 pytestmark = pytest.mark.unit
 

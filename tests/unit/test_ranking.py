@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from recops.evaluate import target_ranks, top_k
+from recops.training.evaluate import target_ranks, top_k
 
 pytestmark = pytest.mark.unit
 

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from recops.data.split import EvalSet
-from recops.metrics import per_sequence, summarize
 from recops.models.base import SequenceModel, pad_left
+from recops.training.metrics import per_sequence, summarize
 
 EVAL_BATCH = 256
 DEFAULT_KS = (5, 10, 20)

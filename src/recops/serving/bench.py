@@ -34,13 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from recops.bento import DEFAULT_WORKERS, SERVICE_DIR, bentoml_home, import_checkpoint, serve
-from recops.checkpoint import Checkpoint
 from recops.config import Config, load_config
 from recops.data.interactions import ItemVocab
 from recops.localproc import free_port
 from recops.models import build_model
-from recops.serving import Recommender
+from recops.serving.recommender import Recommender
+from recops.serving.runtime import DEFAULT_WORKERS, SERVICE_DIR, bentoml_home, import_checkpoint, serve
+from recops.training.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -37,11 +37,11 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from recops.config import Config, load_config
+from recops.continuous.drift import DriftReport, drift_report
 from recops.data import DataValidationError, load_events, read_raw_events, validate_events
 from recops.data.interactions import fingerprint_events
-from recops.drift import DriftReport, drift_report
-from recops.lineage import TRAINING_FLOW, code_hash, config_hash
 from recops.paths import atomic_path, recops_home
+from recops.training.lineage import TRAINING_FLOW, code_hash, config_hash
 
 INCOMING_SUFFIXES = (".csv", ".parquet")
 ARTIFACT_KEY = "retrain-summary"
@@ -353,7 +353,7 @@ def report_gate(trained: dict[str, Any]) -> dict[str, Any]:
 
 @task(name="build-bento", retries=1, retry_delay_seconds=5, timeout_seconds=900, cache_policy=NO_CACHE)
 def build_champion_bento() -> str:
-    from recops.bento import build_bento
+    from recops.serving.runtime import build_bento
 
     tag = build_bento(alias="champion")
     get_run_logger().info("built bento %s", tag)
@@ -386,7 +386,7 @@ def deploy(bento_tag: str, timeout: float) -> dict[str, Any]:
 
     In the cloud the same bento goes out as an image: `bentoml containerize`, push to the
     ECR repository, `terraform apply -var bento_image_tag=...` (see infra/terraform)."""
-    from recops.bento import read_deployment, running_server, write_deployment
+    from recops.serving.runtime import read_deployment, running_server, write_deployment
 
     logger = get_run_logger()
     previous = (read_deployment() or {}).get("bento_tag")
@@ -397,7 +397,7 @@ def deploy(bento_tag: str, timeout: float) -> dict[str, Any]:
     if url is None:
         logger.info("deployed %s; no local server is running (`recops serve` will answer with it)", bento_tag)
         return result
-    from recops.serving import Recommender
+    from recops.serving.recommender import Recommender
 
     item = Recommender.from_path(record["checkpoint"]).vocab.items[0]
     asked = wait_for_model(url, version, timeout, [item])

@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from recops.checkpoint import Checkpoint
 from recops.config import Config
 from recops.data import Interactions, Split, build_interactions, leave_one_out_split, load_events
-from recops.evaluate import EvalResult, evaluate_model
 from recops.models import build_model
-from recops.train import EpochStats, TrainResult, resolve_device, seed_everything, train_model
+from recops.training.checkpoint import Checkpoint
+from recops.training.evaluate import EvalResult, evaluate_model
+from recops.training.train import EpochStats, TrainResult, resolve_device, seed_everything, train_model
 
 log = logging.getLogger(__name__)
 

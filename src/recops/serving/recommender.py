@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from recops.checkpoint import Checkpoint
-from recops.evaluate import EVAL_BATCH, score_histories, target_ranks, top_k
 from recops.models import SequenceModel
+from recops.training.checkpoint import Checkpoint
+from recops.training.evaluate import EVAL_BATCH, score_histories, target_ranks, top_k
 
 
 @dataclass(frozen=True)

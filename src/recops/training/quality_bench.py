@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from recops.config import Config
-from recops.experiment import prepare_data, train_and_evaluate
-from recops.train import EpochStats
+from recops.training.experiment import prepare_data, train_and_evaluate
+from recops.training.train import EpochStats
 
 QUALITY_KEYS = ("ndcg@10", "hr@10", "mrr@10")
 

@@ -6,9 +6,9 @@ The registry URI is always the tracking URI.
 
 What one registration holds (:func:`log_and_register`): an MLflow run in experiment ``recops``
 with params, per-epoch and test metrics, the checkpoint as a pyfunc model whose ``predict`` is
-:class:`recops.serving.Recommender`, and ``eval/`` artifacts (per-sequence test ranks and their
+:class:`recops.serving.recommender.Recommender`, and ``eval/`` artifacts (per-sequence test ranks and their
 sequence ids, and the test histories with their targets) so that :func:`gate` can compare two
-models on the same sequences, and ``data_profile.json`` (:class:`recops.drift.DataProfile` of
+models on the same sequences, and ``data_profile.json`` (:class:`recops.continuous.drift.DataProfile` of
 the training events) for drift checks. The run's model becomes a version of
 ``session-recommender`` with lineage tags and alias ``challenger``.
 
@@ -36,14 +36,14 @@ import numpy as np
 import pandas as pd
 
 from recops import __version__
-from recops.checkpoint import Checkpoint
 from recops.config import GateConfig
+from recops.continuous.drift import DataProfile
 from recops.data.split import EvalSet
-from recops.drift import DataProfile
-from recops.evaluate import EvalResult
-from recops.gate import GateDecision, behavioural_checks, decide
 from recops.paths import recops_home
-from recops.serving import Recommender
+from recops.registry.gate_rules import GateDecision, behavioural_checks, decide
+from recops.serving.recommender import Recommender
+from recops.training.checkpoint import Checkpoint
+from recops.training.evaluate import EvalResult
 
 with warnings.catch_warnings():
     # mlflow 3.17 warns, while importing mlflow.pyfunc, about Any-typed fields of its own

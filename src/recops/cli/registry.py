@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from recops.cli_common import fail
+from recops.cli.common import fail
 
 registry_app = typer.Typer(
     help="The MLflow model registry of session-recommender: list versions, gate the challenger "
@@ -24,8 +24,8 @@ EXIT_REJECTED = 3
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
-    from recops.checkpoint import CheckpointError
     from recops.registry import RegistryError
+    from recops.training.checkpoint import CheckpointError
 
     return (RegistryError, CheckpointError, ValueError)
 

@@ -1,14 +1,14 @@
 """``recops bento build``, ``recops serve`` and ``recops bench serve``.
 
-Registered in ``recops.cli``::
+Registered in ``recops.cli.main``::
 
-    from recops.cli_bento import bench_serve_command, bento_app, serve_command
+    from recops.cli.bento import bench_serve_command, bento_app, serve_command
 
     app.add_typer(bento_app, name="bento")
     app.command("serve")(serve_command)
     bench_app.command("serve")(bench_serve_command)
 
-``python -m recops.cli_bento build ...`` runs the bento commands on their own.
+``python -m recops.cli.bento build ...`` runs the bento commands on their own.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from recops.cli_common import fail, log_to_stderr
+from recops.cli.common import fail, log_to_stderr
 
 bento_app = typer.Typer(
     help="Package a model as a BentoML bento.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -33,8 +33,8 @@ def _bento_group() -> None:
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
-    from recops.bento import BentoError
-    from recops.checkpoint import CheckpointError
+    from recops.serving.runtime import BentoError
+    from recops.training.checkpoint import CheckpointError
 
     errors: list[type[Exception]] = [BentoError, CheckpointError, ValueError, FileNotFoundError]
     registry = sys.modules.get("recops.registry")  # imported by --alias; MLflow is slow to import
@@ -57,7 +57,7 @@ def build_command(
     Prints the bento tag (session_recommender:VERSION) on stdout; the bento and its model are
     labelled with the model's name, version, run id and data lineage.
     """
-    from recops.bento import build_bento
+    from recops.serving.runtime import build_bento
 
     log_to_stderr()
     if (checkpoint is None) == (alias is None):
@@ -98,7 +98,7 @@ def serve_command(
     import json
     import urllib.request
 
-    from recops.bento import BentoError, deployment_file, read_deployment, serve, server_record
+    from recops.serving.runtime import BentoError, deployment_file, read_deployment, serve, server_record
 
     log_to_stderr()
     bento = bento or (read_deployment() or {}).get("bento_tag") or "session_recommender:latest"
@@ -161,7 +161,7 @@ def bench_serve_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print only the JSON object on stdout.")] = False,
 ) -> None:
     """Latency (p50/p99), throughput and errors of POST /recommend against the in-process floor."""
-    from recops.bench_serve import bench_serve
+    from recops.serving.bench import bench_serve
 
     log_to_stderr(quiet=json_out)
     try:
@@ -177,5 +177,5 @@ def bench_serve_command(
     typer.echo(json.dumps(result, indent=None if json_out else 2))
 
 
-if __name__ == "__main__":  # pragma: no cover - python -m recops.cli_bento
+if __name__ == "__main__":  # pragma: no cover - python -m recops.cli.bento
     bento_app()

@@ -10,11 +10,11 @@ from typing import Annotated
 
 import typer
 
-from recops.cli_bento import bench_serve_command, bento_app, serve_command
-from recops.cli_common import fail, log_to_stderr
-from recops.cli_registry import registry_app
-from recops.cli_retrain import retrain_command, simulate_events_command
-from recops.cli_schedule import schedule_app
+from recops.cli.bento import bench_serve_command, bento_app, serve_command
+from recops.cli.common import fail, log_to_stderr
+from recops.cli.registry import registry_app
+from recops.cli.retrain import retrain_command, simulate_events_command
+from recops.cli.schedule import schedule_app
 from recops.config import MODEL_SECTIONS, Config, ConfigError, load_config, parse_override
 from recops.data import DATASET_HELP, DataValidationError
 
@@ -77,8 +77,8 @@ def train(
     set_: SetOpt = None,
 ) -> None:
     """Train a model, evaluate it on the held-out test events, write checkpoint.pt and metrics.json."""
-    from recops.experiment import prepare_data, train_and_evaluate, write_run
     from recops.paths import runs_dir
+    from recops.training.experiment import prepare_data, train_and_evaluate, write_run
 
     log_to_stderr()
     try:
@@ -109,10 +109,10 @@ def evaluate(
     json_out: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
     """Evaluate a checkpoint on the test split of a data set (full ranking over all items)."""
-    from recops.checkpoint import Checkpoint, CheckpointError
     from recops.data import build_interactions, leave_one_out_split, load_events
-    from recops.evaluate import evaluate_model
-    from recops.train import resolve_device
+    from recops.training.checkpoint import Checkpoint, CheckpointError
+    from recops.training.evaluate import evaluate_model
+    from recops.training.train import resolve_device
 
     log_to_stderr(quiet=json_out)
     try:
@@ -157,7 +157,7 @@ def bench_quality_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print only the JSON object on stdout.")] = False,
 ) -> None:
     """Train each model on DATASET and print test NDCG/HR/MRR@10, epochs and training time."""
-    from recops.bench import bench_quality
+    from recops.training.quality_bench import bench_quality
 
     log_to_stderr(quiet=json_out)
     try:

@@ -33,11 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recops.checkpoint import Checkpoint
 from recops.data.interactions import PAD, ItemVocab
 from recops.localproc import port_error, stop_group
-from recops.paths import recops_home
-from recops.serving import Recommendation, Recommender
+from recops.paths import REPO_ROOT, recops_home
+from recops.serving.recommender import Recommendation, Recommender
+from recops.training.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,9 @@ BENTO_MODEL_NAME = "session_recommender"  # BentoML model *and* bento name
 SERVICE_NAME = "SessionRecommender"  # the @bentoml.service class
 MODEL_TAG_ENV = "RECOPS_BENTO_MODEL_TAG"  # pin the served model outside a bento
 CHECKPOINT_FILE = "checkpoint.pt"
-SERVICE_DIR = Path(__file__).resolve().parents[2] / "bentos" / "session_recommender"
+SERVICE_DIR = REPO_ROOT / "bentos" / "session_recommender"
 SERVICE_FILES = ("service.py", "bentofile.yaml")
-# What the service imports at run time (recops.serving and what it pulls in, and uvicorn's fast
+# What the service imports at run time (recops.serving.recommender and what it pulls in, and uvicorn's fast
 # event loop and HTTP parser); pinned in the bento's requirements.txt to the versions installed
 # here, i.e. those of constraints.txt.
 RUNTIME_PACKAGES = ("numpy", "pandas", "pyarrow", "torch", "uvloop", "httptools")

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from recops.cli_common import fail, log_to_stderr
+from recops.cli.common import fail, log_to_stderr
 
 EXIT_WARNING = 1
 
@@ -34,7 +34,7 @@ DeploymentOpt = Annotated[
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
-    from recops.schedule import ScheduleError
+    from recops.continuous.status import ScheduleError
 
     return (ScheduleError, ValueError, FileNotFoundError)
 
@@ -59,7 +59,7 @@ def serve(
     schedules) with its database under $RECOPS_HOME/prefect, and its API and UI addresses are
     printed. Ctrl-C pauses the served deployments and stops the server.
     """
-    from recops.schedule import serve as run_serve
+    from recops.continuous.status import serve as run_serve
 
     log_to_stderr()
     try:
@@ -99,8 +99,8 @@ def status(
     API, or the last finished run failed. Exit code 0: healthy; 1: at least one warning (for a
     cron job or monitor to alert on); 2: the API or prefect.yaml could not be read.
     """
-    from recops.schedule import render_status
-    from recops.schedule import status as read_status
+    from recops.continuous.status import render_status
+    from recops.continuous.status import status as read_status
 
     log_to_stderr(quiet=True)  # Prefect's client logs its retries; the report is the output
     if prefect_yaml is None and Path("prefect.yaml").is_file():

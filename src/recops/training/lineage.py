@@ -1,7 +1,7 @@
 """What a trained model depends on, as hashes: the code and the training config.
 
 With the data fingerprint these decide whether a continuous-training cycle has anything new to
-train on (recops.orchestration): the same data, code and config would train the same model.
+train on (recops.continuous.flow): the same data, code and config would train the same model.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import json
 from pathlib import Path
 
 from recops.config import Config
+from recops.paths import REPO_ROOT
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-TRAINING_FLOW = PACKAGE_DIR.parents[1] / "flows" / "train_recommender.py"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the recops package
+TRAINING_FLOW = REPO_ROOT / "flows" / "train_recommender.py"
 
 
 def code_hash() -> str:

@@ -14,8 +14,8 @@ import pandas as pd
 from recops.config import Config, ConfigError, config_from_dict
 from recops.data import DataValidationError
 from recops.data.split import MIN_EVAL_LENGTH
+from recops.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.toml"
 REPORT_NOTEBOOK = REPO_ROOT / "notebooks" / "03_evaluation_report.ipynb"
 
@@ -187,7 +187,7 @@ def register_and_gate(
     from dataclasses import asdict
 
     from recops import registry
-    from recops.lineage import code_hash, config_hash
+    from recops.training.lineage import code_hash, config_hash
 
     lineage = {
         "metaflow_pathspec": pathspec,

@@ -21,9 +21,9 @@ import torch
 
 from recops.config import TrainConfig
 from recops.data.split import Split
-from recops.evaluate import evaluate_model
 from recops.models import SequenceModel
 from recops.models.base import pad_left, trim_padding
+from recops.training.evaluate import evaluate_model
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recops.metrics import ndcg
+from recops.training.metrics import ndcg
 
 if TYPE_CHECKING:
-    from recops.serving import Recommender
+    from recops.serving.recommender import Recommender
 
 BOOTSTRAP_CHUNK = 100  # resamples drawn at once: bounds memory at CHUNK x n_sequences indices
 

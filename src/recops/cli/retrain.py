@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from recops.cli_common import fail, log_to_stderr
+from recops.cli.common import fail, log_to_stderr
 from recops.data import DATASET_HELP
 
 
@@ -50,7 +50,7 @@ def retrain_command(
     except ConfigError as exc:
         raise fail(exc) from exc
     use_local_prefect_home()
-    from recops.orchestration import retrain
+    from recops.continuous.flow import retrain
 
     try:
         result = retrain(

@@ -1,0 +1,1 @@
+"""The `recops` command: one module per command group."""

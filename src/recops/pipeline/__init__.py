@@ -1,0 +1,1 @@
+"""What the Metaflow flows call: step helpers, cards and the report."""

@@ -1,0 +1,2 @@
+"""Training: fit a model, evaluate it, save a checkpoint; the hashes of what a model depends
+on; the quality bench."""
