@@ -2,194 +2,77 @@
 
 Parsing happens once, at an entry point (CLI, flow start, Prefect task); everything
 below takes the resulting :class:`Config` (or one of its parts) whole.
+
+Each section is a frozen pydantic model that rejects unknown keys, values of the wrong type
+(types are strict, except that strings, as overrides arrive from the command line, are parsed:
+``"3"``, ``"1e-3"``, ``"false"``), nan and infinity, and numbers outside the field's range.
+Every failure, from a file, an override or a section built in code, is a :class:`ConfigError`
+naming the dotted key.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import tomllib
-import typing
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    Strict,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+
+from recops.errors import RecopsError
 
 
-class ConfigError(ValueError):
+class ConfigError(RecopsError):
     """A configuration file or override is invalid; the message names the key."""
 
 
-@dataclass(frozen=True)
-class SyntheticConfig:
-    """Size and shape of the built-in synthetic e-commerce sessions."""
-
-    n_sessions: int = 4000
-    n_items: int = 800
-    n_categories: int = 16
-    mean_session_length: float = 9.0
-    successor_prob: float = 0.6  # chance the next item follows the current item's pattern
-    zipf_exponent: float = 1.1  # long-tail popularity
-    seed: int = 7
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    dataset: str = "synthetic"
-    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
-
-
-@dataclass(frozen=True)
-class SASRecConfig:
-    """Self-attentive sequential recommendation (Kang & McAuley 2018), trained with full CE."""
-
-    max_len: int = 200
-    hidden: int = 64
-    n_layers: int = 2
-    n_heads: int = 1
-    ffn_multiplier: int = 4  # feed-forward width = ffn_multiplier x hidden
-    dropout: float = 0.2
-    tie_embeddings: bool = True  # score with the input item embeddings (else a separate output table)
-    history_bias: bool = True  # learned score offset for items already in the input (see models/base.py)
-    lr: float = 2e-3  # Adam learning rate; per model, as each converges best at its own
-
-    def __post_init__(self) -> None:
-        _require(self.hidden % self.n_heads == 0, "sasrec.hidden must be divisible by n_heads")
-        _require(self.max_len >= 2, "sasrec.max_len must be at least 2")
-        _require(0.0 <= self.dropout < 1.0, "sasrec.dropout must be in [0, 1)")
-        _require(self.lr > 0, "sasrec.lr must be positive")
-
-
-@dataclass(frozen=True)
-class GRU4RecConfig:
-    """Session-based recommendation with a GRU (Hidasi et al. 2016), trained with full CE."""
-
-    max_len: int = 50  # a GRU reads sequentially: long windows cost time and forget anyway
-    embedding: int = 64
-    hidden: int = 128
-    n_layers: int = 1
-    dropout: float = 0.3
-    history_bias: bool = True
-    lr: float = 5e-3
-
-    def __post_init__(self) -> None:
-        _require(self.max_len >= 2, "gru4rec.max_len must be at least 2")
-        _require(0.0 <= self.dropout < 1.0, "gru4rec.dropout must be in [0, 1)")
-        _require(self.lr > 0, "gru4rec.lr must be positive")
-
-
-@dataclass(frozen=True)
-class PopularConfig:
-    """Most-popular baseline: scores items by their training frequency."""
-
-    max_len: int = 200  # only the length of input it accepts; the score ignores the session
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 200
-    batch_size: int = 64
-    weight_decay: float = 0.0
-    patience: int = 5  # epochs without a better validation NDCG@10 before stopping
-    min_epochs: int = 1
-    eval_k: int = 10
-    seed: int = 42
-    device: str = "auto"  # "auto" = CUDA when present, else CPU
-    grad_clip: float = 5.0
-
-    def __post_init__(self) -> None:
-        _require(self.epochs >= 1, "train.epochs must be at least 1")
-        _require(self.batch_size >= 1, "train.batch_size must be at least 1")
-        _require(self.patience >= 1, "train.patience must be at least 1")
-        _require(self.device in ("auto", "cpu", "cuda"), "train.device must be auto, cpu or cuda")
-
-
-@dataclass(frozen=True)
-class GateConfig:
-    """The champion/challenger gate: paired bootstrap on per-sequence NDCG@k plus behavioural checks."""
-
-    margin: float = 0.0  # how far below the champion the CI's lower bound may reach (NDCG points)
-    resamples: int = 1000
-    seed: int = 0
-    latency_budget_ms: float = 50.0  # p95 of one `recommend` call
-    k: int = 10  # NDCG@k for the comparison, top-k for the behavioural checks
-    sessions: int = 200  # sessions the behavioural checks run
-    confidence: float = 0.95
-
-    def __post_init__(self) -> None:
-        if self.margin < 0:
-            raise ValueError(f"gate margin must be >= 0, got {self.margin}")
-        if self.resamples < 1 or self.k < 1 or self.sessions < 1:
-            raise ValueError("gate resamples, k and sessions must be at least 1")
-        if not 0.0 < self.confidence < 1.0:
-            raise ValueError(f"gate confidence must be in (0, 1), got {self.confidence}")
-        if self.latency_budget_ms <= 0:
-            raise ValueError(f"gate latency_budget_ms must be positive, got {self.latency_budget_ms}")
-
-
-@dataclass(frozen=True)
-class ResourcesConfig:
-    """What the training step asks of a remote compute layer (AWS Batch, Kubernetes).
-
-    Metaflow ignores @resources for local runs, so the defaults cost nothing on a laptop.
-    """
-
-    cpu: int = 2
-    memory: int = 8000  # MB
-    gpu: int = 1
-    retries: int = 1  # extra attempts for the training step (@retry), e.g. after a spot interruption
-
-
-@dataclass(frozen=True)
-class DriftConfig:
-    """When new events count as drifted from the champion's training data (recops.continuous.drift)."""
-
-    popularity_js: float = 0.1  # Jensen-Shannon divergence (base 2, 0..1) of item popularity
-    unseen_share: float = 0.05  # share of new events on items the champion never saw
-    length_js: float = 0.1  # Jensen-Shannon divergence of the session-length distribution
-    min_events: int = 200  # fewer new events than this: too few to judge, no drift reported
-
-    def __post_init__(self) -> None:
-        for name in ("popularity_js", "unseen_share", "length_js"):
-            _require(0.0 < getattr(self, name) <= 1.0, f"drift.{name} must be in (0, 1]")
-        _require(self.min_events >= 1, "drift.min_events must be at least 1")
-
-
-@dataclass(frozen=True)
-class RetrainConfig:
-    """The continuous-training policy of `recops retrain` and the Prefect `retrain` flow."""
-
-    max_champion_age_hours: float = 168.0  # retrain a champion this old even if nothing changed
-    on_new_data: bool = True  # new events alone trigger retraining (False: only drift or age do)
-    model: str = "sasrec"
-    deploy_timeout_s: float = 60.0  # how long `deploy` waits for the local server to switch
-    webhook_url: str = ""  # POSTed a JSON message when a cycle fails (empty: no webhook)
-
-    def __post_init__(self) -> None:
-        _require(self.max_champion_age_hours > 0, "retrain.max_champion_age_hours must be positive")
-        _require(self.deploy_timeout_s > 0, "retrain.deploy_timeout_s must be positive")
-
-
-@dataclass(frozen=True)
-class Config:
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    sasrec: SASRecConfig = field(default_factory=SASRecConfig)
-    gru4rec: GRU4RecConfig = field(default_factory=GRU4RecConfig)
-    popular: PopularConfig = field(default_factory=PopularConfig)
-    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
-    gate: GateConfig = field(default_factory=GateConfig)
-    drift: DriftConfig = field(default_factory=DriftConfig)
-    retrain: RetrainConfig = field(default_factory=RetrainConfig)
-
-    def model_config(self, model: str) -> Any:
-        if model not in MODEL_SECTIONS:
-            raise ConfigError(f"unknown model {model!r}; choose one of {sorted(MODEL_SECTIONS)}")
-        return getattr(self, model)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
 MODEL_SECTIONS = ("sasrec", "gru4rec", "popular")
+
+
+def _from_text(parse: Callable[[str], Any]) -> BeforeValidator:
+    """Parse override strings; what does not parse stays a string for the strict check to reject."""
+
+    def before(value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return parse(value)
+            except ValueError:
+                return value
+        return value
+
+    return BeforeValidator(before)
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise ValueError(text)
+
+
+def _one_of(*choices: str) -> AfterValidator:
+    text = ", ".join(choices[:-1]) + " or " + choices[-1]
+
+    def check(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"must be {text}")
+        return value
+
+    return AfterValidator(check)
 
 
 def _require(condition: bool, message: str) -> None:
@@ -197,53 +80,257 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
-            return value.lower() in ("true", "1")
-    elif annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-    elif annotation is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif annotation is str and isinstance(value, str):
-        return value
-    raise ConfigError(f"{key}: expected {annotation.__name__}, got {value!r}")
+# Strict: no bool for an int, no 1.5 for an int, no number for a str.
+Int = Annotated[int, Strict(), _from_text(int)]
+Float = Annotated[FiniteFloat, Strict(), _from_text(float)]
+Bool = Annotated[bool, Strict(), _from_text(_parse_bool)]
+Str = Annotated[str, Strict()]
+Size = Annotated[Int, Field(ge=1)]
+Seed = Annotated[Int, Field(ge=0, le=2**32 - 1)]  # np.random.seed takes 32-bit seeds
+Probability = Annotated[Float, Field(ge=0, le=1)]
+Dropout = Annotated[Float, Field(ge=0, lt=1)]
+Positive = Annotated[Float, Field(gt=0)]
 
 
-def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        where = f"[{prefix.rstrip('.')}]" if prefix else "top level"
-        raise ConfigError(
-            f"unknown config key(s) {', '.join(prefix + u for u in unknown)} in {where}; "
-            f"known: {', '.join(sorted(names))}"
+class _Section(BaseModel):
+    """Frozen, closed to unknown keys, and failing with a ConfigError that names the key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    _path: ClassVar[str] = ""  # where the section sits in the tree, e.g. "data.synthetic"
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _errors_name_the_key(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # A ConfigError is not a ValueError, so pydantic lets it through the enclosing
+        # sections unchanged: the innermost failing section words the message.
+        try:
+            section = handler(data)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, cls)) from None
+        section._check_rules()
+        return section
+
+    def _check_rules(self) -> None:
+        """Rules across fields, raising ConfigError with the full key (here, not in a
+        model_validator, which would run outside the wrapper above)."""
+
+
+class SyntheticConfig(_Section):
+    """Size and shape of the built-in synthetic e-commerce sessions."""
+
+    _path: ClassVar[str] = "data.synthetic"
+
+    n_sessions: Size = 4000
+    n_items: Size = 800
+    n_categories: Size = 16
+    mean_session_length: Annotated[Float, Field(ge=1)] = 9.0
+    successor_prob: Probability = 0.6  # chance the next item follows the current item's pattern
+    zipf_exponent: Annotated[Float, Field(ge=0)] = 1.1  # long-tail popularity (0: uniform)
+    seed: Seed = 7
+
+
+class DataConfig(_Section):
+    _path: ClassVar[str] = "data"
+
+    dataset: Str = "synthetic"
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+
+
+class SASRecConfig(_Section):
+    """Self-attentive sequential recommendation (Kang & McAuley 2018), trained with full CE."""
+
+    _path: ClassVar[str] = "sasrec"
+
+    max_len: Annotated[Int, Field(ge=2)] = 200
+    hidden: Size = 64
+    n_layers: Size = 2
+    n_heads: Size = 1
+    ffn_multiplier: Size = 4  # feed-forward width = ffn_multiplier x hidden
+    dropout: Dropout = 0.2
+    tie_embeddings: Bool = True  # score with the input item embeddings (else a separate output table)
+    history_bias: Bool = True  # learned score offset for items already in the input (see models/base.py)
+    lr: Positive = 2e-3  # Adam learning rate; per model, as each converges best at its own
+
+    def _check_rules(self) -> None:
+        _require(
+            self.hidden % self.n_heads == 0,
+            f"sasrec.hidden must be divisible by n_heads, got hidden={self.hidden}, n_heads={self.n_heads}",
         )
-    kwargs: dict[str, Any] = {}
-    for name, value in values.items():
-        annotation = hints[name]
-        if dataclasses.is_dataclass(annotation):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{prefix}{name}: expected a table, got {value!r}")
-            kwargs[name] = _build(annotation, value, f"{prefix}{name}.")
+
+
+class GRU4RecConfig(_Section):
+    """Session-based recommendation with a GRU (Hidasi et al. 2016), trained with full CE."""
+
+    _path: ClassVar[str] = "gru4rec"
+
+    max_len: Annotated[Int, Field(ge=2)] = (
+        50  # a GRU reads sequentially: long windows cost time and forget anyway
+    )
+    embedding: Size = 64
+    hidden: Size = 128
+    n_layers: Size = 1
+    dropout: Dropout = 0.3
+    history_bias: Bool = True
+    lr: Positive = 5e-3
+
+
+class PopularConfig(_Section):
+    """Most-popular baseline: scores items by their training frequency."""
+
+    _path: ClassVar[str] = "popular"
+
+    max_len: Size = 200  # only the length of input it accepts; the score ignores the session
+
+
+class TrainConfig(_Section):
+    _path: ClassVar[str] = "train"
+
+    epochs: Size = 200
+    batch_size: Size = 64
+    weight_decay: Annotated[Float, Field(ge=0)] = 0.0
+    patience: Size = 5  # epochs without a better validation NDCG@10 before stopping
+    min_epochs: Size = 1
+    eval_k: Size = 10
+    seed: Seed = 42
+    device: Annotated[Str, _one_of("auto", "cpu", "cuda")] = "auto"  # "auto" = CUDA when present, else CPU
+    grad_clip: Annotated[Float, Field(ge=0)] = 5.0  # max gradient norm; 0 turns clipping off
+
+
+class GateConfig(_Section):
+    """The champion/challenger gate: paired bootstrap on per-sequence NDCG@k plus behavioural checks."""
+
+    _path: ClassVar[str] = "gate"
+
+    margin: Annotated[Float, Field(ge=0)] = (
+        0.0  # how far below the champion the CI's lower bound may reach (NDCG points)
+    )
+    resamples: Size = 1000
+    seed: Seed = 0
+    latency_budget_ms: Positive = 50.0  # p95 of one `recommend` call
+    k: Size = 10  # NDCG@k for the comparison, top-k for the behavioural checks
+    sessions: Size = 200  # sessions the behavioural checks run
+    confidence: Annotated[Float, Field(gt=0, lt=1)] = 0.95
+
+
+class ResourcesConfig(_Section):
+    """What the training step asks of a remote compute layer (AWS Batch, Kubernetes).
+
+    Metaflow ignores @resources for local runs, so the defaults cost nothing on a laptop.
+    """
+
+    _path: ClassVar[str] = "resources"
+
+    cpu: Size = 2
+    memory: Size = 8000  # MB
+    gpu: Annotated[Int, Field(ge=0)] = 1
+    retries: Annotated[Int, Field(ge=0)] = (
+        1  # extra attempts for the training step (@retry), e.g. after a spot interruption
+    )
+
+
+class DriftConfig(_Section):
+    """When new events count as drifted from the champion's training data (recops.continuous.drift)."""
+
+    _path: ClassVar[str] = "drift"
+
+    popularity_js: Annotated[Float, Field(gt=0, le=1)] = (
+        0.1  # Jensen-Shannon divergence (base 2, 0..1) of item popularity
+    )
+    unseen_share: Annotated[Float, Field(gt=0, le=1)] = (
+        0.05  # share of new events on items the champion never saw
+    )
+    length_js: Annotated[Float, Field(gt=0, le=1)] = (
+        0.1  # Jensen-Shannon divergence of the session-length distribution
+    )
+    min_events: Size = 200  # fewer new events than this: too few to judge, no drift reported
+
+
+class RetrainConfig(_Section):
+    """The continuous-training policy of `recops retrain` and the Prefect `retrain` flow."""
+
+    _path: ClassVar[str] = "retrain"
+
+    max_champion_age_hours: Positive = 168.0  # retrain a champion this old even if nothing changed
+    on_new_data: Bool = True  # new events alone trigger retraining (False: only drift or age do)
+    model: Annotated[Str, _one_of(*MODEL_SECTIONS)] = "sasrec"
+    deploy_timeout_s: Positive = 60.0  # how long `deploy` waits for the local server to switch
+    webhook_url: Str = ""  # POSTed a JSON message when a cycle fails (empty: no webhook)
+
+
+class Config(_Section):
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    sasrec: SASRecConfig = Field(default_factory=SASRecConfig)
+    gru4rec: GRU4RecConfig = Field(default_factory=GRU4RecConfig)
+    popular: PopularConfig = Field(default_factory=PopularConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+
+    def model_section(self, model: str) -> SASRecConfig | GRU4RecConfig | PopularConfig:
+        """The section configuring ``model`` (pydantic reserves the name ``model_config``)."""
+        if model not in MODEL_SECTIONS:
+            raise ConfigError(f"unknown model {model!r}; choose one of {sorted(MODEL_SECTIONS)}")
+        return getattr(self, model)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+_EXPECTED = {
+    "int_type": "int",
+    "float_type": "float",
+    "bool_type": "bool (true/false)",
+    "string_type": "str",
+    "model_type": "a table",
+}
+_RANGE_ERRORS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
+
+
+def _describe(exc: ValidationError, section: type[_Section]) -> str:
+    """One message for a section's validation errors, each naming its dotted key."""
+    path = section._path
+    problems, unknown = [], []
+    for error in exc.errors():
+        loc = tuple(str(part) for part in error["loc"])
+        key = ".".join((path, *loc) if path else loc) or "config"
+        kind, value = error["type"], error.get("input")
+        if kind == "extra_forbidden":
+            unknown.append(key)
+        elif kind in _EXPECTED:
+            problems.append(f"{key}: expected {_EXPECTED[kind]}, got {value!r}")
+        elif kind == "finite_number":
+            problems.append(f"{key} must be a finite number, got {value}")
+        elif kind in _RANGE_ERRORS and loc:
+            problems.append(f"{key} must be {_range(section.model_fields[loc[0]])}, got {value}")
+        elif kind == "value_error":  # a field's own rule, e.g. "must be auto, cpu or cuda"
+            problems.append(f"{key} {error['ctx']['error']}, got {value!r}")
         else:
-            kwargs[name] = _coerce(value, annotation, prefix + name)
-    return cls(**kwargs)
+            problems.append(f"{key}: {error['msg']}, got {value!r}")
+    if unknown:
+        where = f"[{path}]" if path else "top level"
+        known = ", ".join(section.model_fields)
+        problems.insert(0, f"unknown config key(s) {', '.join(unknown)} in {where}; known: {known}")
+    return "; ".join(problems)
+
+
+def _range(field: FieldInfo) -> str:
+    """A field's bounds as text: ">= 1", "> 0", "in [0, 1)"."""
+    bounds = {
+        name: getattr(rule, name)
+        for rule in field.metadata
+        for name in ("ge", "gt", "le", "lt")
+        if hasattr(rule, name)
+    }
+    low = f"[{bounds['ge']}" if "ge" in bounds else f"({bounds['gt']}" if "gt" in bounds else ""
+    high = f"{bounds['le']}]" if "le" in bounds else f"{bounds['lt']})" if "lt" in bounds else ""
+    if low and high:
+        return f"in {low}, {high}"
+    if low:
+        return (">= " if low[0] == "[" else "> ") + low[1:]
+    return ("<= " if high[-1] == "]" else "< ") + high[:-1]
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -258,7 +345,7 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
 
 def config_from_dict(tree: dict[str, Any]) -> Config:
     """Build a Config from a parsed tree (e.g. a Metaflow Config value)."""
-    return _build(Config, tree, "")
+    return Config.model_validate(tree)
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
@@ -279,7 +366,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         if value is not None:
             _set_dotted(tree, dotted, value)
     try:
-        return _build(Config, tree, "")
+        return config_from_dict(tree)
     except ConfigError as exc:
         if path is not None:
             raise ConfigError(f"{path}: {exc}") from exc
