@@ -38,17 +38,17 @@ class TrainRecommenderFlow(FlowSpec):
     @step
     def start(self):
         """Parse the typed config once; load, validate (schema), fingerprint and profile the events."""
-        from recops.continuous.drift import profile_events
         from recops.data import load_events
         from recops.data.interactions import fingerprint_events
+        from recops.data.profile import data_profile
         from recops.pipeline.steps import check_report_template, flow_config
 
         self.settings = flow_config(self.config, {"train.epochs": self.epochs or None})
-        self.settings.model_config(self.model)  # unknown model: fail before any work
+        self.settings.model_section(self.model)  # unknown model: fail before any work
         check_report_template(self.report_template)  # not a notebook: fail before training
         self.events = load_events(self.dataset, self.settings.data)
         self.data_fingerprint = fingerprint_events(self.events)
-        self.data_profile = profile_events(self.events, self.data_fingerprint)
+        self.data_profile = data_profile(self.events, self.data_fingerprint)
         self.next(self.validate)
 
     @step

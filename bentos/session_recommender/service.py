@@ -34,14 +34,9 @@ import bentoml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, StringConstraints
 from starlette.responses import Response
 
-from recops.serving.runtime import (
-    DEFAULT_WORKERS,
-    DEPLOYMENT_ENV,
-    MODEL_TAG_ENV,
-    ModelWatcher,
-    QueryBatcher,
-    load_served_model,
-)
+from recops.serving.deployment import DEPLOYMENT_ENV
+from recops.serving.runtime import MODEL_TAG_ENV, ModelWatcher, QueryBatcher, load_served_model
+from recops.serving.server import DEFAULT_WORKERS
 
 MAX_K = 1000
 MAX_SESSION_LENGTH = 1000
@@ -57,9 +52,8 @@ BATCHING = os.environ.get("RECOPS_BENTO_BATCHING", "1") != "0"
 ACCESS_LOG = os.environ.get("RECOPS_BENTO_ACCESS_LOG", "0") == "1"
 # BentoML records an OpenTelemetry span for every request even at its default sample rate of 0
 # (the span id is its request id), and nothing exports them unless tracing is configured. On
-# the scoring endpoints that costs more than the rest of the HTTP stack together: measured with
-# `recops bench serve` at 10k items, c=32 throughput 727-1211 req/s without the spans against
-# 542-694 with them. RECOPS_BENTO_TRACING=1 (with a tracing exporter configured) keeps them.
+# the scoring endpoints that costs more than the rest of the HTTP stack together (figures in the
+# README's serving section). RECOPS_BENTO_TRACING=1 (with a tracing exporter configured) keeps them.
 TRACING = os.environ.get("RECOPS_BENTO_TRACING", "0") == "1"
 
 ItemId = StrictInt | Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_ITEM_ID_CHARS)]

@@ -1,7 +1,6 @@
 """Has the data moved away from what the champion was trained on?
 
-A :class:`DataProfile` is the compact description of a training set that drift needs: events
-per item, sequences per length, the last timestamp and the fingerprint. It is saved with every
+A :class:`recops.data.profile.DataProfile` describes a training set and is saved with every
 registered model (``data_profile.json``). :func:`drift_report` compares the events that arrived
 after the profile's last timestamp (all current events when none are newer) with it:
 
@@ -21,7 +20,6 @@ reported but never called drift (too few to judge).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -30,63 +28,12 @@ import numpy as np
 import pandas as pd
 
 from recops.config import DriftConfig
+from recops.data.profile import DataProfile, data_profile
 
-LENGTH_CAP = 50  # sequences longer than this are counted as this long
 POPULARITY_BUCKETS = 10
+
+
 LENGTH_EDGES = (1, 2, 3, 5, 9, 17, 33)  # bucket i holds lengths [edge i, edge i+1)
-
-
-@dataclass(frozen=True)
-class DataProfile:
-    item_counts: dict[Any, int]  # events per item id
-    length_counts: dict[int, int]  # sequences per length (capped at LENGTH_CAP)
-    n_events: int
-    last_timestamp: float
-    fingerprint: str = ""
-
-    def to_json(self) -> str:
-        # Item ids are ints or strings; JSON object keys are strings, so keep (id, count) pairs.
-        return json.dumps(
-            {
-                "item_counts": [[_plain(k), int(v)] for k, v in self.item_counts.items()],
-                "length_counts": [[int(k), int(v)] for k, v in self.length_counts.items()],
-                "n_events": self.n_events,
-                "last_timestamp": self.last_timestamp,
-                "fingerprint": self.fingerprint,
-            }
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> DataProfile:
-        raw = json.loads(text)
-        return cls(
-            item_counts={k: v for k, v in raw["item_counts"]},
-            length_counts={int(k): v for k, v in raw["length_counts"]},
-            n_events=int(raw["n_events"]),
-            last_timestamp=float(raw["last_timestamp"]),
-            fingerprint=raw.get("fingerprint", ""),
-        )
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _length_counts(events: pd.DataFrame) -> dict[int, int]:
-    lengths = events.groupby("sequence_id", sort=False).size().clip(upper=LENGTH_CAP)
-    return {int(k): int(v) for k, v in lengths.value_counts().items()}
-
-
-def profile_events(events: pd.DataFrame, fingerprint: str = "") -> DataProfile:
-    """The profile of validated events (``recops.data.load_events`` output)."""
-    counts = events["item_id"].value_counts(sort=False)
-    return DataProfile(
-        item_counts={_plain(k): int(v) for k, v in counts.items()},
-        length_counts=_length_counts(events),
-        n_events=len(events),
-        last_timestamp=float(events["timestamp"].max()),
-        fingerprint=fingerprint,
-    )
 
 
 def js_divergence(p: Mapping[Any, float], q: Mapping[Any, float]) -> float:
@@ -167,7 +114,7 @@ def drift_report(reference: DataProfile, events: pd.DataFrame, config: DriftConf
     """Compare the events newer than the reference (else all current events) with the reference."""
     newer = events[events["timestamp"] > reference.last_timestamp]
     window, compared = ("new", newer) if len(newer) else ("all", events)
-    current = profile_events(compared)
+    current = data_profile(compared)
     unseen = sum(n for item, n in current.item_counts.items() if item not in reference.item_counts)
     report = DriftReport(
         window=window,

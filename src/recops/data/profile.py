@@ -1,12 +1,18 @@
-"""Descriptive statistics of an event table: what the exploration notebook plots.
+"""Descriptive statistics of an event table.
 
-The same figures describe a data set's shape for drift checks later: session lengths,
-item popularity (long tail), repeat rate, and time between events.
+:class:`EventProfile` (:func:`profile_events`) is what the exploration notebook plots: session
+lengths, item popularity (long tail), repeat rate, and time between events.
+
+:class:`DataProfile` (:func:`data_profile`) is the compact description of a training set that
+drift checks need (events per item, sequences per length, the last timestamp and the
+fingerprint), saved with every registered model (``data_profile.json``).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,4 +65,60 @@ def profile_events(events: pd.DataFrame) -> EventProfile:
         item_counts=ordered["item_id"].value_counts(),
         repeat_rate=float(repeats),
         seconds_between_events=gaps,
+    )
+
+
+LENGTH_CAP = 50  # sequences longer than this are counted as this long
+
+
+@dataclass(frozen=True)
+class DataProfile:
+    item_counts: dict[Any, int]  # events per item id
+    length_counts: dict[int, int]  # sequences per length (capped at LENGTH_CAP)
+    n_events: int
+    last_timestamp: float
+    fingerprint: str = ""
+
+    def to_json(self) -> str:
+        # Item ids are ints or strings; JSON object keys are strings, so keep (id, count) pairs.
+        return json.dumps(
+            {
+                "item_counts": [[_plain(k), int(v)] for k, v in self.item_counts.items()],
+                "length_counts": [[int(k), int(v)] for k, v in self.length_counts.items()],
+                "n_events": self.n_events,
+                "last_timestamp": self.last_timestamp,
+                "fingerprint": self.fingerprint,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> DataProfile:
+        raw = json.loads(text)
+        return cls(
+            item_counts={k: v for k, v in raw["item_counts"]},
+            length_counts={int(k): v for k, v in raw["length_counts"]},
+            n_events=int(raw["n_events"]),
+            last_timestamp=float(raw["last_timestamp"]),
+            fingerprint=raw.get("fingerprint", ""),
+        )
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _length_counts(events: pd.DataFrame) -> dict[int, int]:
+    lengths = events.groupby("sequence_id", sort=False).size().clip(upper=LENGTH_CAP)
+    return {int(k): int(v) for k, v in lengths.value_counts().items()}
+
+
+def data_profile(events: pd.DataFrame, fingerprint: str = "") -> DataProfile:
+    """The profile of validated events (``recops.data.load_events`` output)."""
+    counts = events["item_id"].value_counts(sort=False)
+    return DataProfile(
+        item_counts={_plain(k): int(v) for k, v in counts.items()},
+        length_counts=_length_counts(events),
+        n_events=len(events),
+        last_timestamp=float(events["timestamp"].max()),
+        fingerprint=fingerprint,
     )

@@ -11,11 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from recops.errors import RecopsError
+
 SEQUENCE_COLUMNS = ("session_id", "user_id")
 MAX_ROWS_SHOWN = 5
 
 
-class DataValidationError(ValueError):
+class DataValidationError(RecopsError):
     """The events do not meet the schema; the message names the column and the rows."""
 
 

@@ -183,9 +183,8 @@ def register_and_gate(
     settings: Config,
     data_profile: Any = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Log and register the model (alias challenger), then gate it; both results as plain dicts."""
-    from dataclasses import asdict
-
+    """Log and register the model (alias challenger), then gate it; both results as plain dicts
+    (Metaflow artifacts anyone can read; :meth:`GateDecision.from_dict` reads the second back)."""
     from recops import registry
     from recops.training.lineage import code_hash, config_hash
 
@@ -201,7 +200,7 @@ def register_and_gate(
     decision = registry.gate(version.version, settings.gate)
     return (
         {"name": version.name, "version": version.version, "run_id": version.run_id},
-        {"action": "promoted" if decision.promote else "rejected", **asdict(decision)},
+        decision.to_dict(),
     )
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import nbformat
 
+from recops.errors import RecopsError
+
 ROLE_TAGS = ("parameters", "imports", "functions", "skip")
 # papermill's executed copy carries the values of one run in a cell tagged like this.
 PAPERMILL_INJECTED_TAG = "injected-parameters"
@@ -24,7 +26,7 @@ RESOURCE_KEYS = ("cpu", "memory", "gpu", "disk")
 RESERVED_STEP_NAMES = ("start", "end")
 
 
-class PromotionError(ValueError):
+class PromotionError(RecopsError):
     """The notebook cannot become a flow; the message names the cell and the problem."""
 
 

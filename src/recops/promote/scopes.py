@@ -1,162 +1,35 @@
-"""Static analysis of notebook cells: parameters, and which names each step loads and stores.
+"""Which names a cell loads and stores, found by walking its syntax tree with Python's scoping
+rules (function and class bodies, comprehensions, globals).
 
-A notebook runs its cells in one global namespace; a flow runs each step in a fresh process
-and passes values on as artifacts (``self.name``). For every step this module works out the
-names it must load from ``self`` (read before being assigned, provided by a parameter or an
-earlier step) and the names it must store (read by a later step, or assigned in the last
-step, whose values are the flow's outputs). Mutating a value (``x.a = 1``, ``x[0] = 1``,
-``x.fit(...)``) counts as reading it and, when a later step reads it, storing it again.
+A notebook runs its cells in one global namespace; a flow runs each step in a fresh process and
+passes values on as artifacts (``self.name``). Mutating a value (``x.a = 1``, ``x[0] = 1``,
+``x.fit(...)``) counts as reading it. :mod:`recops.promote.dataflow` turns these events into what
+each step loads and stores.
 """
 
 from __future__ import annotations
 
 import ast
 import builtins
-import io
-import tokenize
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
-from recops.promote.notebook import Cell, PromotionError, Step
+from recops.promote.notebook import Cell, PromotionError
+from recops.promote.parsing import FlowParameter, parse_cell
 
 BUILTIN_NAMES = frozenset(dir(builtins))
+
+
 IPYTHON_ONLY_NAMES = frozenset({"display", "get_ipython", "In", "Out"})
-# Names a FlowSpec already uses: an artifact or parameter with one of them would replace it.
-FLOWSPEC_ATTRIBUTES = frozenset(
-    {"cmd", "foreach_stack", "index", "input", "merge_artifacts", "name", "next", "script_name"}
-)
-# Metaflow refuses these as parameter names (they are options of `run` itself).
-METAFLOW_RESERVED_PARAMETERS = frozenset(
-    {
-        "params",
-        "with",
-        "tag",
-        "namespace",
-        "obj",
-        "tags",
-        "decospecs",
-        "run_id_file",
-        "max_num_splits",
-        "max_workers",
-        "max_log_size",
-        "user_namespace",
-        "run_id",
-        "task_id",
-        "runner_attribute_file",
-    }
-)
-PARAMETER_TYPES = {bool: "bool", int: "int", float: "float", str: "str"}
+
+
 UNPICKLABLE_BINDINGS = {
     "import": "a module imported in that step; move the import to an imports cell",
     "def": "a function defined in that step; move it to a functions cell",
     "class": "a class defined in that step; move it to a functions cell",
     "lambda": "a lambda defined in that step; make it a def in a functions cell",
 }
-
-
-# --- parsing ------------------------------------------------------------------------------
-
-
-def _ipython_line(source: str) -> tuple[int, str] | None:
-    for number, line in enumerate(source.splitlines(), start=1):
-        if line.lstrip().startswith(("%", "!")):
-            return number, line.strip()
-    return None
-
-
-def parse_cell(cell: Cell) -> ast.Module:
-    """Parse a cell as plain Python; IPython magics and shell escapes are named as such."""
-    candidate = _ipython_line(cell.source)
-    try:
-        tree = ast.parse(cell.source)
-        # ast.parse accepts what only the compiler rejects, such as `return` outside a function.
-        compile(tree, f"<{cell.where}>", "exec", dont_inherit=True)
-    except SyntaxError as exc:
-        # A line starting with % or ! can be valid Python inside brackets; only blame it on failure.
-        if candidate is not None:
-            number, line = candidate
-            kind = "a shell escape" if line.startswith("!") else "an IPython magic"
-            raise PromotionError(
-                f"{cell.where}: line {number} `{line}` is {kind}, which cannot run inside a flow step; "
-                "move package installs to the project's requirements and remove display magics"
-            ) from exc
-        raise PromotionError(f"{cell.where}: syntax error at line {exc.lineno}: {exc.msg}") from exc
-    return tree
-
-
-def _trailing_comments(source: str) -> dict[int, str]:
-    comments: dict[int, str] = {}
-    for token in tokenize.generate_tokens(io.StringIO(source).readline):
-        if token.type == tokenize.COMMENT:
-            comments[token.start[0]] = token.string.lstrip("#").strip()
-    return comments
-
-
-# --- parameters ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FlowParameter:
-    name: str
-    default: str  # the literal as written in the notebook
-    type_name: str  # int, float, str or bool
-    help: str | None
-    cell: Cell
-
-
-def _parameter(statement: ast.stmt, cell: Cell, comments: dict[int, str]) -> FlowParameter:
-    problem = (
-        f"{cell.where}: line {statement.lineno}: a parameters cell holds only `name = literal` lines "
-        "(an int, float, str or bool literal, optionally with a `# help` comment)"
-    )
-    if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
-        target, value, annotation = statement.targets[0], statement.value, None
-    elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
-        target, value, annotation = statement.target, statement.value, statement.annotation
-    else:
-        raise PromotionError(problem)
-    if not isinstance(target, ast.Name):
-        raise PromotionError(problem)
-    try:
-        literal = ast.literal_eval(value)
-    except ValueError:
-        raise PromotionError(problem) from None
-    type_name = PARAMETER_TYPES.get(type(literal))
-    if type_name is None:
-        raise PromotionError(f"{problem}; {target.id} is a {type(literal).__name__}")
-    default = ast.get_source_segment(cell.source, value) or repr(literal)
-    if isinstance(annotation, ast.Name) and annotation.id == "float" and type_name == "int":
-        type_name, default = "float", repr(float(literal))
-    elif isinstance(annotation, ast.Name) and annotation.id != type_name:
-        raise PromotionError(f"{problem}; {target.id} is annotated {annotation.id} but set to {default}")
-    return FlowParameter(target.id, default, type_name, comments.get(statement.end_lineno), cell)
-
-
-def parse_parameters(cells: Sequence[Cell]) -> list[FlowParameter]:
-    """Each `name = literal` of the parameters cells, with its type and `# comment` as help."""
-    parameters: dict[str, FlowParameter] = {}
-    for cell in cells:
-        tree = parse_cell(cell)
-        comments = _trailing_comments(cell.source)
-        for statement in tree.body:
-            parameter = _parameter(statement, cell, comments)
-            if parameter.name in parameters:
-                raise PromotionError(
-                    f"{cell.where}: parameter {parameter.name} is already set in "
-                    f"{parameters[parameter.name].cell.where}"
-                )
-            if parameter.name.startswith("_") or parameter.name in (
-                FLOWSPEC_ATTRIBUTES | METAFLOW_RESERVED_PARAMETERS
-            ):
-                raise PromotionError(
-                    f"{cell.where}: parameter name {parameter.name!r} is reserved by Metaflow; rename it"
-                )
-            parameters[parameter.name] = parameter
-    return list(parameters.values())
-
-
-# --- name events --------------------------------------------------------------------------
 
 
 class Event(Enum):
@@ -486,9 +359,6 @@ def cell_events(cell: Cell) -> list[NameEvent]:
         raise PromotionError(f"{cell.where}: line {problem.line}: {problem}") from None
 
 
-# --- module-level code (imports and functions cells) --------------------------------------
-
-
 def module_names(
     import_cells: Sequence[Cell], function_cells: Sequence[Cell], parameters: Sequence[FlowParameter]
 ) -> dict[str, Cell]:
@@ -521,165 +391,3 @@ def module_names(
                     reason = "is used but never defined"
                 raise PromotionError(f"{cell.where}: name {name!r} {reason} (line {event.line})")
     return defined
-
-
-# --- data flow between steps --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StepDataFlow:
-    loads: tuple[str, ...]  # `name = self.name` at the top of the step
-    stores: tuple[str, ...]  # `self.name = name` at the bottom of the step
-
-
-@dataclass(frozen=True)
-class _Provision:
-    step: int
-    binding: str
-
-
-@dataclass
-class _StepState:
-    definite: set[str] = field(default_factory=set)
-    bound: dict[str, tuple[str, Cell]] = field(default_factory=dict)  # name -> (binding, cell)
-    loads: dict[str, Cell] = field(default_factory=dict)
-    mutated: dict[str, bool] = field(default_factory=dict)  # name -> surely mutated
-    deleted: set[str] = field(default_factory=set)
-    first_touch: dict[str, int] = field(default_factory=dict)
-
-    def touch(self, name: str) -> None:
-        self.first_touch.setdefault(name, len(self.first_touch))
-
-    def is_local(self, name: str) -> bool:
-        return name in self.bound or name in self.loads
-
-
-class _DataFlowPlanner:
-    def __init__(self, steps: Sequence[Step], parameters: Sequence[FlowParameter], module: dict[str, Cell]):
-        self.steps = steps
-        self.parameters = {p.name for p in parameters}
-        self.module = module
-        self.events = [[(cell, cell_events(cell)) for cell in step.cells] for step in steps]
-        self.first_bind: dict[str, Cell] = {}
-        for cell_events_of_step in self.events:
-            for cell, events in cell_events_of_step:
-                for event in events:
-                    if event.kind is Event.BIND:
-                        self.first_bind.setdefault(event.name, cell)
-        self.providers: dict[str, _Provision] = {}
-        self.needed: list[dict[str, Cell]] = [{} for _ in steps]  # step -> names later steps read
-
-    def plan(self) -> list[StepDataFlow]:
-        states = []
-        for index, cells in enumerate(self.events):
-            state = _StepState()
-            for cell, events in cells:
-                for event in events:
-                    self._apply(state, cell, event)
-            self._hand_on(index, state)
-            states.append(state)
-        return [self._step_flow(index, state) for index, state in enumerate(states)]
-
-    def _apply(self, state: _StepState, cell: Cell, event: NameEvent) -> None:
-        name = event.name
-        if event.kind is Event.BIND:
-            if name in self.parameters:
-                raise PromotionError(
-                    f"{cell.where}: assigns to parameter {name!r} (line {event.line}); "
-                    "parameters are read-only in a flow, assign to a new name"
-                )
-            if name == "self":
-                raise PromotionError(f"{cell.where}: 'self' is the step's own name (line {event.line})")
-            state.bound[name] = (event.binding, cell)
-            state.deleted.discard(name)
-            state.touch(name)
-            if event.depth == 0:
-                state.definite.add(name)
-            return
-        self._read(state, cell, event)
-        if event.kind is Event.MUTATE and state.is_local(name) and name not in self.parameters:
-            state.mutated[name] = state.mutated.get(name, False) or event.certain
-            state.touch(name)
-        elif event.kind is Event.DELETE:
-            state.definite.discard(name)
-            state.bound.pop(name, None)
-            state.deleted.add(name)
-
-    def _read(self, state: _StepState, cell: Cell, event: NameEvent) -> None:
-        name = event.name
-        if name in state.definite:
-            return
-        provision = self.providers.get(name)
-        if provision is not None and provision.binding == "import" and name in self.module:
-            return  # the same module, imported again in a step: the imports cell provides it
-        if provision is not None or name in self.parameters:
-            if name not in state.loads and name not in state.deleted:
-                state.loads[name] = cell
-                if provision is not None:
-                    self.needed[provision.step].setdefault(name, cell)
-            return
-        if name in state.bound or name in self.module or name in BUILTIN_NAMES:
-            return
-        if name in IPYTHON_ONLY_NAMES:
-            raise PromotionError(
-                f"{cell.where}: {name}() exists only inside IPython and cannot run in a flow step "
-                f"(line {event.line})"
-            )
-        if event.deferred and name in self.first_bind:
-            return
-        if name in self.first_bind and not event.deferred:
-            raise PromotionError(
-                f"{cell.where}: name {name!r} is used before it is assigned (line {event.line}); "
-                f"it is first assigned in {self.first_bind[name].where}"
-            )
-        raise PromotionError(f"{cell.where}: name {name!r} is used but never defined (line {event.line})")
-
-    def _hand_on(self, index: int, state: _StepState) -> None:
-        for name in state.deleted:
-            self.providers.pop(name, None)
-        for name, (binding, _) in state.bound.items():
-            self.providers[name] = _Provision(index, binding)
-        for name in state.mutated:
-            if name not in state.bound and name not in state.deleted:
-                self.providers[name] = _Provision(index, "assign")
-
-    def _step_flow(self, index: int, state: _StepState) -> StepDataFlow:
-        stores = set(self.needed[index])
-        for name, reader in self.needed[index].items():
-            binding, cell = state.bound.get(name, ("assign", reader))
-            if binding in UNPICKLABLE_BINDINGS:
-                raise PromotionError(
-                    f"{reader.where}: {name!r} comes from {cell.where}, {UNPICKLABLE_BINDINGS[binding]} "
-                    "(a later step cannot receive it)"
-                )
-        if index == len(self.steps) - 1:
-            # The flow's outputs: what the last step surely assigned or changed, and can store.
-            surely_there = state.definite | (set(state.loads) - state.deleted)
-            stores |= {
-                name
-                for name, (binding, _) in state.bound.items()
-                if name in surely_there and binding not in UNPICKLABLE_BINDINGS and not name.startswith("_")
-            }
-            stores |= {name for name, surely in state.mutated.items() if surely and name in surely_there}
-        step_names = {step.name for step in self.steps}
-        for name in stores | set(state.loads):
-            if name in self.parameters:
-                continue
-            cell = state.bound[name][1] if name in state.bound else state.loads[name]
-            if name in step_names or name in FLOWSPEC_ATTRIBUTES or name.startswith("__"):
-                raise PromotionError(
-                    f"{cell.where}: {name!r} must pass between steps, but a flow cannot store an artifact "
-                    "with that name (it is a step or a FlowSpec attribute, or starts with '__'); rename it"
-                )
-        order = state.first_touch
-        return StepDataFlow(
-            loads=tuple(state.loads),
-            stores=tuple(sorted(stores, key=lambda name: order.get(name, len(order)))),
-        )
-
-
-def plan_data_flow(
-    steps: Sequence[Step], parameters: Sequence[FlowParameter], module: dict[str, Cell]
-) -> list[StepDataFlow]:
-    """Loads and stores of each step, in step order (see the module docstring)."""
-    return _DataFlowPlanner(steps, parameters, module).plan()

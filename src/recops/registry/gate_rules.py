@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,11 +43,30 @@ class CheckResult:
     detail: str
 
 
+class GateAction(StrEnum):
+    """What the gate did with a challenger; the value is what version tags and artifacts hold."""
+
+    PROMOTED = "promoted"
+    REJECTED = "rejected"
+
+
 @dataclass(frozen=True)
 class GateDecision:
-    promote: bool
+    action: GateAction
     reason: str
     figures: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def promote(self) -> bool:
+        return self.action is GateAction.PROMOTED
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types, for a Metaflow artifact or JSON."""
+        return {"action": self.action.value, "reason": self.reason, "figures": dict(self.figures)}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> GateDecision:
+        return cls(GateAction(raw["action"]), str(raw["reason"]), dict(raw.get("figures") or {}))
 
 
 def paired_bootstrap(
@@ -187,5 +207,5 @@ def decide(
     if failed:
         problems.append("behavioural check(s) failed: " + "; ".join(f"{c.name} ({c.detail})" for c in failed))
     if problems:
-        return GateDecision(False, f"{summary}; rejected: {'; and '.join(problems)}", figures)
-    return GateDecision(True, f"{summary}; all behavioural checks passed; promoted", figures)
+        return GateDecision(GateAction.REJECTED, f"{summary}; rejected: {'; and '.join(problems)}", figures)
+    return GateDecision(GateAction.PROMOTED, f"{summary}; all behavioural checks passed; promoted", figures)

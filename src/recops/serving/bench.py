@@ -23,7 +23,6 @@ synthetic model deleted) before the next one starts. Sessions and weights are se
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import os
@@ -38,8 +37,10 @@ from recops.config import Config, load_config
 from recops.data.interactions import ItemVocab
 from recops.localproc import free_port
 from recops.models import build_model
+from recops.serving.build import SERVICE_DIR
+from recops.serving.model_store import bentoml_home, import_checkpoint
 from recops.serving.recommender import Recommender
-from recops.serving.runtime import DEFAULT_WORKERS, SERVICE_DIR, bentoml_home, import_checkpoint, serve
+from recops.serving.server import DEFAULT_WORKERS, serve
 from recops.training.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def synthetic_checkpoint(n_items: int, config: Config, seed: int = 0) -> Checkpo
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = build_model("sasrec", config.model_config("sasrec"), n_items)
+    model = build_model("sasrec", config.model_section("sasrec"), n_items)
     counts = rng.zipf(1.3, n_items).clip(max=1_000_000)
     return Checkpoint.from_model(
         model,
@@ -337,7 +338,7 @@ def bench_serve(
     ]
     return {
         "benchmark": "serve",
-        "model": {"architecture": "sasrec", **dataclasses.asdict(config.model_config("sasrec"))},
+        "model": {"architecture": "sasrec", **config.model_section("sasrec").model_dump()},
         "session_length": SESSION_LENGTH,
         "k": K,
         "requests_per_level": n_requests,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,13 +10,14 @@ import torch
 
 from recops import __version__
 from recops.data.interactions import ItemVocab
+from recops.errors import RecopsError
 from recops.models import MODELS, SequenceModel, build_model
 from recops.paths import atomic_path
 
 FORMAT_VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(RecopsError):
     """A checkpoint file is missing, unreadable or not a recops checkpoint."""
 
 
@@ -39,7 +39,7 @@ class Checkpoint:
         cls, model: SequenceModel, model_name: str, vocab: ItemVocab, **lineage: Any
     ) -> Checkpoint:
         state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        return cls(model_name, dataclasses.asdict(model.config), vocab, state, **lineage)
+        return cls(model_name, model.config.model_dump(), vocab, state, **lineage)
 
     def build_model(self, device: str | torch.device = "cpu") -> SequenceModel:
         model = build_model(self.model_name, self.model_config, len(self.vocab))

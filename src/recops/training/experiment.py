@@ -86,7 +86,7 @@ def fit(
 ) -> Fitted:
     """Train ``model_name`` on the split's training part; the checkpoint carries the lineage."""
     seed_everything(config.train.seed)  # initial weights are part of what the seed fixes
-    model = build_model(model_name, config.model_config(model_name), data.interactions.n_items)
+    model = build_model(model_name, config.model_section(model_name), data.interactions.n_items)
     log.info("training %s on %s (%s)", model_name, resolve_device(config.train.device), data.dataset)
     result = train_model(model, data.split, config.train, on_epoch=on_epoch)
     checkpoint = Checkpoint.from_model(
@@ -94,7 +94,7 @@ def fit(
         model_name,
         data.interactions.vocab,
         data_fingerprint=data.interactions.fingerprint,
-        train_config=asdict(config.train),
+        train_config=config.train.model_dump(),
         metrics={"valid": result.valid_metrics},
         dataset=data.dataset,
         item_counts=training_item_counts(data.split),

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
 from collections.abc import Callable
 from typing import Any
 
-from recops.config import Config
+from recops.config import Config, TrainConfig
 from recops.training.experiment import prepare_data, train_and_evaluate
 from recops.training.train import EpochStats
 
@@ -33,7 +32,8 @@ def bench_quality(
     for model in models:
         runs = []
         for seed in seeds:
-            cfg = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
+            train = TrainConfig(**{**config.train.model_dump(), "seed": seed})  # validated, unlike model_copy
+            cfg = config.model_copy(update={"train": train})
             callback = (lambda s, m=model, sd=seed: on_epoch(m, sd, s)) if on_epoch else None
             report = train_and_evaluate(data, model, cfg, on_epoch=callback)
             runs.append(

@@ -1,0 +1,246 @@
+"""Registering a trained model: one MLflow run, one version of ``session-recommender``.
+
+What one registration holds (:func:`log_and_register`): an MLflow run in experiment ``recops``
+with params, per-epoch and test metrics, the checkpoint as a pyfunc model, and ``eval/``
+artifacts (per-sequence test ranks and their sequence ids, and the test histories with their
+targets) so that the gate can compare two models on the same sequences, and
+``data_profile.json`` (the training events' :class:`DataProfile`) for drift checks. The run's
+model becomes a version with lineage tags and alias ``challenger``. A failure leaves nothing
+registered.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
+
+from recops import __version__
+from recops.data.profile import DataProfile
+from recops.data.split import EvalSet
+from recops.registry.pyfunc import RecommenderModel, model_signature, pip_requirements
+from recops.registry.store import (
+    CHALLENGER,
+    CHECKPOINT_FILE,
+    CHECKPOINT_KEY,
+    DATA_PROFILE_FILE,
+    EVAL_DIR,
+    HISTORY_TAIL,
+    MODEL_ARTIFACT,
+    MODEL_NAME,
+    RANKS_FILE,
+    SEQUENCE_IDS_FILE,
+    TEST_SET_FILE,
+    RegistryError,
+    mlflow_client,
+    recops_experiment_id,
+)
+from recops.registry.versions import ModelVersionInfo, version_from_mlflow
+from recops.training.checkpoint import Checkpoint
+from recops.training.evaluate import EvalResult
+
+METRIC_BATCH = 1000  # MLflow's limit of metrics per log_batch call
+
+
+def log_and_register(
+    checkpoint: Checkpoint,
+    history: Sequence[Any],
+    test_ranks: EvalResult,
+    lineage: Mapping[str, str],
+    *,
+    test_set: EvalSet | None = None,
+    data_profile: DataProfile | None = None,
+) -> ModelVersionInfo:
+    """Log one run and register its model as a new version of ``session-recommender``.
+
+    ``history``: the training epochs (``EpochStats`` or their ``asdict``), ``test_ranks``: the
+    test evaluation with its sequence ids, ``lineage``: tags such as ``metaflow_pathspec``,
+    ``git_commit`` (``data_fingerprint``, ``dataset`` and ``model`` come from the checkpoint).
+    ``test_set``, when given, saves the test histories for the gate's behavioural checks and
+    for ranking the champion on this version's test split when the data changed;
+    ``data_profile`` describes the training events for drift checks (:func:`load_data_profile`).
+
+    The new version gets alias ``challenger``. All or nothing: on any failure the run is marked
+    FAILED, a version already created is deleted, no alias moves, and RegistryError is raised.
+    """
+    tags = _version_tags(checkpoint, test_ranks, lineage)
+    sequence_ids = _json_ids(test_ranks.sequence_ids)
+    if len(test_ranks.ranks) == 0 or len(sequence_ids) != len(test_ranks.ranks):
+        raise RegistryError(
+            f"test ranks need one sequence id each (got {len(test_ranks.ranks)} ranks, "
+            f"{len(sequence_ids)} ids): the gate pairs models by sequence"
+        )
+    if test_set is not None and _json_ids(test_set.sequence_ids) != sequence_ids:
+        raise RegistryError("test_set and test_ranks are not over the same sequences")
+    run_name = f"{checkpoint.model_name}-{checkpoint.dataset or 'data'}"
+    with mlflow_client() as client, tempfile.TemporaryDirectory(prefix="recops-register-") as tmp:
+        experiment_id = recops_experiment_id(client)
+        _ensure_registered_model(client)
+        run_id, version = "", None
+        try:
+            with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+                run_id = run.info.run_id
+                _log_params_and_metrics(client, run_id, checkpoint, history, test_ranks)
+                eval_dir = _write_eval(Path(tmp) / EVAL_DIR, test_ranks, sequence_ids, checkpoint, test_set)
+                client.log_artifacts(run_id, str(eval_dir), EVAL_DIR)
+                if data_profile is not None:
+                    profile = Path(tmp) / DATA_PROFILE_FILE
+                    profile.write_text(data_profile.to_json())
+                    client.log_artifact(run_id, str(profile))
+                model_info = _log_model(checkpoint, Path(tmp))
+                version = client.create_model_version(
+                    MODEL_NAME,
+                    source=model_info.model_uri,
+                    run_id=run_id,
+                    tags=tags,
+                    description=_description(checkpoint),
+                    model_id=model_info.model_id,
+                )
+                client.set_registered_model_alias(MODEL_NAME, CHALLENGER, version.version)
+        except BaseException as exc:
+            _undo_registration(client, run_id, version)
+            if not isinstance(exc, Exception):
+                raise
+            what = f"run {run_id} marked FAILED" if run_id else "no run was started"
+            raise RegistryError(
+                f"registering {checkpoint.model_name} failed, nothing was registered ({what}): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        return version_from_mlflow(client, client.get_model_version(MODEL_NAME, version.version))
+
+
+def _version_tags(checkpoint: Checkpoint, test: EvalResult, lineage: Mapping[str, str]) -> dict[str, str]:
+    tags = {str(k): str(v) for k, v in lineage.items() if v is not None and str(v) != ""}
+    own = {
+        "data_fingerprint": checkpoint.data_fingerprint,
+        "dataset": checkpoint.dataset,
+        "model": checkpoint.model_name,
+    }
+    for key, value in own.items():
+        if key in tags and value and tags[key] != value:
+            raise RegistryError(
+                f"lineage {key}={tags[key]!r} contradicts the checkpoint's {key}={value!r}; "
+                "the checkpoint records what the model was trained on"
+            )
+        if value:
+            tags[key] = value
+    tags["n_test_sequences"] = str(len(test.ranks))
+    if "ndcg@10" in test.metrics:
+        tags["test_ndcg_10"] = f"{test.metrics['ndcg@10']:.6f}"
+    tags["recops_version"] = checkpoint.recops_version or __version__
+    return tags
+
+
+def _description(checkpoint: Checkpoint) -> str:
+    ndcg = checkpoint.metrics.get("test", {}).get("ndcg@10")
+    figure = f": test NDCG@10 {ndcg:.4f}" if ndcg is not None else ""
+    return f"{checkpoint.model_name} trained on {checkpoint.dataset or 'unnamed data'}{figure}"
+
+
+def _ensure_registered_model(client: MlflowClient) -> None:
+    try:
+        client.get_registered_model(MODEL_NAME)
+    except MlflowException:
+        try:
+            client.create_registered_model(
+                MODEL_NAME,
+                description="Session-based next-item recommender (recops). Aliases: champion = served, "
+                "challenger = newest registered, waiting for the gate.",
+            )
+        except MlflowException:  # created concurrently
+            client.get_registered_model(MODEL_NAME)
+
+
+def _flatten(prefix: str, tree: Mapping[str, Any]) -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(f"{prefix}{key}.", value))
+        else:
+            flat[f"{prefix}{key}"] = str(value)
+    return flat
+
+
+def _metric_name(name: str) -> str:
+    return name.replace("@", "_")  # MLflow metric names: no '@'
+
+
+def _log_params_and_metrics(
+    client: MlflowClient, run_id: str, checkpoint: Checkpoint, history: Sequence[Any], test: EvalResult
+) -> None:
+    params = {
+        "model_name": checkpoint.model_name,
+        "dataset": checkpoint.dataset,
+        "n_items": str(len(checkpoint.vocab)),
+        **_flatten("model.", checkpoint.model_config),
+        **_flatten("train.", checkpoint.train_config),
+    }
+    now = int(time.time() * 1000)
+    eval_k = checkpoint.train_config.get("eval_k", 10)
+    metrics = [Metric(f"test_{_metric_name(k)}", float(v), now, 0) for k, v in test.metrics.items()]
+    for epoch in history:
+        stats = asdict(epoch) if is_dataclass(epoch) else dict(epoch)
+        step = int(stats["epoch"])
+        metrics.append(Metric("train_loss", float(stats["loss"]), now, step))
+        metrics.append(Metric(f"valid_ndcg_{eval_k}", float(stats["valid_ndcg"]), now, step))
+    client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
+    for start in range(0, len(metrics), METRIC_BATCH):
+        client.log_batch(run_id, metrics=metrics[start : start + METRIC_BATCH])
+
+
+def _json_ids(ids: Sequence[Any]) -> list[Any]:
+    """Sequence ids as JSON values (numpy scalars -> Python), so two runs' ids compare exactly."""
+    return json.loads(json.dumps([i.item() if isinstance(i, np.generic) else i for i in ids]))
+
+
+def _write_eval(
+    folder: Path, test: EvalResult, ids: list[Any], checkpoint: Checkpoint, test_set: EvalSet | None
+) -> Path:
+    folder.mkdir(parents=True)
+    np.save(folder / RANKS_FILE, np.asarray(test.ranks, dtype=np.int64))
+    (folder / SEQUENCE_IDS_FILE).write_text(json.dumps(ids))
+    if test_set is not None:  # vocab items are plain Python, so JSON keeps their types
+        full = {
+            "histories": [checkpoint.vocab.decode(h[-HISTORY_TAIL:]) for h in test_set.inputs],
+            "targets": checkpoint.vocab.decode(test_set.targets),
+        }
+        (folder / TEST_SET_FILE).write_text(json.dumps(full))
+    return folder
+
+
+def _log_model(checkpoint: Checkpoint, tmp: Path) -> Any:
+    path = checkpoint.save(tmp / CHECKPOINT_FILE)
+    example = pd.DataFrame(
+        {"session": [list(checkpoint.vocab.items[:3])], "k": [min(5, len(checkpoint.vocab))]}
+    )
+    return mlflow.pyfunc.log_model(
+        name=MODEL_ARTIFACT,
+        python_model=RecommenderModel(),
+        artifacts={CHECKPOINT_KEY: str(path)},
+        signature=model_signature(checkpoint),
+        input_example=example,
+        pip_requirements=pip_requirements(),
+    )
+
+
+def _undo_registration(client: MlflowClient, run_id: str, version: Any) -> None:
+    """Best effort: delete the half-made version, mark the run FAILED. Never masks the cause."""
+    if version is not None:
+        with suppress(Exception):  # the original error is the one to report
+            client.delete_model_version(MODEL_NAME, version.version)
+    if run_id:
+        with suppress(Exception):
+            client.set_terminated(run_id, "FAILED")

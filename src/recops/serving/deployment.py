@@ -1,0 +1,119 @@
+"""Local deployment: the record of which bento (and checkpoint) the local server answers with,
+and deploying a bento by writing it and waiting until the running server answers with its model.
+
+Workers of a server started with a record follow it (:class:`recops.serving.runtime.ModelWatcher`).
+In the cloud the same bento goes out as an image: `bentoml containerize`, push to the ECR
+repository, `terraform apply -var bento_image_tag=...` (see infra/terraform).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recops.localproc import wait_until
+from recops.paths import recops_home
+from recops.serving.model_store import CHECKPOINT_FILE, BentoError, bentoml_home, load_bentoml
+
+DEPLOYMENT_ENV = "RECOPS_DEPLOYMENT_FILE"  # the served model follows this file (see ModelWatcher)
+CONFIRM_ANSWERS = 8  # consecutive answers from the new model before a local deploy counts as done
+
+
+@dataclass(frozen=True)
+class LocalDeployment:
+    """What deploying a bento locally did."""
+
+    bento_tag: str
+    model_version: str
+    previous_bento: str | None
+    server: str | None  # the running local server that now answers with it; None: none runs
+    requests_to_confirm: int = 0
+
+
+def deployment_file() -> Path:
+    """The local deployment record: which bento and model the local server should answer with."""
+    return recops_home() / "serving" / "deployment.json"
+
+
+def write_deployment(bento_tag: str, path: Path | None = None) -> dict[str, Any]:
+    """Record ``bento_tag`` (and the model inside it) as the deployed one, atomically.
+
+    A server started by ``recops serve`` watches this file and swaps to the recorded model.
+    """
+    from recops.paths import atomic_path
+
+    bentoml = load_bentoml()
+    try:
+        bento = bentoml.get(bento_tag)
+    except bentoml.exceptions.NotFound as exc:
+        raise BentoError(f"no bento {bento_tag!r} in {bentoml_home()}; build it first") from exc
+    model_tag = str(bento.info.models[0].tag) if bento.info.models else ""
+    try:
+        model = bentoml.models.get(model_tag)
+    except (bentoml.exceptions.NotFound, ValueError) as exc:
+        raise BentoError(f"bento {bento.tag} holds model {model_tag!r}, not in the model store") from exc
+    record = {
+        "bento_tag": str(bento.tag),
+        "model_tag": str(model.tag),
+        "checkpoint": str(Path(model.path_of(CHECKPOINT_FILE)).resolve()),
+        "labels": dict(model.info.labels),
+        "deployed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    target = path or deployment_file()
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(record, indent=2))
+    return record
+
+
+def read_deployment(path: Path | None = None) -> dict[str, Any] | None:
+    target = path or deployment_file()
+    try:
+        return json.loads(target.read_text())
+    except FileNotFoundError:
+        return None
+
+
+def wait_for_model(url: str, version: str, timeout: float, session: list[Any]) -> int:
+    """Ask ``url`` until CONFIRM_ANSWERS answers in a row come from model ``version``; the number
+    of requests that took. Raises BentoError after ``timeout`` seconds."""
+    import httpx
+
+    asked, in_a_row = 0, 0
+    with httpx.Client(timeout=10) as client:
+
+        def confirmed() -> int | None:
+            nonlocal asked, in_a_row
+            asked += 1
+            try:
+                answer = client.post(f"{url}/recommend", json={"session": session, "k": 1}).json()
+                in_a_row = in_a_row + 1 if str(answer["model"]["version"]) == version else 0
+            except (httpx.HTTPError, ValueError, KeyError):
+                in_a_row = 0
+            return asked if in_a_row >= CONFIRM_ANSWERS else None
+
+        try:
+            return wait_until(confirmed, timeout, interval=0.05, what=f"model version {version} answering")
+        except TimeoutError as exc:
+            raise BentoError(
+                f"the server at {url} did not switch to model version {version} within {timeout:.0f}s"
+            ) from exc
+
+
+def deploy_locally(bento_tag: str, timeout: float) -> LocalDeployment:
+    """Record ``bento_tag`` as deployed; when a `recops serve` server runs, wait until it answers
+    with the bento's model (it swaps without a restart)."""
+    from recops.serving.recommender import Recommender
+    from recops.serving.server import running_server
+
+    previous = (read_deployment() or {}).get("bento_tag")
+    record = write_deployment(bento_tag)
+    version = record["labels"].get("model_version", "")
+    url = running_server()
+    if url is None:
+        return LocalDeployment(bento_tag, version, previous, None)
+    item = Recommender.from_path(record["checkpoint"]).vocab.items[0]
+    asked = wait_for_model(url, version, timeout, [item])
+    return LocalDeployment(bento_tag, version, previous, url, asked)
