@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
+
+from tests.helpers import cycle_events
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -22,17 +23,6 @@ def recops_home(tmp_path, monkeypatch):
     monkeypatch.setenv("RECOPS_HOME", str(home))
     monkeypatch.setenv("USERNAME", "pytest")
     return home
-
-
-def cycle_events(n_sessions: int = 300, n_items: int = 12, length: int = 8, seed: int = 0) -> pd.DataFrame:
-    """Sessions that walk a fixed cycle of items (i -> i+1): the successor is always predictable."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for s in range(n_sessions):
-        start = rng.integers(0, n_items)
-        for t in range(length):
-            rows.append((s, 100 + (start + t) % n_items, 1_000.0 * s + t))
-    return pd.DataFrame(rows, columns=["session_id", "item_id", "timestamp"])
 
 
 @pytest.fixture

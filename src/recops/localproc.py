@@ -1,5 +1,11 @@
-"""Local helper processes (``bentoml serve``, ``prefect server start``, test servers): a free
-port on 127.0.0.1, and stopping a process that leads its own process group, workers included."""
+"""Local helper processes (``bentoml serve``, ``prefect server start``, ``mlflow server``, test
+servers), managed one way: started in a process group of their own with output to a log,
+polled until ready (or dead, with the log's tail in the error), stopped with their workers.
+
+Also the one deadline loop of the package (:func:`wait_until`), free ports on 127.0.0.1, and
+a readiness probe over HTTP (httpx, the one HTTP client; only ``recops bench serve``'s load
+generator uses aiohttp, for its throughput).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +15,24 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Sequence
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from recops.errors import RecopsError
 
 log = logging.getLogger(__name__)
 
 # SIGTERM, then SIGKILL after 15 s: what a server started with start_new_session=True gets.
 DEFAULT_STOP = ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0))
+T = TypeVar("T")
+
+
+class ServerError(RecopsError):
+    """A helper server did not start; the message carries the tail of its log."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -48,3 +66,111 @@ def stop_group(process: subprocess.Popen, steps: Sequence[tuple[int, float]] = D
             process.wait(timeout=wait_s)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
+
+
+def wait_until(
+    check: Callable[[], T | None], timeout: float, *, interval: float = 0.25, what: str = "the condition"
+) -> T:
+    """Call ``check`` until it returns something other than None (or False); return that.
+
+    Raises TimeoutError naming ``what`` after ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result is not None and result is not False:
+            return result
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what} did not happen within {timeout:.0f} s")
+        time.sleep(interval)
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    """Whether ``GET url`` answers 200 right now."""
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@dataclass
+class ServerProcess:
+    """A server process leading its own process group; :meth:`stop` ends it and its workers."""
+
+    name: str
+    process: subprocess.Popen
+    log_path: Path | None  # None: the output goes to this process's stdout/stderr
+    owns_log: bool = False  # a temporary log, removed by stop()
+    stop_steps: Sequence[tuple[int, float]] = DEFAULT_STOP
+
+    def log_tail(self, n_chars: int = 4000) -> str:
+        if self.log_path is None:
+            return "(see the server output above)"
+        try:
+            return self.log_path.read_text(errors="replace")[-n_chars:]
+        except OSError:
+            return ""
+
+    def wait_ready(
+        self, ready: Callable[[], bool], timeout: float, error: type[Exception] = ServerError
+    ) -> None:
+        """Poll ``ready`` until it is true; raise ``error`` with the log's tail if the process
+        exits first or ``timeout`` passes (the process is then stopped)."""
+
+        def check() -> bool:
+            if self.process.poll() is not None:
+                raise error(f"{self.name} exited with code {self.process.returncode}:\n{self.log_tail()}")
+            return ready()
+
+        try:
+            wait_until(check, timeout, what=f"{self.name} becoming ready")
+        except TimeoutError:
+            tail = self.log_tail()  # read before stop() removes a temporary log
+            self.stop()
+            raise error(f"{self.name} was not ready after {timeout:.0f}s:\n{tail}") from None
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        stop_group(self.process, self.stop_steps)
+        if self.owns_log and self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_server(
+    name: str,
+    command: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+    log_path: str | Path | None = None,
+    show_output: bool = False,
+    stop_steps: Sequence[tuple[int, float]] = DEFAULT_STOP,
+) -> ServerProcess:
+    """Start ``command`` in a new process group, its output appended to ``log_path`` (or shown,
+    with ``show_output``, else a temporary log that :meth:`ServerProcess.stop` removes)."""
+    owns_log = log_path is None and not show_output
+    if owns_log:
+        handle, log_path = tempfile.mkstemp(prefix=f"recops-{name.replace(' ', '-')}-", suffix=".log")
+        os.close(handle)
+    path = None if show_output else Path(log_path)  # type: ignore[arg-type]
+    with contextlib.ExitStack() as files:
+        out = None if path is None else files.enter_context(path.open("ab"))
+        process = subprocess.Popen(
+            list(command),
+            stdout=out,
+            stderr=None if out is None else subprocess.STDOUT,
+            env=None if env is None else dict(env),
+            cwd=cwd,
+            start_new_session=True,
+        )
+    return ServerProcess(name, process, path, owns_log, stop_steps)

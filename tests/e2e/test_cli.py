@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.conftest import cycle_events
+from tests.helpers import cycle_events
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ import nbformat
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = Path("tests/fixtures/notebooks/plain_pipeline.ipynb")  # relative: the flow header records it

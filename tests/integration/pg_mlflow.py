@@ -17,14 +17,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from recops.localproc import free_port, stop_group
+from recops.localproc import free_port, http_ok, start_server
 
 SERVER_START_TIMEOUT_S = 90.0  # schema migrations on a fresh database take a while on 2 busy cores
 POSTGRES_USER = "postgres"  # database superuser name (initdb -U)
@@ -146,34 +143,9 @@ def mlflow_server(backend_uri: str, workdir: Path) -> Iterator[MlflowServer]:
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no background job consumers to start
         "MLFLOW_DISABLE_TELEMETRY": "true",  # no network here
     }
-    with open(log_path, "w") as log:
-        # own process group: the server's workers are stopped with it, and nothing else is
-        server = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env, start_new_session=True
-        )
-    try:
-        _wait_healthy(url, server, log_path)
+    steps = ((signal.SIGTERM, 20.0), (signal.SIGKILL, 10.0))
+    with start_server(
+        "mlflow server", cmd, env=env, cwd=workdir, log_path=log_path, stop_steps=steps
+    ) as server:
+        server.wait_ready(lambda: http_ok(f"{url}/health"), SERVER_START_TIMEOUT_S)
         yield MlflowServer(url, artifacts, backend_uri)
-    finally:
-        stop_group(server, ((signal.SIGTERM, 20.0), (signal.SIGKILL, 10.0)))
-
-
-def _wait_healthy(url: str, server: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {server.returncode}:\n{_tail(log_path)}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(
-        f"mlflow server did not answer {url}/health within {SERVER_START_TIMEOUT_S:.0f} s:\n{_tail(log_path)}"
-    )
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""

@@ -20,22 +20,14 @@ import pytest
 import yaml
 
 from recops.config import load_config
-from recops.data import ItemVocab, build_interactions, leave_one_out_split, validate_events
+from recops.data import build_interactions, leave_one_out_split, validate_events
 from recops.localproc import free_port
+from recops.serving.model_store import BentoError
 from recops.serving.recommender import Recommender
-from recops.serving.runtime import (
-    BentoError,
-    QueryBatcher,
-    ServedModel,
-    build_bento,
-    lineage_labels,
-    lineage_metadata,
-    match_item_ids,
-    serve,
-)
+from recops.serving.runtime import QueryBatcher, ServedModel
+from recops.serving.server import serve
 from recops.training.experiment import PreparedData, fit
-from tests.conftest import cycle_events
-from tests.integration.test_training import TINY
+from tests.helpers import TINY, cycle_events
 
 pytestmark = pytest.mark.integration
 
@@ -122,7 +114,9 @@ def test_bento_carries_the_model_and_its_lineage(bento_tag, bentoml_home):
     assert labels["bento_model"] == model["tag"].replace(":", "-")
     stored = bentoml_home / "models" / "session_recommender" / model["tag"].split(":")[1]
     assert (stored / "checkpoint.pt").is_file()
-    assert (bentoml_home / "bentos" / name / version / "src" / "recops" / "serving.py").is_file()
+    assert (
+        bentoml_home / "bentos" / name / version / "src" / "recops" / "serving" / "recommender.py"
+    ).is_file()
 
 
 def test_live_answers_equal_the_in_process_recommender(client, recommender, bento_tag):
@@ -301,88 +295,6 @@ def test_scoring_requests_record_no_span_but_are_counted(client):
 def test_serve_reports_a_server_that_cannot_start(bentoml_home):
     with pytest.raises(BentoError, match="exited with code"):
         serve("session_recommender:doesnotexist", port=free_port(), ready_timeout=120)
-
-
-def test_alias_without_the_registry_module_says_so(monkeypatch):
-    import recops
-
-    monkeypatch.delattr(recops, "registry", raising=False)
-    monkeypatch.setitem(sys.modules, "recops.registry", None)  # import fails as if it were absent
-    with pytest.raises(BentoError, match=r"recops\.registry"):
-        build_bento(alias="champion")
-
-
-def test_alias_errors_from_the_registry_reach_the_caller(monkeypatch):
-    registry = pytest.importorskip("recops.registry", exc_type=ImportError)
-
-    def missing(alias):
-        raise registry.RegistryError(f"no version has alias {alias!r}")
-
-    monkeypatch.setattr(registry, "load_checkpoint", missing)
-    with pytest.raises(registry.RegistryError, match="no version has alias 'champion'"):
-        build_bento(alias="champion")
-
-
-def test_registry_lineage_becomes_labels(checkpoint_path):
-    from recops.training.checkpoint import Checkpoint
-
-    registry = pytest.importorskip("recops.registry", exc_type=ImportError)
-    info = registry.ModelVersionInfo(
-        name="session-recommender",
-        version=7,
-        run_id="0123456789abcdef0123456789abcdef",
-        aliases=("champion",),
-        tags={"metaflow_pathspec": "TrainRecommenderFlow/12/train/3", "git_commit": "abc123"},
-    )
-    checkpoint = Checkpoint.load(checkpoint_path)
-    labels = lineage_labels(checkpoint, info, source="alias-champion")
-    assert labels["model_name"] == "session-recommender" and labels["model_version"] == "7"
-    assert labels["run_id"] == info.run_id and labels["aliases"] == "champion"
-    assert labels["metaflow_pathspec"] == "TrainRecommenderFlow-12-train-3"
-    assert all(
-        len(v) <= 63 and v.replace("-", "").replace("_", "").replace(".", "").isalnum()
-        for v in labels.values()
-    )
-    metadata = lineage_metadata(checkpoint, info)
-    assert metadata["registry"]["tags"]["metaflow_pathspec"] == "TrainRecommenderFlow/12/train/3"
-    assert metadata["data_fingerprint"] == checkpoint.data_fingerprint
-
-
-def test_build_needs_exactly_one_source():
-    with pytest.raises(ValueError, match="exactly one"):
-        build_bento()
-
-
-@pytest.mark.parametrize(
-    ("items", "session", "expected"),
-    [
-        ((1, 2, 42), ["42", 1, "042", "x"], [42, 1, "042", "x"]),
-        (("1", "a"), [1, "a", 2], ["1", "a", 2]),
-        ((5, "5"), ["5", 5], ["5", 5]),  # both exist: each id keeps its own type
-    ],
-)
-def test_ids_are_matched_across_int_and_str(items, session, expected):
-    assert match_item_ids(ItemVocab(items), session) == expected
-
-
-def test_bench_pieces_measure_and_judge():
-    from recops.serving.bench import _checks, bench_sessions, in_process_latency, synthetic_checkpoint
-
-    checkpoint = synthetic_checkpoint(50, load_config(overrides=TINY))
-    assert len(checkpoint.vocab) == 50 and len(checkpoint.item_counts) == 50
-    floor = in_process_latency(Recommender(checkpoint), bench_sessions(50, 30))
-    assert floor["requests"] == 30 and 0 < floor["p50_ms"] <= floor["p99_ms"]
-    level = {"errors": 0, "p50_ms": 3.0, "throughput_rps": 100.0}
-    checks = _checks({"p50_ms": 1.0}, {"1": level, "32": {**level, "throughput_rps": 350.0}})
-    assert checks == {
-        "zero_errors": True,
-        "p50_c1_limit_ms": 4.0,
-        "p50_c1_ok": True,
-        "throughput_c32_over_c1": 3.5,
-        "throughput_scaling_ok": True,
-    }
-    slow = _checks({"p50_ms": 1.0}, {"1": {**level, "p50_ms": 8.0}}, paced={"p50_ms": 3.5})
-    assert not slow["p50_c1_ok"] and slow["p50_c1_vs_paced_limit_ms"] == 9.0 and slow["p50_c1_vs_paced_met"]
 
 
 def test_bench_interleaves_the_floor_with_concurrency_1(server):

@@ -11,21 +11,28 @@ The cycles run in order and share one RECOPS_HOME:
                                         the new champion with no failed request (one retry)
 """
 
+from __future__ import annotations
+
 import asyncio
 import http.server
 import json
 import threading
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import httpx
 import pytest
 
+from recops.localproc import wait_until
 from recops.paths import use_local_prefect_home
-from tests.integration.test_train_flow import TINY_CONFIG
+from recops.registry.gate_rules import GateAction
+from tests.helpers import TINY_CONFIG
 
-pytestmark = pytest.mark.integration
+if TYPE_CHECKING:  # the flow module imports Prefect, which must see PREFECT_HOME first
+    from recops.continuous.flow import CycleResult
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +67,7 @@ def config_file(ct_home) -> Path:
     return path
 
 
-def cycle(config_file, **kwargs) -> dict:
+def cycle(config_file, **kwargs) -> CycleResult:
     from recops.continuous.flow import retrain
 
     return retrain(config_path=str(config_file), **kwargs)
@@ -81,21 +88,24 @@ def first_cycle(prefect_api, config_file, ct_home):
 
 
 def test_cycle_1_trains_and_promotes_a_first_champion(first_cycle):
-    from recops.serving.runtime import read_deployment
+    from recops.continuous.flow import CycleOutcome
+    from recops.serving.deployment import read_deployment
 
-    assert first_cycle["action"] == "retrained, promoted"
-    assert "no champion yet" in first_cycle["decision"]
-    assert first_cycle["trained"]["decision"]["action"] == "promoted"
-    assert champion_version() == int(first_cycle["trained"]["model_version"]["version"])
-    assert read_deployment()["bento_tag"] == first_cycle["bento_tag"]
+    assert first_cycle.outcome is CycleOutcome.PROMOTED
+    assert "no champion yet" in first_cycle.plan.text()
+    assert first_cycle.trained.gate.action is GateAction.PROMOTED
+    assert champion_version() == first_cycle.trained.model_version
+    assert read_deployment()["bento_tag"] == first_cycle.bento_tag
 
 
 def test_cycle_2_with_the_same_data_trains_nothing_and_says_why(first_cycle, config_file):
+    from recops.continuous.flow import CycleOutcome
+
     before = champion_version()
     result = cycle(config_file)
-    assert result["action"] == "skipped"
-    assert "data, code and config unchanged" in result["decision"]
-    assert "trained" not in result and champion_version() == before
+    assert result.outcome is CycleOutcome.SKIPPED
+    assert "data, code and config unchanged" in result.plan.text()
+    assert result.trained is None and champion_version() == before
 
 
 @pytest.fixture(scope="module")
@@ -104,9 +114,10 @@ def server(first_cycle, ct_home):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RECOPS_HOME", str(ct_home / "home"))
         from recops.localproc import free_port
-        from recops.serving.runtime import deployment_file, serve, server_record
+        from recops.serving.deployment import deployment_file
+        from recops.serving.server import serve, server_record
 
-        tag = first_cycle["bento_tag"]
+        tag = first_cycle.bento_tag
         running = serve(tag, port=free_port(), deployment=deployment_file(), ready_timeout=150)
         try:
             with server_record(running):
@@ -125,7 +136,7 @@ def test_corrupt_new_data_fails_visibly_and_changes_nothing(first_cycle, config_
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
 
-    from recops.serving.runtime import read_deployment
+    from recops.serving.deployment import read_deployment
 
     before, deployed = champion_version(), read_deployment()
     served = ask(server.url)["model"]["version"]
@@ -150,10 +161,14 @@ def test_corrupt_new_data_fails_visibly_and_changes_nothing(first_cycle, config_
             runs = await client.read_task_runs(flow_run_filter=of_run)
             return "\n".join(log.message for log in logs), runs
 
-    deadline, text = time.monotonic() + 30, ""
-    while "Task run failed with exception" not in text and time.monotonic() < deadline:
-        time.sleep(1)  # Prefect ships logs to its API in the background, every few seconds
+    def failure_logged() -> tuple[str, list] | None:
         text, task_runs = asyncio.run(logs_and_task_runs())
+        return (text, task_runs) if "column 'item_id' has null values" in text else None
+
+    # Prefect ships logs to its API in the background, every few seconds
+    text, task_runs = wait_until(
+        failure_logged, 30, interval=1.0, what="the task's failure in the run's logs"
+    )
     assert "column 'item_id' has null values" in text, text[-2000:]
     load = next(run for run in task_runs if run.name.startswith("load-data"))
     assert load.state.is_failed() and load.run_count == 1, "a validation error must not be retried"
@@ -176,8 +191,10 @@ class Webhook(http.server.BaseHTTPRequestHandler):
 def test_a_failed_training_run_fails_the_cycle_with_its_error(first_cycle, config_file, server, monkeypatch):
     """The Metaflow run fails in its train step: the Prefect run fails with that step's
     exception, the failure hook records it and posts it to the webhook, serving is untouched."""
-    from recops.continuous.flow import failures_file, retrain
-    from recops.serving.runtime import read_deployment, server_file
+    from recops.continuous.alerts import failures_file
+    from recops.continuous.flow import retrain
+    from recops.serving.deployment import read_deployment
+    from recops.serving.server import server_file
 
     hook = http.server.HTTPServer(("127.0.0.1", 0), Webhook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
@@ -225,9 +242,10 @@ def test_cycle_3_drift_retrains_gates_and_swaps_the_served_model_without_failure
     first_cycle, config_file, server, ct_home
 ):
     from recops.config import load_config
+    from recops.continuous.flow import CycleOutcome
     from recops.data import load_events
     from recops.data.synthetic import new_events_like
-    from recops.serving.runtime import read_deployment
+    from recops.serving.deployment import read_deployment
 
     before = champion_version()
     served_before = ask(server.url)["model"]["version"]
@@ -244,19 +262,17 @@ def test_cycle_3_drift_retrains_gates_and_swaps_the_served_model_without_failure
         client.stop.set()
         client.join(30)
 
-    drift = result["change"]["drift"]
-    assert drift["detected"] and "item popularity" in drift["drifted"], drift
-    assert "drift in item popularity" in result["decision"]
-    gate = result["trained"]["decision"]
-    new_version = str(result["trained"]["model_version"]["version"])
+    drift = result.change.drift
+    assert drift.detected and "item popularity" in drift.drifted, drift
+    assert "drift in item popularity" in result.plan.text()
     print(f"swap: {len(client.versions)} answers, {client.first_try_failures} failed first tries")
+    print(f"gate: {result.trained.gate.reason}")
     assert client.failures == [], client.failures[:3]
     assert len(client.versions) > 50
-    if gate["action"] == "promoted":
-        assert champion_version() == int(new_version)
-        assert read_deployment()["bento_tag"] == result["bento_tag"]
-        assert client.versions[0] == served_before and client.versions[-1] == new_version
-        assert result["deployed"]["server"] == server.url
-    else:  # rejected: nothing about serving may change
-        assert champion_version() == before
-        assert set(client.versions) == {served_before}
+    # Seeded data, training and bootstrap: the model trained on the shifted events wins, every time
+    assert result.outcome is CycleOutcome.PROMOTED, result.trained.gate.reason
+    new_version = str(result.trained.model_version)
+    assert champion_version() == result.trained.model_version != before
+    assert read_deployment()["bento_tag"] == result.bento_tag
+    assert client.versions[0] == served_before and client.versions[-1] == new_version
+    assert result.deployed.server == server.url

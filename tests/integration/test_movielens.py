@@ -11,13 +11,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def ml100k(tmp_path_factory):
-    import os
-
-    os.environ["RECOPS_HOME"] = str(tmp_path_factory.mktemp("ml100k-home"))
-    try:
-        return load_events("ml-100k:recbole", load_config().data)
-    except Exception as exc:  # the wheel comes from PyPI: no registry, no test
-        pytest.skip(f"cannot fetch {RECBOLE_MEMBER} from PyPI: {exc}")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RECOPS_HOME", str(tmp_path_factory.mktemp("ml100k-home")))
+        try:
+            return load_events("ml-100k:recbole", load_config().data)
+        except Exception as exc:
+            pytest.skip(f"cannot fetch {RECBOLE_MEMBER} from PyPI: {exc}")
 
 
 def test_ml100k_has_the_published_shape(ml100k):

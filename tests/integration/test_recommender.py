@@ -8,8 +8,7 @@ from recops.data import build_interactions, leave_one_out_split, validate_events
 from recops.serving.recommender import Recommender
 from recops.training.evaluate import score_histories
 from recops.training.experiment import PreparedData, train_and_evaluate
-from tests.conftest import cycle_events
-from tests.integration.test_training import TINY
+from tests.helpers import TINY, cycle_events
 
 pytestmark = pytest.mark.integration
 

@@ -23,9 +23,8 @@ from recops.training.checkpoint import Checkpoint
 from recops.training.evaluate import evaluate_model
 from recops.training.experiment import PreparedData, TrainingReport, train_and_evaluate
 from recops.training.train import TrainResult
-from tests.conftest import cycle_events
+from tests.helpers import TINY, cycle_events, require_tool
 from tests.integration import pg_mlflow
-from tests.integration.test_training import TINY
 
 pytestmark = pytest.mark.integration
 
@@ -320,14 +319,14 @@ def test_cli_list_gate_promote_rollback(trained, untrained, data):
     assert missing.exit_code == 2 and "has no version 9" in missing.stderr
 
 
+@pytest.mark.slow
 def test_register_gate_promote_on_an_mlflow_server_backed_by_postgresql(
     trained, untrained, data, tmp_path, monkeypatch
 ):
     bin_dir = pg_mlflow.postgres_bin_dir()
-    if bin_dir is None:
-        pytest.skip(
-            "PostgreSQL's initdb/pg_ctl are not installed (not on PATH nor /usr/lib/postgresql/*/bin)"
-        )
+    require_tool(
+        bin_dir is not None, "PostgreSQL's initdb/pg_ctl are not on PATH nor in /usr/lib/postgresql/*/bin"
+    )
     with (
         pg_mlflow.postgres_database(bin_dir) as database,
         pg_mlflow.mlflow_server(database, tmp_path) as server,

@@ -17,7 +17,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,16 +26,13 @@ import pytest
 from typer.testing import CliRunner
 
 from recops.cli.schedule import schedule_app
-from recops.continuous.status import (
-    ScheduleError,
-    StatusReport,
-    free_port,
-    load_deployments,
-    render_status,
-    status,
-)
+from recops.continuous.status import StatusReport, status
+from recops.continuous.status_render import render_status
+from recops.localproc import free_port, start_server, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # The parameters of recops.continuous.flow.retrain, and nothing that trains.
 STUB_FLOW = '''"""Stands in for recops.continuous.flow.retrain: the same name and parameters, no work."""
@@ -64,53 +60,6 @@ SERVED_YAML = """deployments:
 """
 
 
-# --- prefect.yaml (fast) ------------------------------------------------------------------------
-
-
-@pytest.mark.unit
-def test_prefect_yaml_has_the_nightly_retrain_and_the_hourly_drift_check():
-    specs = {spec.name: spec for spec in load_deployments(REPO / "prefect.yaml")}
-
-    assert set(specs) == {"nightly-retrain", "hourly-drift-check"}
-    nightly, hourly = specs["nightly-retrain"], specs["hourly-drift-check"]
-    for spec in (nightly, hourly):
-        assert spec.entrypoint == "src/recops/continuous/flow.py:retrain"
-        assert spec.work_pool == "recops-process"
-        assert spec.project_dir == REPO
-        assert len(spec.schedules) == 1 and spec.schedules[0].timezone == "UTC"
-        assert spec.schedules[0].active
-    assert nightly.schedules[0].cron == "0 2 * * *"
-    assert nightly.parameters == {"dataset": "synthetic"}
-    assert hourly.schedules[0].cron == "0 * * * *"
-    assert hourly.parameters == {"dataset": "synthetic", "retrain_on_new_data": False}
-
-
-@pytest.mark.unit
-@pytest.mark.parametrize(
-    ("deployment", "message"),
-    [
-        ("{name: a, entrypoint: f.py}", "entrypoint"),
-        ("{name: a, entrypoint: f.py:x, schedules: [{cron: '0 2 * * *', interval: 60}]}", "exactly one"),
-        ("{name: a, entrypoint: f.py:x, schedules: [{interval: soon}]}", "seconds"),
-        ("{name: a, entrypoint: f.py:x, schedule: {cron: '0 2 * * *'}}", "schedules:"),
-        ("{entrypoint: f.py:x}", "name"),
-    ],
-)
-def test_load_deployments_names_what_is_wrong(tmp_path, deployment, message):
-    path = tmp_path / "prefect.yaml"
-    path.write_text(f"deployments:\n  - {deployment}\n")
-    with pytest.raises(ScheduleError, match=message):
-        load_deployments(path)
-
-
-@pytest.mark.unit
-def test_load_deployments_refuses_duplicate_names(tmp_path):
-    path = tmp_path / "prefect.yaml"
-    path.write_text("deployments:\n  - {name: a, entrypoint: f.py:x}\n  - {name: a, entrypoint: g.py:y}\n")
-    with pytest.raises(ScheduleError, match="repeated: a"):
-        load_deployments(path)
-
-
 # --- One served project for the module ----------------------------------------------------------
 
 
@@ -124,13 +73,11 @@ class Served:
 
 
 def _wait(condition, timeout: float, what: str, log: Path | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (value := condition()) is not None and value is not False:
-            return value
-        time.sleep(0.5)
-    tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:]) if log and log.exists() else ""
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{tail}")
+    try:
+        return wait_until(condition, timeout, interval=0.5, what=what)
+    except TimeoutError as exc:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:]) if log and log.exists() else ""
+        raise AssertionError(f"{exc}\n{tail}") from None
 
 
 @pytest.fixture(scope="module")
@@ -145,8 +92,12 @@ def served(tmp_path_factory) -> Iterator[Served]:
     log = project / "serve.log"
     command = [sys.executable, "-c", "from recops.cli.schedule import schedule_app; schedule_app()"]
     command += ["serve", "--prefect-yaml", "serve.yaml", "--port", str(free_port())]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT)
+    # Ctrl-C is how a person stops it; SIGKILL for what is left of its process group after 60 s
+    stop = ((signal.SIGINT, 60.0), (signal.SIGKILL, 5.0))
+    server = start_server(
+        "recops schedule serve", command, env=env, cwd=project, log_path=log, stop_steps=stop
+    )
+    process = server.process
     try:
         state = home / "prefect" / "local-server.json"
         api_url = _wait(
@@ -166,13 +117,7 @@ def served(tmp_path_factory) -> Iterator[Served]:
                 _wait(lambda: _deployment("tick-10s"), 60, "serve to register its deployment", log)
                 yield served
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        server.stop()
 
 
 def _client():
@@ -218,7 +163,6 @@ def _kinds(report: StatusReport, deployment: str) -> set[str]:
 # --- prefect deploy reads prefect.yaml ----------------------------------------------------------
 
 
-@pytest.mark.integration
 def test_prefect_deploy_registers_both_deployments_of_prefect_yaml(served):
     """The real `prefect deploy --all` on the project's file: schedules, parameters, pool, pull step."""
     from prefect.client.schemas.actions import WorkPoolCreate
@@ -267,7 +211,6 @@ def test_prefect_deploy_registers_both_deployments_of_prefect_yaml(served):
 # --- status warns -------------------------------------------------------------------------------
 
 
-@pytest.mark.integration
 def test_a_scheduled_run_that_never_happened_is_a_warning_and_exit_code_1(served):
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
     from prefect.client.schemas.schedules import IntervalSchedule
@@ -301,7 +244,6 @@ def test_a_scheduled_run_that_never_happened_is_a_warning_and_exit_code_1(served
     assert "missed" not in _kinds(status(names=["missed"]), "missed")
 
 
-@pytest.mark.integration
 def test_paused_schedules_and_paused_deployments_are_reported(served):
     from prefect.client.schemas.schedules import CronSchedule
 
@@ -325,7 +267,6 @@ def test_paused_schedules_and_paused_deployments_are_reported(served):
     }
 
 
-@pytest.mark.integration
 def test_a_deployment_of_prefect_yaml_unknown_to_the_api_is_a_warning(served, tmp_path):
     path = tmp_path / "prefect.yaml"
     path.write_text("deployments:\n  - {name: never-deployed, entrypoint: f.py:x}\n")
@@ -336,7 +277,6 @@ def test_a_deployment_of_prefect_yaml_unknown_to_the_api_is_a_warning(served, tm
 # --- serve runs the schedule; status lists the runs ---------------------------------------------
 
 
-@pytest.mark.integration
 def test_status_lists_the_completed_runs_of_the_served_deployment(served):
     def completed() -> StatusReport | None:
         report = status(names=["tick-10s"], runs=3)
@@ -361,7 +301,6 @@ def test_status_lists_the_completed_runs_of_the_served_deployment(served):
     assert out.rstrip().endswith("healthy")
 
 
-@pytest.mark.integration
 def test_ctrl_c_pauses_the_served_deployment_and_stops_the_local_server(served):
     served.process.send_signal(signal.SIGINT)
     assert served.process.wait(timeout=90) == 0, served.log.read_text()[-3000:]

@@ -18,9 +18,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +26,12 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from moto.server import ThreadedMotoServer
 
 from recops.localproc import free_port
+from tests.helpers import require_tool
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = REPO / "infra" / "terraform"
@@ -82,38 +81,24 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory) -> Iterator[Emulator]:
-    if shutil.which("terraform") is None:
-        pytest.skip("terraform is not on PATH: the emulator test applies the modules with it")
-    if local_mirror() is None:
-        pytest.skip(
-            "no local hashicorp/aws provider mirror (set RECOPS_TF_MIRROR): init would need the network"
-        )
+def emulator() -> Iterator[Emulator]:
+    require_tool(
+        shutil.which("terraform") is not None,
+        "terraform is not on PATH: the emulator test applies the modules with it",
+    )
+    require_tool(
+        local_mirror() is not None,
+        "no local hashicorp/aws provider mirror (set RECOPS_TF_MIRROR): init would need the network",
+    )
     port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}  # AmazonEC2ContainerServiceforEC2Role
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):
-                    break
-            except OSError:
-                assert server.poll() is None, f"moto's server exited:\n{log.read_text()}"
-                assert time.monotonic() < deadline, "moto's server did not answer within 30 s"
-                time.sleep(0.2)
-        yield Emulator(endpoint)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")  # AmazonEC2ContainerServiceforEC2Role
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()  # returns once it listens
+        try:
+            yield Emulator(f"http://127.0.0.1:{port}")
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="module")

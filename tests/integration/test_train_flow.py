@@ -8,22 +8,12 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.helpers import TINY_CONFIG
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOW = ROOT / "flows" / "train_recommender.py"
-TINY_CONFIG = """
-[data.synthetic]
-n_sessions = 300
-n_items = 60
-[train]
-epochs = 2
-[sasrec]
-max_len = 20
-hidden = 32
-[gate]
-latency_budget_ms = 5000.0  # latency is the benchmark's business; CI shares two cores
-"""
 
 
 REPORT_MARKER = "This copy of the report template was read at launch."

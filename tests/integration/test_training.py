@@ -10,23 +10,9 @@ from recops.models import build_model
 from recops.training.checkpoint import Checkpoint, CheckpointError
 from recops.training.evaluate import evaluate_model, score_histories, top_k
 from recops.training.experiment import PreparedData, train_and_evaluate
-from tests.conftest import cycle_events
+from tests.helpers import TINY, cycle_events
 
 pytestmark = pytest.mark.integration
-
-TINY = {
-    "sasrec.max_len": 10,
-    "sasrec.hidden": 32,
-    "sasrec.dropout": 0.1,
-    "gru4rec.max_len": 10,
-    "gru4rec.embedding": 32,
-    "gru4rec.hidden": 32,
-    "gru4rec.dropout": 0.1,
-    "train.batch_size": 32,
-    "sasrec.lr": 0.005,
-    "gru4rec.lr": 0.005,
-    "train.patience": 100,
-}
 
 
 def prepared(frame=None) -> PreparedData:

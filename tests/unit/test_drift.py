@@ -1,13 +1,13 @@
-"""Drift figures, the retraining decision, and ranking another split's targets."""
+"""Drift figures, and ranking another split's targets."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from recops.config import Config, DriftConfig, RetrainConfig
-from recops.continuous.drift import DataProfile, DriftReport, drift_report, js_divergence, profile_events
-from recops.continuous.flow import ChangeReport, decide
+from recops.config import DriftConfig
+from recops.continuous.drift import drift_report, js_divergence
 from recops.data import validate_events
+from recops.data.profile import DataProfile, data_profile
 from recops.data.synthetic import new_events_like
 
 pytestmark = pytest.mark.unit
@@ -36,7 +36,7 @@ def test_profile_round_trips_through_json_with_int_and_string_ids():
     frame = validate_events(
         pd.DataFrame({"session_id": [1, 1, 2], "item_id": ["x", "y", "x"], "timestamp": [1, 2, 3]})
     )
-    profile = profile_events(frame, "sha256:abc")
+    profile = data_profile(frame, "sha256:abc")
     assert DataProfile.from_json(profile.to_json()) == profile
     assert profile.item_counts == {"x": 2, "y": 1} and profile.length_counts == {2: 1, 1: 1}
 
@@ -44,7 +44,7 @@ def test_profile_round_trips_through_json_with_int_and_string_ids():
 def test_new_events_from_the_same_distribution_are_not_drift():
     base = events()
     new = new_events_like(base, 150, seed=1)
-    report = drift_report(profile_events(base), pd.concat([base, validate_events(new)]), DriftConfig())
+    report = drift_report(data_profile(base), pd.concat([base, validate_events(new)]), DriftConfig())
     assert report.window == "new" and report.judged
     assert not report.detected, report.summary()
     assert report.popularity_js < 0.02 and report.unseen_share == 0.0
@@ -53,7 +53,7 @@ def test_new_events_from_the_same_distribution_are_not_drift():
 def test_shifted_popularity_is_drift():
     base = events()
     new = new_events_like(base, 150, shift_popularity=True, seed=1)
-    report = drift_report(profile_events(base), pd.concat([base, validate_events(new)]), DriftConfig())
+    report = drift_report(data_profile(base), pd.concat([base, validate_events(new)]), DriftConfig())
     assert report.drifted == ["item popularity"], report.summary()
     assert report.popularity_js > 0.1
 
@@ -63,7 +63,7 @@ def test_unseen_items_and_longer_sessions_are_drift():
     later = float(base["timestamp"].max()) + 1
     rows = [(10_000 + s, 1000 + (s * 7 + t) % 40, later + 100 * s + t) for s in range(40) for t in range(30)]
     new = validate_events(pd.DataFrame(rows, columns=["session_id", "item_id", "timestamp"]))
-    report = drift_report(profile_events(base), pd.concat([base, new]), DriftConfig())
+    report = drift_report(data_profile(base), pd.concat([base, new]), DriftConfig())
     assert set(report.drifted) == {"unseen items", "session length"}
     assert report.unseen_share == 1.0 and report.mean_length_new > report.mean_length_reference
 
@@ -71,59 +71,6 @@ def test_unseen_items_and_longer_sessions_are_drift():
 def test_too_few_new_events_are_not_judged():
     base = events()
     new = validate_events(new_events_like(base, 5, shift_popularity=True))
-    report = drift_report(profile_events(base), pd.concat([base, new]), DriftConfig(min_events=200))
+    report = drift_report(data_profile(base), pd.concat([base, new]), DriftConfig(min_events=200))
     assert not report.judged and not report.detected
     assert report.summary().startswith("too few events")
-
-
-def change(**kwargs) -> ChangeReport:
-    base = {"fingerprint": "sha256:new", "code_hash": "c", "config_hash": "k"}
-    return ChangeReport(**{**base, **kwargs})
-
-
-CHAMPION = {"champion_version": 3, "champion_fingerprint": "sha256:new", "champion_age_hours": 2.0}
-DRIFT = DriftReport(
-    window="new",
-    new_events=900,
-    popularity_js=0.4,
-    unseen_share=0.0,
-    length_js=0.0,
-    mean_length_reference=9.0,
-    mean_length_new=9.0,
-    drifted=["item popularity"],
-)
-
-
-@pytest.mark.parametrize(
-    ("report", "kwargs", "retrain", "says"),
-    [
-        (change(), {}, True, "no champion yet"),
-        (change(**CHAMPION), {}, False, "data, code and config unchanged"),
-        (change(**CHAMPION), {"force": True}, True, "forced"),
-        (change(**{**CHAMPION, "champion_fingerprint": "sha256:old"}), {}, True, "new data"),
-        (
-            change(**{**CHAMPION, "champion_fingerprint": "sha256:old"}),
-            {"on_new_data": False},
-            False,
-            "retrain.on_new_data is off",
-        ),
-        (
-            change(**{**CHAMPION, "champion_fingerprint": "sha256:old", "drift": DRIFT}),
-            {"on_new_data": False},
-            True,
-            "drift in item popularity",
-        ),
-        (change(**{**CHAMPION, "code_changed": True}), {}, True, "code changed"),
-        (change(**{**CHAMPION, "champion_age_hours": 500.0}), {}, True, "500.0 h old"),
-        (
-            change(**CHAMPION, trained_as={"version": 4, "gate": "rejected", "champion": False}),
-            {},
-            False,
-            "version 4 was trained on them (gate: rejected)",
-        ),
-    ],
-)
-def test_decide(report, kwargs, retrain, says):
-    decision = decide(report, Config(retrain=RetrainConfig(max_champion_age_hours=168)), **kwargs)
-    assert decision.retrain is retrain
-    assert says in decision.text()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from recops.config import GateConfig, SASRecConfig
+from recops.config import ConfigError, GateConfig, SASRecConfig
 from recops.data.interactions import ItemVocab
 from recops.models import build_model
 from recops.registry.gate_rules import CheckResult, behavioural_checks, decide, paired_bootstrap
@@ -116,9 +116,9 @@ def test_a_small_loss_within_the_margin_is_still_rejected_when_the_mean_drops():
 
 
 def test_gate_config_validates():
-    with pytest.raises(ValueError, match="margin"):
+    with pytest.raises(ConfigError, match=r"gate\.margin must be >= 0"):
         GateConfig(margin=-0.1)
-    with pytest.raises(ValueError, match="confidence"):
+    with pytest.raises(ConfigError, match=r"gate\.confidence must be in \(0, 1\)"):
         GateConfig(confidence=1.0)
 
 

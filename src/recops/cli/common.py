@@ -1,11 +1,23 @@
-"""What every `recops` sub-command shares: the error exit and logging to stderr."""
+"""What every `recops` sub-command shares: the one error handler and logging to stderr.
+
+Every command group is a :func:`command_group`; its group class turns a
+:class:`recops.errors.RecopsError` raised anywhere below a command into ``error: <message>``
+on stderr and exit code 2. Any other exception is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
+
+from recops.config import Config, load_config, parse_override
+from recops.data import DATASET_HELP
+from recops.errors import RecopsError
 
 EXIT_ERROR = 2
 
@@ -14,6 +26,23 @@ def fail(exc: Exception) -> typer.Exit:
     """Print ``error: ...`` on stderr; the caller raises the returned Exit (code 2)."""
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     return typer.Exit(code=EXIT_ERROR)
+
+
+class RecopsGroup(TyperGroup):
+    """A command group whose commands report a RecopsError as ``error: ...`` (exit 2)."""
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except RecopsError as exc:
+            raise fail(exc) from exc
+
+
+def command_group(help: str, **kwargs) -> typer.Typer:
+    """A ``typer.Typer`` with recops' error handler, help on no arguments and plain tracebacks."""
+    return typer.Typer(
+        cls=RecopsGroup, help=help, no_args_is_help=True, pretty_exceptions_enable=False, **kwargs
+    )
 
 
 class _CurrentStderr(logging.StreamHandler):
@@ -39,3 +68,33 @@ def log_to_stderr(quiet: bool = False) -> None:
         force=True,
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness poll otherwise
+
+
+DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help=DATASET_HELP)]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML config file (see configs/default.toml).")
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config key, e.g. --set sasrec.lr=0.001 (repeatable)."),
+]
+
+
+def load_cli_config(path: Path | None, sets: list[str] | None, extra: dict | None = None) -> Config:
+    """The config file with --set overrides and option values (``extra``) applied."""
+    overrides = dict(parse_override(s) for s in sets or [])
+    overrides.update(extra or {})
+    return load_config(path, overrides)
+
+
+def print_epoch(prefix: str = ""):
+    """An on_epoch callback printing one progress line per epoch on stderr."""
+
+    def show(stats) -> None:
+        typer.echo(
+            f"{prefix}epoch {stats.epoch:3d}  loss {stats.loss:.4f}  "
+            f"valid ndcg@10 {stats.valid_ndcg:.4f}  ({stats.seconds:.1f}s)",
+            err=True,
+        )
+
+    return show

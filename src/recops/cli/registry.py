@@ -11,23 +11,15 @@ from typing import Annotated
 
 import typer
 
-from recops.cli.common import fail
+from recops.cli.common import command_group
 
-registry_app = typer.Typer(
-    help="The MLflow model registry of session-recommender: list versions, gate the challenger "
+registry_app = command_group(
+    "The MLflow model registry of session-recommender: list versions, gate the challenger "
     "against the champion, promote, roll back. Store: $MLFLOW_TRACKING_URI, else SQLite under "
-    "$RECOPS_HOME/mlflow.",
-    no_args_is_help=True,
+    "$RECOPS_HOME/mlflow."
 )
 
 EXIT_REJECTED = 3
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    from recops.registry import RegistryError
-    from recops.training.checkpoint import CheckpointError
-
-    return (RegistryError, CheckpointError, ValueError)
 
 
 def short_dataset(spec: str, width: int = 16) -> str:
@@ -43,12 +35,9 @@ def short_dataset(spec: str, width: int = 16) -> str:
 @registry_app.command("list")
 def list_command() -> None:
     """List every version with its aliases, lineage, test NDCG@10 and gate decision."""
-    try:
-        from recops.registry import MODEL_NAME, list_versions, tracking_uri
+    from recops.registry import MODEL_NAME, list_versions, tracking_uri
 
-        versions = list_versions()
-    except _user_errors() as exc:
-        raise fail(exc) from exc
+    versions = list_versions()
     if not versions:
         typer.echo(f"no versions of {MODEL_NAME} in {tracking_uri()} yet")
         return
@@ -82,17 +71,11 @@ def gate(
     scores, latency). On promotion the champion alias moves to the challenger. The decision and
     its figures are written to the version's gate_* tags. Exit code 0: promoted, 3: rejected.
     """
-    from dataclasses import replace
+    from recops.config import GateConfig
+    from recops.registry import gate as run_gate
 
-    try:
-        from recops.config import GateConfig
-        from recops.registry import gate as run_gate
-
-        overrides = {"margin": margin, "latency_budget_ms": latency_budget_ms}
-        config = replace(GateConfig(), **{k: v for k, v in overrides.items() if v is not None})
-        decision = run_gate(version, config)
-    except _user_errors() as exc:
-        raise fail(exc) from exc
+    overrides = {"margin": margin, "latency_budget_ms": latency_budget_ms}
+    decision = run_gate(version, GateConfig(**{k: v for k, v in overrides.items() if v is not None}))
     figures = decision.figures
     verdict = "PROMOTED" if decision.promote else "REJECTED"
     champion = figures.get("champion_version")
@@ -125,12 +108,9 @@ def promote(
 
     The previous champion is recorded, so `recops registry rollback` undoes this.
     """
-    try:
-        from recops.registry import promote as run_promote
+    from recops.registry import promote as run_promote
 
-        info = run_promote(version, force=force)
-    except _user_errors() as exc:
-        raise fail(exc) from exc
+    info = run_promote(version, force=force)
     previous = info.tags.get("previous_champion")
     after = f" (previous champion: version {previous})" if previous else ""
     typer.echo(f"version {info.version} is now the champion{after}")
@@ -139,15 +119,12 @@ def promote(
 @registry_app.command()
 def rollback() -> None:
     """Move the champion alias back to the version that held it before the current champion."""
-    try:
-        from recops.registry import CHAMPION, RegistryError, get_version
-        from recops.registry import rollback as run_rollback
+    from recops.registry import CHAMPION, RegistryError, get_version
+    from recops.registry import rollback as run_rollback
 
-        try:
-            current = f" from version {get_version(CHAMPION).version}"
-        except RegistryError:
-            current = ""  # rollback() says there is no champion
-        info = run_rollback()
-    except _user_errors() as exc:
-        raise fail(exc) from exc
+    try:
+        current = f" from version {get_version(CHAMPION).version}"
+    except RegistryError:
+        current = ""  # rollback() says there is no champion
+    info = run_rollback()
     typer.echo(f"champion rolled back{current} to version {info.version}")

@@ -40,15 +40,13 @@ def retrain_command(
     bento and deployed (a running `recops serve` swaps to it). Without PREFECT_API_URL the run
     goes to a temporary local Prefect API with its state under $RECOPS_HOME/prefect.
     """
-    from recops.config import ConfigError, load_config
+    from recops.config import load_config
     from recops.paths import use_local_prefect_home
 
     log_to_stderr(quiet=json_out)
-    try:  # a typo fails here, in a second, not as a failed Prefect run
-        settings = load_config(config)
-        settings.model_config(model or settings.retrain.model)
-    except ConfigError as exc:
-        raise fail(exc) from exc
+    # a typo fails here, in a second, not as a failed Prefect run
+    settings = load_config(config)
+    settings.model_section(model or settings.retrain.model)
     use_local_prefect_home()
     from recops.continuous.flow import retrain
 
@@ -61,14 +59,14 @@ def retrain_command(
             incoming=str(incoming) if incoming else None,
             model=model,
         )
-    except Exception as exc:  # the Prefect run failed; its logs above say where
+    except Exception as exc:
         raise fail(exc) from exc
     if json_out:
-        typer.echo(json.dumps(result, default=str))
+        typer.echo(json.dumps(result.to_dict(), default=str))
         return
-    typer.echo(f"{result['action']}. {result['decision']}")
-    if result.get("bento_tag"):
-        typer.echo(f"bento {result['bento_tag']}")
+    typer.echo(f"{result.outcome.value}. {result.plan.text()}")
+    if result.bento_tag:
+        typer.echo(f"bento {result.bento_tag}")
 
 
 def simulate_events_command(
@@ -84,17 +82,14 @@ def simulate_events_command(
     ] = None,
 ) -> None:
     """Write new events resampled from DATASET, timed after it: new data for `recops retrain`."""
-    from recops.config import ConfigError, load_config
-    from recops.data import DataValidationError, load_events
+    from recops.config import load_config
+    from recops.data import load_events
     from recops.data.synthetic import new_events_like
     from recops.paths import atomic_path
 
     log_to_stderr()
-    try:
-        base = load_events(dataset, load_config(config).data)
-        new = new_events_like(base, sessions, shift_popularity=shift_popularity, seed=seed)
-    except (ConfigError, DataValidationError, ValueError) as exc:
-        raise fail(exc) from exc
+    base = load_events(dataset, load_config(config).data)
+    new = new_events_like(base, sessions, shift_popularity=shift_popularity, seed=seed)
     with atomic_path(out) as tmp:
         new.to_csv(tmp, index=False)
     what = "with popularity shifted" if shift_popularity else "like the data"

@@ -13,15 +13,14 @@ from typing import Annotated
 
 import typer
 
-from recops.cli.common import fail, log_to_stderr
+from recops.cli.common import command_group, log_to_stderr
 
 EXIT_WARNING = 1
 
-schedule_app = typer.Typer(
-    help="Prefect schedules of the retraining flow (prefect.yaml): serve them from this checkout, "
+schedule_app = command_group(
+    "Prefect schedules of the retraining flow (prefect.yaml): serve them from this checkout, "
     "and check that scheduled runs happen. API: $PREFECT_API_URL, else the local server of "
-    "`recops schedule serve`, under $RECOPS_HOME/prefect.",
-    no_args_is_help=True,
+    "`recops schedule serve`, under $RECOPS_HOME/prefect."
 )
 
 PrefectYamlOpt = Annotated[Path, typer.Option("--prefect-yaml", help="The deployments file.", dir_okay=False)]
@@ -31,12 +30,6 @@ DeploymentOpt = Annotated[
         "--deployment", "-n", help="Only this deployment (name or flow/name; repeatable). Default: all."
     ),
 ]
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    from recops.continuous.status import ScheduleError
-
-    return (ScheduleError, ValueError, FileNotFoundError)
 
 
 @schedule_app.command()
@@ -59,13 +52,10 @@ def serve(
     schedules) with its database under $RECOPS_HOME/prefect, and its API and UI addresses are
     printed. Ctrl-C pauses the served deployments and stops the server.
     """
-    from recops.continuous.status import serve as run_serve
+    from recops.continuous.scheduler import serve as run_serve
 
     log_to_stderr()
-    try:
-        run_serve(prefect_yaml, names=deployment, port=port, limit=limit, echo=typer.echo)
-    except _user_errors() as exc:
-        raise fail(exc) from exc
+    run_serve(prefect_yaml, names=deployment, port=port, limit=limit, echo=typer.echo)
 
 
 @schedule_app.command()
@@ -99,22 +89,19 @@ def status(
     API, or the last finished run failed. Exit code 0: healthy; 1: at least one warning (for a
     cron job or monitor to alert on); 2: the API or prefect.yaml could not be read.
     """
-    from recops.continuous.status import render_status
     from recops.continuous.status import status as read_status
+    from recops.continuous.status_render import render_status
 
     log_to_stderr(quiet=True)  # Prefect's client logs its retries; the report is the output
     if prefect_yaml is None and Path("prefect.yaml").is_file():
         prefect_yaml = Path("prefect.yaml")
-    try:
-        report = read_status(
-            api_url=api_url,
-            prefect_yaml=prefect_yaml,
-            names=deployment,
-            runs=runs,
-            grace=timedelta(minutes=grace_minutes),
-        )
-    except _user_errors() as exc:
-        raise fail(exc) from exc
+    report = read_status(
+        api_url=api_url,
+        prefect_yaml=prefect_yaml,
+        names=deployment,
+        runs=runs,
+        grace=timedelta(minutes=grace_minutes),
+    )
     typer.echo(json.dumps(report.to_dict()) if json_out else render_status(report))
     if not report.healthy:
         raise typer.Exit(code=EXIT_WARNING)

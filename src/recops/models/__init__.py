@@ -1,4 +1,4 @@
-"""Sequence recommenders: one config dataclass each, built through :func:`build_model`."""
+"""Sequence recommenders: one config model each, built through :func:`build_model`."""
 
 from __future__ import annotations
 

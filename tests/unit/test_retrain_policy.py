@@ -1,0 +1,62 @@
+"""The retrain policy: which changes make a cycle train, and the reason it gives."""
+
+import pytest
+
+from recops.config import Config, RetrainConfig
+from recops.continuous.drift import DriftReport
+from recops.continuous.policy import ChangeReport, PriorVersion, plan_retrain
+
+pytestmark = pytest.mark.unit
+
+
+def change(**kwargs) -> ChangeReport:
+    base = {"fingerprint": "sha256:new", "code_hash": "c", "config_hash": "k"}
+    return ChangeReport(**{**base, **kwargs})
+
+
+CHAMPION = {"champion_version": 3, "champion_fingerprint": "sha256:new", "champion_age_hours": 2.0}
+DRIFT = DriftReport(
+    window="new",
+    new_events=900,
+    popularity_js=0.4,
+    unseen_share=0.0,
+    length_js=0.0,
+    mean_length_reference=9.0,
+    mean_length_new=9.0,
+    drifted=["item popularity"],
+)
+
+
+@pytest.mark.parametrize(
+    ("report", "kwargs", "retrain", "says"),
+    [
+        (change(), {}, True, "no champion yet"),
+        (change(**CHAMPION), {}, False, "data, code and config unchanged"),
+        (change(**CHAMPION), {"force": True}, True, "forced"),
+        (change(**{**CHAMPION, "champion_fingerprint": "sha256:old"}), {}, True, "new data"),
+        (
+            change(**{**CHAMPION, "champion_fingerprint": "sha256:old"}),
+            {"on_new_data": False},
+            False,
+            "retrain.on_new_data is off",
+        ),
+        (
+            change(**{**CHAMPION, "champion_fingerprint": "sha256:old", "drift": DRIFT}),
+            {"on_new_data": False},
+            True,
+            "drift in item popularity",
+        ),
+        (change(**{**CHAMPION, "code_changed": True}), {}, True, "code changed"),
+        (change(**{**CHAMPION, "champion_age_hours": 500.0}), {}, True, "500.0 h old"),
+        (
+            change(**CHAMPION, trained_as=PriorVersion(4, "rejected", is_champion=False)),
+            {},
+            False,
+            "version 4 was trained on them (gate: rejected)",
+        ),
+    ],
+)
+def test_plan_retrain(report, kwargs, retrain, says):
+    plan = plan_retrain(report, Config(retrain=RetrainConfig(max_champion_age_hours=168)), **kwargs)
+    assert plan.retrain is retrain
+    assert says in plan.text()
