@@ -75,7 +75,8 @@ class TrainRecommenderFlow(FlowSpec):
         """Train with early stopping on validation NDCG@10 (CUDA when present)."""
         from dataclasses import asdict
 
-        from recops.pipeline.steps import inject_fault_if_asked, training_card
+        from recops.pipeline.cards import training_card
+        from recops.pipeline.steps import inject_fault_if_asked
         from recops.training.experiment import fit
 
         inject_fault_if_asked("train")
@@ -89,7 +90,7 @@ class TrainRecommenderFlow(FlowSpec):
     @step
     def evaluate(self):
         """Full-ranking test metrics, per-sequence ranks and example recommendations."""
-        from recops.pipeline.steps import evaluation_card
+        from recops.pipeline.cards import evaluation_card
         from recops.serving.recommender import example_recommendations
         from recops.training.evaluate import evaluate_model
 
@@ -108,7 +109,8 @@ class TrainRecommenderFlow(FlowSpec):
         from pathlib import Path
         from tempfile import TemporaryDirectory
 
-        from recops.pipeline.steps import notebook_card, run_report_notebook
+        from recops.pipeline.cards import notebook_card
+        from recops.pipeline.steps import run_report_notebook
 
         with TemporaryDirectory() as tmp:
             template = Path(tmp) / "template.ipynb"

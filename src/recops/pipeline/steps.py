@@ -1,5 +1,6 @@
 """What the Metaflow flows call besides the core library: config parsing, data expectations,
-cards, and the executed evaluation-report notebook. Steps stay a docstring and a call or two."""
+the executed evaluation-report notebook, registration with lineage, and the run summary. Steps
+stay a docstring and a call or two."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from recops.data.split import MIN_EVAL_LENGTH
 from recops.paths import REPO_ROOT
 
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.toml"
+
+
 REPORT_NOTEBOOK = REPO_ROOT / "notebooks" / "03_evaluation_report.ipynb"
 
 
@@ -72,46 +75,6 @@ def check_expectations(events: pd.DataFrame) -> dict[str, int]:
     return summary
 
 
-def training_card(history: list[dict[str, float]]) -> list[Any]:
-    """Card components: loss and validation NDCG@10 per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from metaflow.cards import Image, Markdown, Table
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3))
-    epochs = [h["epoch"] for h in history]
-    left.plot(epochs, [h["loss"] for h in history], marker="o")
-    left.set(xlabel="epoch", ylabel="training loss")
-    right.plot(epochs, [h["valid_ndcg"] for h in history], marker="o")
-    right.set(xlabel="epoch", ylabel="validation NDCG@10")
-    fig.tight_layout()
-    rows = [
-        [h["epoch"], f"{h['loss']:.4f}", f"{h['valid_ndcg']:.4f}", f"{h['seconds']:.1f}"] for h in history
-    ]
-    components = [
-        Markdown("## Training curves"),
-        Image.from_matplotlib(fig),
-        Table(rows, headers=["epoch", "loss", "valid NDCG@10", "seconds"]),
-    ]
-    plt.close(fig)
-    return components
-
-
-def evaluation_card(metrics: dict[str, float], examples: dict[str, Any]) -> list[Any]:
-    from metaflow.cards import Markdown, Table
-
-    rows = [[key, f"{value:.4f}"] for key, value in sorted(metrics.items())]
-    recs = [[r["item_id"], f"{r['score']:.3f}"] for r in examples["items"]]
-    return [
-        Markdown("## Test metrics (full ranking, leave-one-out)"),
-        Table(rows, headers=["metric", "value"]),
-        Markdown(f"## Example recommendations\nsession: `{examples['session']}`"),
-        Table(recs, headers=["item_id", "score"]),
-    ]
-
-
 def check_report_template(text: str) -> None:
     """Refuse a report template that papermill could not run: it must be a Jupyter notebook
     (JSON with a list of cells)."""
@@ -137,31 +100,6 @@ def run_report_notebook(run_pathspec: str, output: Path, notebook: Path) -> dict
         kernel_name="python3",
     )
     return json.loads(output.read_text())
-
-
-def notebook_card(notebook: dict[str, Any]) -> list[Any]:
-    """Render an executed notebook as card components: markdown, code, text and image outputs."""
-    import base64
-
-    from metaflow.cards import Image, Markdown, PythonCode
-
-    components: list[Any] = []
-    for cell in notebook["cells"]:
-        source = "".join(cell["source"])
-        if cell["cell_type"] == "markdown":
-            components.append(Markdown(source))
-            continue
-        if cell["cell_type"] != "code" or "parameters" in cell.get("metadata", {}).get("tags", []):
-            continue
-        components.append(PythonCode(code_string=source))
-        for out in cell.get("outputs", []):
-            data = out.get("data", {})
-            if "image/png" in data:
-                components.append(Image(base64.b64decode(data["image/png"])))
-            elif "text/plain" in data or "text" in out:
-                text = "".join(data.get("text/plain", out.get("text", "")))
-                components.append(Markdown(f"```\n{text.strip()}\n```"))
-    return components
 
 
 def git_commit() -> str:
