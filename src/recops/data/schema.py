@@ -4,21 +4,65 @@ An event table has ``item_id``, ``timestamp`` and one of ``session_id`` / ``user
 (optional ``event_type``). :func:`validate_events` returns a normalised frame with columns
 ``sequence_id``, ``item_id``, ``timestamp`` (float seconds) and, if present, ``event_type``,
 in the original row order (ties in time keep file order).
+
+The contract, beyond the columns:
+
+* **Ids keep their identity.** An id column is int64 only when every value is an integer
+  already (an integer dtype, or floats that are all whole and within ±2**53, where floats are
+  exact) or the canonical text of one (``0`` or ``-?[1-9][0-9]*``, fitting int64). Anything
+  else is text, as written: ``007`` stays ``"007"`` (not the item ``7``), ``1e20`` and ``7.0``
+  stay text. Readers hand ids over as text (see :mod:`recops.data.sources`), so this rule,
+  not a CSV parser's guess, decides. Floats with a fraction, or beyond 2**53, are an error.
+* **Exact duplicate events** (same sequence, item, timestamp and event_type if present) are
+  dropped, keeping the first; :func:`check_events` returns how many, ``validate_events`` puts
+  the count in ``out.attrs["duplicates_dropped"]`` and logs it.
+* **Timestamps in range**, when asked (``check_time_range=True``, the incoming-data path; base
+  data sets such as MovieLens-100k from 1997 are not checked): from 2000-01-01 to a day after
+  now. Epoch milliseconds (numbers past the year 2200 as seconds, in range as milliseconds)
+  are reported as such, with the fix.
 """
 
 from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from recops.errors import RecopsError
 
+log = logging.getLogger(__name__)
+
 SEQUENCE_COLUMNS = ("session_id", "user_id")
+ID_COLUMNS = ("session_id", "user_id", "item_id")  # read as text; :func:`_normalise_ids` decides
 MAX_ROWS_SHOWN = 5
+
+CANONICAL_INT = re.compile(r"0|-?[1-9][0-9]*")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_EXACT_FLOAT = 2**53  # every integer up to here is exactly a float64
+
+EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
+LATEST_SECONDS_AHEAD = 86_400.0  # clocks drift; a day ahead is a wrong unit or a wrong clock
+YEAR_2200 = datetime(2200, 1, 1, tzinfo=UTC).timestamp()
+
+IdKind = Literal["int", "text"]
 
 
 class DataValidationError(RecopsError):
     """The events do not meet the schema; the message names the column and the rows."""
+
+
+@dataclass(frozen=True)
+class ValidatedEvents:
+    """The normalised events and what validation removed from them."""
+
+    events: pd.DataFrame
+    duplicates_dropped: int = 0
 
 
 def _rows(mask: np.ndarray | pd.Series) -> str:
@@ -33,26 +77,71 @@ def _examples(values: pd.Series, mask: np.ndarray) -> str:
     return ", ".join(repr(v) for v in sample)
 
 
-def _normalise_ids(values: pd.Series) -> pd.Series:
-    """Integer ids stay integers (so ``42`` in the data is ``42`` in an answer); others are text."""
+def _utc(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _canonical_ints(text: pd.Series) -> pd.Series | None:
+    """``text`` as int64 if every value is a canonical integer that fits int64, else None."""
+    if not text.str.fullmatch(CANONICAL_INT.pattern).all():
+        return None
+    long = text.str.len().to_numpy() >= 19  # 19+ characters may not fit; check those exactly
+    if long.any() and not all(INT64_MIN <= int(v) <= INT64_MAX for v in pd.unique(text[long])):
+        return None
+    return text.astype("int64")
+
+
+def _normalise_ids(values: pd.Series, column: str = "id", source: str = "events") -> pd.Series:
+    """Integer ids stay integers (so ``42`` in the data is ``42`` in an answer); others are text,
+    as written (``007`` is not ``7``). See the module docstring for the rule."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype(str)
     if pd.api.types.is_integer_dtype(values):
+        if pd.api.types.is_unsigned_integer_dtype(values) and len(values) and values.max() > INT64_MAX:
+            bad = (values > INT64_MAX).to_numpy()
+            raise DataValidationError(
+                f"{source}: column {column!r} has ids beyond int64 in {_rows(bad)}: {_examples(values, bad)}"
+            )
         return values.astype("int64")
-    if pd.api.types.is_float_dtype(values) and np.all(np.mod(values.to_numpy(), 1) == 0):
+    if pd.api.types.is_float_dtype(values):
+        numbers = values.to_numpy(dtype="float64")
+        fraction = ~np.isfinite(numbers) | (np.mod(numbers, 1) != 0)
+        if fraction.any():
+            raise DataValidationError(
+                f"{source}: column {column!r} has float ids that are not whole numbers in "
+                f"{_rows(fraction)}: {_examples(values, fraction)}; ids must be integers or text"
+            )
+        inexact = np.abs(numbers) > MAX_EXACT_FLOAT
+        if inexact.any():
+            raise DataValidationError(
+                f"{source}: column {column!r} has float ids beyond ±2**53 in {_rows(inexact)}: "
+                f"{_examples(values, inexact)}; such floats are not exact integers. Store ids as "
+                "integers or text"
+            )
         return values.astype("int64")
-    return values.astype(str)
+    text = values.astype(str)
+    ints = _canonical_ints(text)
+    return text if ints is None else ints
 
 
-def _parse_timestamps(values: pd.Series, source: str) -> pd.Series:
+def id_kind(values: pd.Series) -> IdKind:
+    """``int`` for an int64 id column (as :func:`validate_events` makes them), else ``text``."""
+    return "int" if pd.api.types.is_integer_dtype(values) else "text"
+
+
+def _parse_timestamps(values: pd.Series, source: str) -> tuple[pd.Series, bool]:
+    """Seconds since the epoch, and whether the input was numbers (not dates)."""
     if pd.api.types.is_bool_dtype(values):
         raise DataValidationError(f"{source}: column 'timestamp' is boolean; expected numbers or dates")
+    numeric = True
     if pd.api.types.is_numeric_dtype(values):
         seconds = values.astype("float64")
     elif pd.api.types.is_datetime64_any_dtype(values):
-        seconds = _datetime_seconds(values)
+        seconds, numeric = _datetime_seconds(values), False
     else:
-        numeric = pd.to_numeric(values, errors="coerce")
-        if numeric.notna().all():
-            seconds = numeric.astype("float64")
+        as_numbers = pd.to_numeric(values, errors="coerce")
+        if as_numbers.notna().all():
+            seconds = as_numbers.astype("float64")
         else:
             parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
             bad = parsed.isna().to_numpy()
@@ -61,11 +150,11 @@ def _parse_timestamps(values: pd.Series, source: str) -> pd.Series:
                     f"{source}: column 'timestamp' has unparsable values in {_rows(bad)}: "
                     f"{_examples(values, bad)}; expected numbers (epoch seconds) or ISO dates"
                 )
-            seconds = _datetime_seconds(parsed)
+            seconds, numeric = _datetime_seconds(parsed), False
     bad = ~np.isfinite(seconds.to_numpy())
     if bad.any():
         raise DataValidationError(f"{source}: column 'timestamp' has non-finite values in {_rows(bad)}")
-    return seconds
+    return seconds, numeric
 
 
 def _datetime_seconds(values: pd.Series) -> pd.Series:
@@ -75,10 +164,50 @@ def _datetime_seconds(values: pd.Series) -> pd.Series:
     return ((values - epoch) / pd.Timedelta(seconds=1)).astype("float64")
 
 
-def validate_events(frame: pd.DataFrame, source: str = "events") -> pd.DataFrame:
-    """Check ``frame`` against the event schema and return the normalised events.
+def _check_time_range(
+    seconds: pd.Series, raw: pd.Series, numeric: bool, source: str, now: float | None
+) -> None:
+    """Timestamps from 2000-01-01 to a day after ``now``; epoch milliseconds named as such."""
+    values = seconds.to_numpy()
+    latest = (time.time() if now is None else now) + LATEST_SECONDS_AHEAD
+    if numeric:
+        millis = (values > YEAR_2200) & (values / 1000 >= EARLIEST_TIMESTAMP) & (values / 1000 <= latest)
+        if millis.any():
+            first = float(values[np.flatnonzero(millis)[0]])
+            raise DataValidationError(
+                f"{source}: column 'timestamp' looks like epoch milliseconds in {_rows(millis)}: "
+                f"{_examples(raw, millis)} (as seconds after the year 2200; as milliseconds "
+                f"{_utc(first / 1000)}); timestamps must be epoch seconds: divide the column by 1000"
+            )
+    early = values < EARLIEST_TIMESTAMP
+    if early.any():
+        raise DataValidationError(
+            f"{source}: column 'timestamp' has values before 2000-01-01 in {_rows(early)}: "
+            f"{_examples(raw, early)}; expected epoch seconds or ISO dates (negative or pre-2000 "
+            "timestamps are a wrong unit or a missing value)"
+        )
+    late = values > latest
+    if late.any():
+        raise DataValidationError(
+            f"{source}: column 'timestamp' has values more than a day in the future (after "
+            f"{_utc(latest)}) in {_rows(late)}: {_examples(raw, late)}; expected epoch seconds "
+            "or ISO dates of events that happened"
+        )
 
-    ``source`` names where the data came from, for the error message.
+
+def check_events(
+    frame: pd.DataFrame,
+    source: str = "events",
+    *,
+    check_time_range: bool = False,
+    now: float | None = None,
+) -> ValidatedEvents:
+    """Check ``frame`` against the event schema: the normalised events and the duplicates dropped.
+
+    ``source`` names where the data came from, for the error message. ``check_time_range``
+    (for incoming events) rejects timestamps before 2000-01-01 or more than a day after ``now``
+    (epoch seconds; default the clock) and reports epoch milliseconds as such. Raises
+    :class:`DataValidationError` naming the column and the rows.
     """
     if frame is None or len(frame) == 0:
         raise DataValidationError(f"{source}: no events (the table is empty)")
@@ -99,13 +228,41 @@ def validate_events(frame: pd.DataFrame, source: str = "events") -> pd.DataFrame
         if nulls.any():
             raise DataValidationError(f"{source}: column {column!r} has null values in {_rows(nulls)}")
 
+    seconds, numeric = _parse_timestamps(frame["timestamp"], source)
+    if check_time_range:
+        _check_time_range(seconds, frame["timestamp"], numeric, source, now)
     out = pd.DataFrame(
         {
-            "sequence_id": _normalise_ids(frame[sequence_column]).to_numpy(),
-            "item_id": _normalise_ids(frame["item_id"]).to_numpy(),
-            "timestamp": _parse_timestamps(frame["timestamp"], source).to_numpy(),
+            "sequence_id": _normalise_ids(frame[sequence_column], sequence_column, source).to_numpy(),
+            "item_id": _normalise_ids(frame["item_id"], "item_id", source).to_numpy(),
+            "timestamp": seconds.to_numpy(),
         }
     )
     if "event_type" in columns:
         out["event_type"] = frame["event_type"].astype(str).to_numpy()
+    duplicated = out.duplicated(keep="first").to_numpy()
+    dropped = int(duplicated.sum())
+    if dropped:
+        log.info("%s: dropped %d exact duplicate event(s) (%s)", source, dropped, _rows(duplicated))
+        out = out[~duplicated].reset_index(drop=True)
+    return ValidatedEvents(out, dropped)
+
+
+def validate_events(
+    frame: pd.DataFrame,
+    source: str = "events",
+    *,
+    check_time_range: bool = False,
+    now: float | None = None,
+) -> pd.DataFrame:
+    """Check ``frame`` against the event schema and return the normalised events.
+
+    ``source`` names where the data came from, for the error message; ``check_time_range`` and
+    ``now`` as in :func:`check_events`. Exact duplicate events are dropped; their number is in
+    ``out.attrs["duplicates_dropped"]`` (pandas may not carry ``attrs`` through later
+    operations: read it here, or call :func:`check_events`).
+    """
+    checked = check_events(frame, source, check_time_range=check_time_range, now=now)
+    out = checked.events
+    out.attrs["duplicates_dropped"] = checked.duplicates_dropped
     return out

@@ -1,0 +1,290 @@
+"""Incoming files: quarantine of bad ones, the manifest (each file read once), crash safety."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from recops.config import load_config
+from recops.continuous import inputs as inputs_module
+from recops.continuous import manifest as manifest_module
+from recops.continuous.inputs import commit_manifest, current_events, gather_inputs
+from recops.continuous.manifest import InputsError, manifest_path, prune_snapshots, snapshots_dir
+from recops.continuous.quarantine import quarantine_dir
+from recops.data import DataValidationError
+
+pytestmark = pytest.mark.unit
+
+T = 1_720_000_000  # 2024-07-03, after the synthetic base (2023-11)
+
+
+@pytest.fixture
+def config():
+    return load_config(overrides={"data.synthetic.n_sessions": 30, "data.synthetic.n_items": 20})
+
+
+@pytest.fixture
+def incoming(tmp_path) -> Path:
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    return folder
+
+
+def write(folder: Path, name: str, rows: list[tuple]) -> Path:
+    path = folder / name
+    lines = ["session_id,item_id,timestamp", *(",".join(str(v) for v in row) for row in rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def good(session: int, n: int = 3) -> list[tuple]:
+    return [(session, 1 + i, T + 60 * session + i) for i in range(n)]
+
+
+@pytest.fixture
+def reads(monkeypatch) -> list[Path]:
+    """Every incoming file whose content is read, in order."""
+    seen: list[Path] = []
+    real = inputs_module._read_bytes
+
+    def counting(path: Path) -> bytes:
+        seen.append(path)
+        return real(path)
+
+    monkeypatch.setattr(inputs_module, "_read_bytes", counting)
+    return seen
+
+
+def test_no_incoming_files_trains_on_the_base(config, incoming):
+    got = gather_inputs("synthetic", incoming, config)
+    assert got.snapshot.spec == "synthetic" and got.snapshot.sources == ["synthetic"]
+    assert got.new_files == [] and got.new_events.empty and got.manifest is None
+    commit_manifest(got)
+    assert not manifest_path(incoming).exists()
+
+
+def test_a_bad_file_is_quarantined_and_the_good_ones_still_come(config, incoming):
+    write(incoming, "0001.csv", good(9001))
+    bad = write(incoming, "0002.csv", [(9002, 5, T), (9002, "", T + 60)])
+    write(incoming, "0003.csv", good(9003))
+    got = gather_inputs("synthetic", incoming, config)
+
+    assert got.new_files == [str(incoming / "0001.csv"), str(incoming / "0003.csv")]
+    assert len(got.new_events) == 6 and set(got.new_events["sequence_id"]) == {9001, 9003}
+    [q] = got.quarantined
+    moved = quarantine_dir(incoming) / "0002.csv"
+    assert q.file == str(bad) and q.moved_to == str(moved)
+    assert "column 'item_id' has null values" in q.reason
+    assert not bad.exists() and moved.is_file()
+    reason = (quarantine_dir(incoming) / "0002.csv.reason.txt").read_text()
+    assert "column 'item_id' has null values" in reason and "(UTC)" in reason
+    assert not list(quarantine_dir(incoming).glob(".*.tmp"))
+    # the quarantine folder is not read as incoming data
+    commit_manifest(got)
+    assert gather_inputs("synthetic", incoming, config).quarantined == []
+
+
+def test_a_text_id_file_on_an_integer_id_base_is_quarantined(config, incoming):
+    write(incoming, "0001.csv", [(9001, "007", T), (9001, "8", T + 1)])
+    got = gather_inputs("synthetic", incoming, config)
+    assert got.new_files == [] and got.snapshot.spec == "synthetic"
+    [q] = got.quarantined
+    assert "column 'item_id' holds text ids" in q.reason and "'007'" in q.reason
+    assert "ids are not converted" in q.reason
+
+
+def test_integer_ids_on_a_text_id_base_become_text(config, incoming, tmp_path):
+    base = tmp_path / "base.csv"
+    base.write_text("session_id,item_id,timestamp\ns1,a,1700000000\ns1,7,1700000001\n")
+    write(incoming, "0001.csv", [(9001, 7, T), (9001, 8, T + 1)])
+    got = gather_inputs(f"csv:{base}", incoming, config)
+    assert got.quarantined == []
+    assert got.events["item_id"].tolist() == ["a", "7", "7", "8"]
+    assert got.events["sequence_id"].tolist() == ["s1", "s1", "9001", "9001"]
+
+
+def test_the_manifest_records_each_file_and_its_snapshot(config, incoming):
+    write(incoming, "0001.csv", good(9001))
+    got = gather_inputs("synthetic", incoming, config)
+    commit_manifest(got)
+    data = json.loads(manifest_path(incoming).read_text())
+    assert data["snapshot"] == got.snapshot.spec.removeprefix("parquet:")
+    assert data["fingerprint"] == got.snapshot.fingerprint and data["n_events"] == len(got.events)
+    [entry] = data["files"]
+    assert entry["name"] == "0001.csv" and entry["rows"] == 3 and entry["added"] == 3
+    assert entry["snapshot"] == got.snapshot.fingerprint and len(entry["sha256"]) == 64
+    assert Path(data["snapshot"]).is_file()
+
+
+def test_a_second_gather_reads_no_consumed_file_again(config, incoming, reads, monkeypatch):
+    write(incoming, "0001.csv", good(9001))
+    first = gather_inputs("synthetic", incoming, config)
+    commit_manifest(first)
+    assert reads == [incoming / "0001.csv"]
+
+    def no_base(*args, **kwargs):
+        raise AssertionError("the base must not be read again: the snapshot holds it")
+
+    monkeypatch.setattr(inputs_module, "load_events", no_base)
+    second = gather_inputs("synthetic", incoming, config)
+    assert reads == [incoming / "0001.csv"]  # not read again
+    assert second.new_files == [] and second.new_events.empty and second.manifest is None
+    assert second.snapshot == first.snapshot
+    pd.testing.assert_frame_equal(second.events, first.events)
+
+    (incoming / "0001.csv").unlink()  # a consumed file may go: its events are in the snapshot
+    third = gather_inputs("synthetic", incoming, config)
+    assert third.snapshot.fingerprint == first.snapshot.fingerprint and third.new_files == []
+
+    write(incoming, "0002.csv", good(9002))
+    fourth = gather_inputs("synthetic", incoming, config)
+    assert reads == [incoming / "0001.csv", incoming / "0002.csv"]
+    assert fourth.new_files == [str(incoming / "0002.csv")] and len(fourth.new_events) == 3
+    assert len(fourth.events) == len(first.events) + 3
+    assert fourth.snapshot.sources == ["synthetic", str(incoming / "0001.csv"), str(incoming / "0002.csv")]
+
+
+def test_a_touched_but_unchanged_file_is_not_consumed_twice(config, incoming, reads):
+    path = write(incoming, "0001.csv", good(9001))
+    first = gather_inputs("synthetic", incoming, config)
+    commit_manifest(first)
+    os.utime(path, ns=(1, 1))
+    second = gather_inputs("synthetic", incoming, config)
+    assert second.new_files == [] and second.quarantined == [] and len(second.events) == len(first.events)
+    commit_manifest(second)  # records the new mtime: not hashed again
+    gather_inputs("synthetic", incoming, config)
+    assert reads == [path, path]
+
+
+def test_a_consumed_file_that_changed_is_quarantined(config, incoming):
+    path = write(incoming, "0001.csv", good(9001))
+    first = gather_inputs("synthetic", incoming, config)
+    commit_manifest(first)
+    write(incoming, "0001.csv", good(9001, n=5))
+    second = gather_inputs("synthetic", incoming, config)
+    [q] = second.quarantined
+    assert q.file == str(path) and "changed after it was consumed" in q.reason
+    assert "new name" in q.reason
+    assert not path.exists() and (quarantine_dir(incoming) / "0001.csv.reason.txt").is_file()
+    assert second.new_files == [] and second.snapshot.fingerprint == first.snapshot.fingerprint
+    assert len(second.events) == len(first.events)  # the first version stays held
+
+
+def test_a_crash_between_snapshot_and_manifest_loses_and_doubles_nothing(config, incoming):
+    write(incoming, "0001.csv", good(9001))
+    committed = gather_inputs("synthetic", incoming, config)
+    commit_manifest(committed)
+    write(incoming, "0002.csv", good(9002))
+    crashed = gather_inputs("synthetic", incoming, config)  # snapshot written; manifest not
+    assert Path(crashed.snapshot.spec.removeprefix("parquet:")).is_file()
+
+    again = gather_inputs("synthetic", incoming, config)  # the next cycle
+    assert again.new_files == crashed.new_files == [str(incoming / "0002.csv")]
+    assert again.snapshot == crashed.snapshot
+    assert len(again.events) == len(committed.events) + 3 and len(again.new_events) == 3
+    pd.testing.assert_frame_equal(again.events, crashed.events)
+    commit_manifest(again)
+
+    after = gather_inputs("synthetic", incoming, config)
+    assert after.new_files == [] and after.snapshot == again.snapshot
+    assert len(after.events) == len(committed.events) + 3
+
+
+def test_a_crash_inside_quarantine_is_handled_next_cycle(config, incoming):
+    bad = write(incoming, "0001.csv", [(9001, 5, -1)])
+    (quarantine_dir(incoming)).mkdir()
+    (quarantine_dir(incoming) / "0001.csv.reason.txt").write_text("stale, from a crash")
+    got = gather_inputs("synthetic", incoming, config)
+    [q] = got.quarantined
+    assert q.moved_to == str(quarantine_dir(incoming) / "0001.csv") and not bad.exists()
+    assert "before 2000-01-01" in (quarantine_dir(incoming) / "0001.csv.reason.txt").read_text()
+
+
+def test_a_name_quarantined_twice_keeps_both(config, incoming):
+    for _ in range(2):
+        write(incoming, "0001.csv", [(9001, 5, -1)])
+        gather_inputs("synthetic", incoming, config)
+    assert sorted(p.name for p in quarantine_dir(incoming).iterdir()) == [
+        "0001.1.csv",
+        "0001.1.csv.reason.txt",
+        "0001.csv",
+        "0001.csv.reason.txt",
+    ]
+
+
+def test_exact_duplicates_across_files_are_dropped_and_counted(config, incoming):
+    write(incoming, "0001.csv", good(9001))
+    write(incoming, "0002.csv", [*good(9001), (9002, 4, T), (9002, 4, T)])
+    got = gather_inputs("synthetic", incoming, config)
+    assert got.duplicates_dropped == 4  # one inside 0002, three repeating 0001
+    assert len(got.new_events) == 4
+    commit_manifest(got)
+    files = json.loads(manifest_path(incoming).read_text())["files"]
+    assert [(f["rows"], f["added"]) for f in files] == [(3, 3), (4, 1)]
+    write(incoming, "0003.csv", good(9001))  # re-delivered after a cycle: held already
+    again = gather_inputs("synthetic", incoming, config)
+    assert again.duplicates_dropped == 3 and again.new_events.empty
+    assert again.new_files == [str(incoming / "0003.csv")]
+    assert again.snapshot.fingerprint == got.snapshot.fingerprint
+
+
+def test_a_missing_snapshot_is_rebuilt_from_the_files(config, incoming):
+    write(incoming, "0001.csv", good(9001))
+    first = gather_inputs("synthetic", incoming, config)
+    commit_manifest(first)
+    Path(first.snapshot.spec.removeprefix("parquet:")).unlink()
+    again = gather_inputs("synthetic", incoming, config)
+    assert "is missing" in again.rebuilt
+    assert again.snapshot.fingerprint == first.snapshot.fingerprint
+    assert again.new_files == [str(incoming / "0001.csv")]
+
+    commit_manifest(again)
+    Path(again.snapshot.spec.removeprefix("parquet:")).unlink()
+    (incoming / "0001.csv").unlink()
+    with pytest.raises(InputsError, match=r"0001\.csv; their events cannot be rebuilt"):
+        gather_inputs("synthetic", incoming, config)
+
+
+def test_a_changed_base_rebuilds(config, incoming):
+    write(incoming, "0001.csv", good(9001))
+    commit_manifest(gather_inputs("synthetic", incoming, config))
+    other = load_config(overrides={"data.synthetic.n_sessions": 40, "data.synthetic.n_items": 20})
+    got = gather_inputs("synthetic", incoming, other)
+    assert "base data changed" in got.rebuilt and got.new_files == [str(incoming / "0001.csv")]
+
+
+def test_commit_refuses_a_manifest_changed_since_gathering(config, incoming):
+    write(incoming, "0001.csv", good(9001))
+    one, two = gather_inputs("synthetic", incoming, config), gather_inputs("synthetic", incoming, config)
+    commit_manifest(one)
+    with pytest.raises(InputsError, match="changed since these inputs were gathered"):
+        commit_manifest(two)
+
+
+def test_prune_snapshots_keeps_the_named_and_the_manifests(config, incoming, monkeypatch):
+    monkeypatch.setattr(manifest_module, "incoming_dir", lambda: incoming)
+    fingerprints = []
+    for n in range(3):
+        write(incoming, f"000{n}.csv", good(9000 + n))
+        got = gather_inputs("synthetic", incoming, config)
+        commit_manifest(got)
+        fingerprints.append(got.snapshot.fingerprint)
+    assert len(list(snapshots_dir().glob("*.parquet"))) == 3
+    deleted = prune_snapshots({fingerprints[0]})
+    assert [p.stem for p in deleted] == [fingerprints[1].split(":")[1][:16]]
+    left = sorted(p.stem for p in snapshots_dir().glob("*.parquet"))
+    assert left == sorted(f.split(":")[1][:16] for f in (fingerprints[0], fingerprints[2]))
+    assert gather_inputs("synthetic", incoming, config).snapshot.fingerprint == fingerprints[2]
+
+
+def test_current_events_still_reads_everything(config, incoming):
+    write(incoming, "0001.csv", good(9001))
+    events, sources = current_events("synthetic", incoming, config)
+    assert sources == ["synthetic", str(incoming / "0001.csv")] and 9001 in set(events["sequence_id"])
+    write(incoming, "0002.csv", [(9002, "x", T)])
+    with pytest.raises(DataValidationError, match="holds text ids"):
+        current_events("synthetic", incoming, config)
