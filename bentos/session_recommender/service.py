@@ -23,6 +23,10 @@ Contract decisions:
 - Bad input is a 4xx whose JSON names the problem: 400 from validation (``{"error": "N
   validation errors for RecommendRequest", "detail": [{"loc": [...], "msg": ...}]}``), 413 for
   a body over the limit. The body is read as JSON whatever its Content-Type. Never a 5xx.
+- Load shedding: a worker holding ``$RECOPS_BENTO_MAX_CONCURRENCY`` scoring requests answers
+  the next at once with 503, ``Retry-After: 1`` and ``{"error": ...}`` instead of queueing it.
+- ``/readyz`` is 503 while a worker serves another model than the deployed record's because the
+  record's model failed to load (``ModelWatcher``, which keeps retrying); answers stay 200.
 """
 
 import json
@@ -55,6 +59,16 @@ ACCESS_LOG = os.environ.get("RECOPS_BENTO_ACCESS_LOG", "0") == "1"
 # the scoring endpoints that costs more than the rest of the HTTP stack together (figures in the
 # README's serving section). RECOPS_BENTO_TRACING=1 (with a tracing exporter configured) keeps them.
 TRACING = os.environ.get("RECOPS_BENTO_TRACING", "0") == "1"
+# Scoring requests one worker holds at once; the next is shed (503 + Retry-After) rather than
+# queued. A worker scores one batch of at most MAX_QUEUED_BATCH queued queries at a time, so the
+# default lets a full batch wait behind the one being scored: requests beyond that would only
+# wait longer behind more full batches, and are better retried (elsewhere, behind a load
+# balancer) at once than answered late or timed out. /healthz, /livez, /readyz and /metrics
+# are never shed.
+MAX_CONCURRENCY = int(os.environ.get("RECOPS_BENTO_MAX_CONCURRENCY", MAX_QUEUED_BATCH))
+if MAX_CONCURRENCY < 1:
+    raise ValueError(f"RECOPS_BENTO_MAX_CONCURRENCY must be at least 1, not {MAX_CONCURRENCY}")
+RETRY_AFTER_S = 1  # what a shed request is told to wait: about one batch's scoring, rounded up
 
 ItemId = StrictInt | Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_ITEM_ID_CHARS)]
 Session = Annotated[list[ItemId], Field(max_length=MAX_SESSION_LENGTH)]
@@ -144,11 +158,52 @@ class JSONBodyLimit:
         await self.app(scope, replay, send)
 
 
-async def _reply(send: Any, status: int, message: str) -> None:
+async def _reply(send: Any, status: int, message: str, extra: list | None = None) -> None:
     body = json.dumps({"error": message}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += extra or []
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class ShedWith503:
+    """ASGI wrapper of the whole app: the answer of BentoML's concurrency limit becomes a 503
+    with ``Retry-After``.
+
+    BentoML 1.4's ``traffic.max_concurrency`` (``MaxConcurrencyMiddleware`` in
+    ``bentoml/_internal/server/http/traffic.py``) answers ``429 Too many requests`` at once
+    when a worker holds that many requests. A server shedding load says 503 and when to retry,
+    which load balancers and clients act on. Its middleware sits outside those added with
+    ``add_asgi_middleware``, so this wraps the app ``to_asgi`` builds (:class:`_Service`);
+    BentoML's /metrics still counts the shed requests as 429.
+    """
+
+    def __init__(self, app: Any, retry_after: int = RETRY_AFTER_S) -> None:
+        self.app = app
+        self.retry_after = retry_after
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        shed = False
+
+        async def send_shed_as_503(message: dict) -> None:
+            nonlocal shed
+            if message["type"] == "http.response.start" and message["status"] == 429:
+                shed = True
+                error = f"the server is at its limit of concurrent requests; retry in {self.retry_after}s"
+                return await _reply(send, 503, error, [(b"retry-after", str(self.retry_after).encode())])
+            if not shed:  # BentoML's own 429 body is dropped
+                await send(message)
+
+        await self.app(scope, receive, send_shed_as_503)
+
+
+class _Service(bentoml.Service):
+    """``bentoml.Service`` whose ASGI app sheds load with 503 (:class:`ShedWith503`)."""
+
+    def to_asgi(self, is_main: bool = True) -> Any:
+        return ShedWith503(bentoml.Service.to_asgi(self, is_main), RETRY_AFTER_S)
 
 
 def _response(recommendation: Any, info: dict[str, str]) -> RecommendResponse:
@@ -165,10 +220,12 @@ def _json(answer: BaseModel) -> Response:
 @bentoml.service(
     name="SessionRecommender",
     workers=WORKERS,
-    traffic={"timeout": 30},
+    # BentoML's max_concurrency is the service's, split evenly between its workers.
+    traffic={"timeout": 30, "max_concurrency": MAX_CONCURRENCY * WORKERS},
     logging={"access": {"enabled": ACCESS_LOG}},
     tracing={} if TRACING else {"excluded_urls": ["/recommend", "/recommend_batch"]},
     labels={"project": "recops", "component": "serving"},
+    service_class=_Service,
 )
 class SessionRecommender:
     def __init__(self) -> None:
@@ -184,6 +241,11 @@ class SessionRecommender:
 
     def _swap(self, served: Any) -> None:
         self.batcher.served = served  # the next batch is scored by the new model
+
+    async def __is_ready__(self) -> bool:
+        """BentoML's readiness hook (``/readyz`` answers 503 when False): this worker is not
+        ready while the deployed model failed to load and another one answers in its stead."""
+        return self.watcher is None or self.watcher.ready
 
     @bentoml.api(input_spec=RecommendRequest)
     async def recommend(self, session: list, k: int, exclude_seen: bool) -> RecommendResponse:

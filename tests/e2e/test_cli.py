@@ -105,3 +105,48 @@ def test_bad_arguments_name_what_is_wrong(args, message, recops_home):
     assert done.returncode == 2
     assert message in done.stderr
     assert not recops_home.exists()  # nothing written: no Prefect state, no failed run recorded
+
+
+def test_train_refuses_an_out_folder_with_other_files(tmp_path, events_csv):
+    """`--out` over a folder that is not an earlier run: exit 2 before training, nothing touched."""
+    out = tmp_path / "project"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    args = ["train", "--dataset", f"csv:{events_csv}", "--model", "popular", "--out", str(out)]
+    done = recops(*args, check=False)
+    assert done.returncode == 2, done.stderr
+    assert f"error: cannot write a run to {out}" in done.stderr and "notes.txt" in done.stderr
+    assert "Traceback" not in done.stderr and " events, " not in done.stderr  # before loading data
+    assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "keep me"
+
+    (out / "notes.txt").unlink()  # now empty: written; then replaced as an earlier run
+    assert " events, " in recops(*args).stderr  # what a run that got past the check logs
+    recops(*args)
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "metrics.json"]
+
+
+@pytest.mark.slow
+def test_bench_serve_soak_swaps_models_under_load_without_5xx():
+    """A short soak: 32 clients for 20 s against a served bento, the deployed model swapped
+    every 5 s; no 5xx, every swap confirmed by the answers' model version."""
+    done = recops(
+        "bench", "serve", "--soak", "20", "--swap-every", "5", "--catalogs", "1000", "--json", check=False
+    )
+    assert done.returncode in (0, 1), done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert "confirmed" not in done.stderr  # --json: no progress lines
+    assert result["benchmark"] == "serve-soak" and result["concurrency"] == 32
+    assert (
+        result["requests"] > 0 and result["answered_200"] + result["errors"]["shed_503"] <= result["requests"]
+    )
+    assert set(result["errors"]) >= {"by_status", "shed_503", "server_5xx", "transport"}
+    assert result["errors"]["server_5xx"] == 0 and result["errors"]["transport"] == 0, result["errors"]
+    for window in ("first", "last"):
+        assert result["latency"][window]["requests"] > 0 and result["latency"][window]["p99_ms"] > 0
+    memory = result["memory"]
+    assert memory["rss_mib_start"] > 0 and memory["rss_mib_end"] > 0 and memory["processes"][0] >= 2
+    swaps = result["swaps"]
+    assert swaps["done"] == swaps["planned"] == 3 and swaps["confirmed"] >= 2, swaps
+    versions = {swap["to_version"] for swap in swaps["details"]}
+    assert len(versions) == 2 and versions == set(result["models"].values())  # the two models alternate
+    assert result["ok"] == (done.returncode == 0)

@@ -6,6 +6,7 @@ answers, refuse every bad input with a 4xx that says what is wrong, and keep ser
 """
 
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -317,23 +318,151 @@ def test_bench_interleaves_the_floor_with_concurrency_1(server):
         asyncio.run(_http_level(server.url, [[101]], 8, 10, 2, 60.0, between))
 
 
+def write_record(path: Path, tag: str, checkpoint: Path, version: str = "") -> None:
+    """A deployment record as ``write_deployment`` writes it (this process holds no BentoML state)."""
+    labels = {"model_name": "session-recommender", "model_version": version} if version else {}
+    path.write_text(json.dumps({"model_tag": tag, "checkpoint": str(checkpoint), "labels": labels}))
+
+
 def test_model_watcher_swaps_to_the_deployed_model_and_survives_a_bad_record(checkpoint_path, tmp_path):
     from recops.serving.runtime import ModelWatcher
 
     record = tmp_path / "deployment.json"
     swapped: list[ServedModel] = []
     watcher = ModelWatcher(record, "session_recommender:old", swapped.append)
-    assert not watcher.check()  # no record yet: keep serving
-    labels = {"model_name": "session-recommender", "model_version": "7"}
-    record.write_text(
-        json.dumps(
-            {"model_tag": "session_recommender:new", "checkpoint": str(checkpoint_path), "labels": labels}
-        )
-    )
+    assert not watcher.check() and watcher.ready  # no record yet: keep serving
+    write_record(record, "session_recommender:new", checkpoint_path, version="7")
     assert watcher.check() and not watcher.check()  # swaps once
     assert swapped[-1].tag == "session_recommender:new" and swapped[-1].info["version"] == "7"
-    record.write_text(
-        json.dumps({"model_tag": "session_recommender:broken", "checkpoint": str(tmp_path / "nope.pt")})
-    )
-    assert not watcher.check() and len(swapped) == 1
+    assert watcher.ready
+    write_record(record, "session_recommender:broken", tmp_path / "nope.pt")
+    assert not watcher.check() and len(swapped) == 1  # the current model keeps serving...
     assert watcher.current_tag == "session_recommender:new"
+    assert not watcher.ready and "session_recommender:broken" in watcher.failure  # ...not ready
+    write_record(record, "session_recommender:broken", checkpoint_path, version="8")  # fixed
+    assert watcher.check() and watcher.ready  # a changed record is tried at once
+    assert watcher.current_tag == "session_recommender:broken" and swapped[-1].info["version"] == "8"
+
+
+def test_model_watcher_retries_a_failed_load_with_backoff(checkpoint_path, tmp_path, monkeypatch):
+    """A record whose model cannot load is tried again after 2, 4, ... x interval, at most
+    max_backoff apart; the file appearing is picked up at the next try, a changed record at once."""
+    from recops.serving import runtime
+
+    loads: list[str] = []
+    real_load = runtime.Recommender.from_path
+
+    def counted(path):
+        loads.append(str(path))
+        return real_load(path)
+
+    monkeypatch.setattr(runtime.Recommender, "from_path", staticmethod(counted))
+    now = [100.0]
+    record, missing = tmp_path / "deployment.json", tmp_path / "later" / "checkpoint.pt"
+    swapped: list[ServedModel] = []
+    watcher = runtime.ModelWatcher(
+        record, "session_recommender:old", swapped.append, interval=0.5, max_backoff=3.0, clock=lambda: now[0]
+    )
+    write_record(record, "session_recommender:new", missing, version="2")
+    tries_at = []
+    for _ in range(59):  # polls every interval for 29.5 s: tries at 0, 1, 3, 6, 9, ..., 27 s
+        before = len(loads)
+        assert not watcher.check() and not watcher.ready
+        if len(loads) > before:
+            tries_at.append(now[0] - 100.0)
+        now[0] += 0.5
+    gaps = [round(b - a, 1) for a, b in itertools.pairwise(tries_at)]
+    assert gaps[:3] == [1.0, 2.0, 3.0] and set(gaps[3:]) == {3.0}  # doubles, capped at max_backoff
+    assert "next in" in watcher.failure and not swapped
+
+    missing.parent.mkdir()
+    missing.write_bytes(checkpoint_path.read_bytes())  # the file appears: picked up when due
+    assert not watcher.check()  # the next try is due at 30 s
+    now[0] += 0.5
+    assert watcher.check() and watcher.ready and swapped[-1].info["version"] == "2"
+
+    write_record(record, "session_recommender:third", tmp_path / "nope.pt")
+    assert not watcher.check() and not watcher.ready
+    n = len(loads)
+    write_record(record, "session_recommender:third", checkpoint_path, version="3")  # fixed record
+    assert watcher.check() and watcher.ready and len(loads) == n + 1  # no wait for the backoff
+
+    record.write_text("{not json")  # unreadable: not ready, reported once per backoff, not per poll
+    assert not watcher.check() and not watcher.ready
+    write_record(record, "session_recommender:third", checkpoint_path, version="3")
+    assert not watcher.check() and watcher.ready  # the deployed model serves again: ready
+    record.unlink()
+    assert not watcher.check() and watcher.ready  # nothing deployed: the current model is right
+
+
+def test_readyz_fails_while_the_deployed_model_cannot_load_and_recovers(bento_tag, checkpoint_path, tmp_path):
+    """Live: a record whose checkpoint is missing makes /readyz 503 while answers stay 200 from
+    the previous model; when the file appears, the retry swaps and /readyz is 200 again."""
+    record = tmp_path / "deployment.json"
+    write_record(record, "session_recommender:deployed2", checkpoint_path, version="2")
+    running = serve(bento_tag, port=free_port(), workers=1, deployment=record, ready_timeout=150)
+    try:
+        with httpx.Client(base_url=running.url, timeout=30.0) as http:
+
+            def version() -> str:
+                response = http.post("/recommend", json={"session": [101], "k": 2})
+                assert response.status_code == 200, response.text
+                return response.json()["model"]["version"]
+
+            def wait_for(condition, timeout: float = 30.0) -> None:
+                deadline = time.monotonic() + timeout
+                while not condition():
+                    assert time.monotonic() < deadline, running.log_tail()
+                    time.sleep(0.1)
+
+            assert version() == "2" and http.get("/readyz").status_code == 200
+            later = tmp_path / "later" / "checkpoint.pt"
+            write_record(record, "session_recommender:deployed3", later, version="3")
+            wait_for(lambda: http.get("/readyz").status_code == 503)
+            for _ in range(5):
+                assert version() == "2"  # the old model keeps answering
+            assert http.get("/healthz").status_code == 200  # alive, only not ready
+            later.parent.mkdir()
+            later.write_bytes(checkpoint_path.read_bytes())
+            wait_for(lambda: http.get("/readyz").status_code == 200)
+            assert version() == "3"
+            assert "cannot load deployed model session_recommender:deployed3" in running.log_tail(200_000)
+    finally:
+        running.stop()
+
+
+def test_over_the_concurrency_limit_requests_are_shed_with_503(bento_tag):
+    """One worker, at most one request at a time: of many concurrent big batches some are shed
+    with 503 and Retry-After, none fails otherwise, and the server answers normally afterwards."""
+    env = {"RECOPS_BENTO_MAX_CONCURRENCY": "1"}
+    running = serve(bento_tag, port=free_port(), workers=1, env=env, ready_timeout=150)
+    rng = random.Random(4)
+    body = {"sessions": [[rng.randrange(100, 112) for _ in range(300)] for _ in range(256)], "k": 10}
+
+    async def burst(n: int) -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+        async with httpx.AsyncClient(base_url=running.url, timeout=60.0, limits=limits) as http:
+            return await asyncio.gather(*(http.post("/recommend_batch", json=body) for _ in range(n)))
+
+    try:
+        responses: list[httpx.Response] = []
+        for _ in range(5):  # on a busy machine one burst may happen to arrive one by one
+            responses += asyncio.run(burst(16))
+            if any(r.status_code == 503 for r in responses):
+                break
+        statuses = sorted({r.status_code for r in responses})
+        assert statuses == [200, 503], statuses
+        for response in responses:
+            if response.status_code == 503:
+                assert response.headers["retry-after"] == "1"
+                assert "limit of concurrent requests" in response.json()["error"]
+            else:
+                assert len(response.json()["results"]) == 256
+        with httpx.Client(base_url=running.url, timeout=30.0) as http:
+            for path in ("/readyz", "/healthz", "/metrics"):
+                assert http.get(path).status_code == 200
+            for _ in range(5):
+                after = http.post("/recommend", json={"session": [103], "k": 2})
+                assert after.status_code == 200 and len(after.json()["items"]) == 2
+    finally:
+        running.stop()

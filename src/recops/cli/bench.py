@@ -61,24 +61,66 @@ def int_list(text: str, option: str) -> list[int]:
 
 @bench_app.command("serve")
 def bench_serve_command(
-    catalogs: Annotated[str, typer.Option(help="Comma-separated catalogue sizes.")] = "1000,10000,100000",
-    concurrency: Annotated[str, typer.Option(help="Comma-separated client concurrency levels.")] = "1,8,32",
+    catalogs: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated catalogue sizes [default: 1000,10000,100000; --soak: 10000]."),
+    ] = None,
+    concurrency: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated client concurrency levels [default: 1,8,32; --soak: 32]."),
+    ] = None,
     requests: Annotated[int, typer.Option(help="Timed requests per concurrency level.", min=1)] = 1000,
     workers: Annotated[int | None, typer.Option(help="Server worker processes.", min=1)] = None,
     batching: Annotated[
         bool | None, typer.Option("--batching/--no-batching", help="Batch queued queries in the server.")
     ] = None,
+    soak: Annotated[
+        float | None,
+        typer.Option(
+            help="Instead: one catalogue and one concurrency level for this many seconds (at most 6 h), "
+            "swapping the deployed model every --swap-every seconds; 5xx, latency drift, memory, swaps.",
+            min=1,
+        ),
+    ] = None,
+    swap_every: Annotated[
+        float | None, typer.Option(help="With --soak: seconds between model swaps [default: 60].", min=1)
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print only the JSON object on stdout.")] = False,
 ) -> None:
-    """Latency (p50/p99), throughput and errors of POST /recommend against the in-process floor."""
-    from recops.serving.bench import bench_serve
+    """Latency (p50/p99), throughput and errors of POST /recommend against the in-process floor;
+    with --soak, a long run under load with live model swaps (exit 1 unless it is ok)."""
+    from recops.serving import bench
 
     log_to_stderr(quiet=json_out)
-    result = bench_serve(
-        int_list(catalogs, "--catalogs"),
-        int_list(concurrency, "--concurrency"),
+    if soak is not None:
+        if batching is not None:
+            raise typer.BadParameter("the soak serves with the service's default", param_hint="--batching")
+        if soak > bench.MAX_SOAK_S:
+            raise typer.BadParameter(f"at most {bench.MAX_SOAK_S:.0f} seconds", param_hint="--soak")
+        [n_items] = one_value(catalogs, "--catalogs", bench.SOAK_CATALOG, minimum=2)
+        [clients] = one_value(concurrency, "--concurrency", bench.SOAK_CONCURRENCY, minimum=1)
+        every = swap_every or bench.SOAK_SWAP_EVERY_S
+        result = bench.bench_soak(
+            soak, swap_every=every, n_items=n_items, concurrency=clients, workers=workers
+        )
+        typer.echo(json.dumps(result, indent=None if json_out else 2))
+        if not result["ok"]:
+            raise typer.Exit(code=1)
+        return
+    if swap_every is not None:
+        raise typer.BadParameter("only with --soak", param_hint="--swap-every")
+    result = bench.bench_serve(
+        int_list(catalogs or "1000,10000,100000", "--catalogs"),
+        int_list(concurrency or "1,8,32", "--concurrency"),
         requests,
         workers=workers,
         batching=batching,
     )
     typer.echo(json.dumps(result, indent=None if json_out else 2))
+
+
+def one_value(text: str | None, option: str, default: int, minimum: int) -> list[int]:
+    values = [default] if text is None else int_list(text, option)
+    if len(values) != 1 or values[0] < minimum:
+        raise typer.BadParameter(f"takes one value, at least {minimum}, with --soak", param_hint=option)
+    return values

@@ -20,23 +20,28 @@ def train_command(
         int | None, typer.Option(help="Maximum epochs (early stopping may end sooner).")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Output folder (default: $RECOPS_HOME/runs/MODEL-TIME).")
+        Path | None,
+        typer.Option(
+            help="Output folder: new, empty or an earlier run, which is replaced "
+            "(default: $RECOPS_HOME/runs/MODEL-TIME)."
+        ),
     ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Train a model, evaluate it on the held-out test events, write checkpoint.pt and metrics.json."""
     from recops.paths import runs_dir
-    from recops.training.experiment import prepare_data, train_and_evaluate, write_run
+    from recops.training.experiment import check_run_dir, prepare_data, train_and_evaluate, write_run
 
     log_to_stderr()
     if model not in MODEL_SECTIONS:
         raise ConfigError(f"--model must be one of {', '.join(MODEL_SECTIONS)}, not {model!r}")
     cfg = load_cli_config(config, set_, {"train.epochs": epochs})
+    if out is not None:
+        check_run_dir(out)  # refuse a folder with other files before training, not after
     data = prepare_data(dataset, cfg)
     report = train_and_evaluate(data, model, cfg, on_epoch=print_epoch())
-    target = out or runs_dir() / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
-    write_run(report, target)
+    target = write_run(report, out or runs_dir() / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}")
     metrics = report.test.metrics
     typer.echo(
         f"{model} on {dataset}: test ndcg@10 {metrics['ndcg@10']:.4f}  hr@10 {metrics['hr@10']:.4f}  "

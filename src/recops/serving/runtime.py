@@ -8,9 +8,11 @@ answers with exactly the ``Recommender`` (and scoring code) that evaluation used
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +37,16 @@ MODEL_TAG_ENV = "RECOPS_BENTO_MODEL_TAG"  # pin the served model outside a bento
 
 
 WATCH_INTERVAL_S = 0.5
+MAX_RETRY_BACKOFF_S = 30.0  # longest wait between two tries of a deployed model that failed to load
+
+
+def model_info(tag: str, labels: dict[str, str]) -> dict[str, str]:
+    """What answers say about the stored model ``tag`` with ``labels`` (``{"name", "version"}``):
+    its registry name and version, else its architecture and model store version."""
+    registered = labels.get("model_name", "unregistered") != "unregistered"
+    name = labels["model_name"] if registered else labels.get("architecture", "unknown")
+    version = labels["model_version"] if registered else tag.split(":")[-1]
+    return {"name": name, "version": version}
 
 
 @dataclass(frozen=True)
@@ -48,10 +60,7 @@ class ServedModel:
     @property
     def info(self) -> dict[str, str]:
         """``{"name", "version"}``: registry name/version, else architecture and store version."""
-        registered = self.labels.get("model_name", "unregistered") != "unregistered"
-        name = self.labels["model_name"] if registered else self.labels.get("architecture", "unknown")
-        version = self.labels["model_version"] if registered else self.tag.split(":")[-1]
-        return {"name": name, "version": version}
+        return model_info(self.tag, self.labels)
 
     @property
     def n_items(self) -> int:
@@ -146,20 +155,56 @@ class QueryBatcher:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
+@dataclass(frozen=True)
+class _Failure:
+    """The deployment record the watcher could not follow, and when it tries again."""
+
+    record: str  # the record as canonical JSON; a changed record is tried at once
+    attempts: int
+    retry_at: float  # on the watcher's clock
+    error: str
+
+
 class ModelWatcher:
     """Keeps a server worker on the deployed model: polls the deployment file and, when it names
     another model, loads that checkpoint on this thread and hands it to ``swap``.
 
     The swap is one reference assignment between batches: queries already being scored finish
     on the old model, the next batch uses the new one, and no request fails or waits for the
-    load. A record that cannot be loaded is logged and skipped; the current model stays.
+    load. A record that cannot be read or loaded leaves the current model serving but makes the
+    worker not :attr:`ready` (the service's ``/readyz`` answers 503), and is tried again with
+    backoff: after ``interval`` x 2, x 4, ... up to ``max_backoff`` seconds, and at once when the
+    record changes. A later success swaps and makes the worker ready again.
     """
 
-    def __init__(self, path: Path, current_tag: str, swap: Any, interval: float = WATCH_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        path: Path,
+        current_tag: str,
+        swap: Any,
+        interval: float = WATCH_INTERVAL_S,
+        max_backoff: float = MAX_RETRY_BACKOFF_S,
+        clock: Any = time.monotonic,
+    ) -> None:
         self.path, self.current_tag, self.swap, self.interval = path, current_tag, swap, interval
+        self.max_backoff, self._clock = max_backoff, clock
         self._stop = threading.Event()
-        self._failed_tag = ""
+        self._failure: _Failure | None = None
         self._thread = threading.Thread(target=self._loop, name="recops-model-watcher", daemon=True)
+
+    @property
+    def ready(self) -> bool:
+        """False while the deployed record could not be read or its model not loaded."""
+        return self._failure is None
+
+    @property
+    def failure(self) -> str | None:
+        """Why the worker is not ready, with the next retry; None when it is."""
+        failure = self._failure
+        if failure is None:
+            return None
+        wait = max(0.0, failure.retry_at - self._clock())
+        return f"{failure.error} (attempt {failure.attempts}, next in {wait:.1f}s)"
 
     def start(self) -> ModelWatcher:
         self.check()
@@ -173,22 +218,43 @@ class ModelWatcher:
         """Swap if the record names another model; True when a swap happened."""
         try:
             record = read_deployment(self.path)
+            if record is not None and not isinstance(record, dict):
+                raise ValueError("not a JSON object")
         except (OSError, ValueError) as exc:
-            log.warning("cannot read the deployment record %s: %s", self.path, exc)
+            return self._failed(
+                f"<unreadable: {exc}>", f"cannot read the deployment record {self.path}: {exc}"
+            )
+        tag = str((record or {}).get("model_tag") or "")
+        if not tag or tag == self.current_tag:  # nothing deployed, or the deployed model serves
+            self._failure = None
             return False
-        tag = (record or {}).get("model_tag", "")
-        if not tag or tag in (self.current_tag, self._failed_tag):
+        key = json.dumps(record, sort_keys=True)
+        if self._waiting(key):
             return False
         try:
             recommender = Recommender.from_path(record["checkpoint"])
         except Exception as exc:  # a bad record must not take the server down
-            log.error("cannot load deployed model %s (%s); keeping %s", tag, exc, self.current_tag)
-            self._failed_tag = tag
-            return False
+            return self._failed(key, f"cannot load deployed model {tag} ({type(exc).__name__}: {exc})")
         self.swap(ServedModel(recommender, tag, dict(record.get("labels", {}))))
         log.info("now serving %s (was %s)", tag, self.current_tag)
-        self.current_tag = tag
+        self.current_tag, self._failure = tag, None
         return True
+
+    def _waiting(self, record: str) -> bool:
+        """True while ``record`` is the one that failed and its retry is not due."""
+        failure = self._failure
+        return failure is not None and failure.record == record and self._clock() < failure.retry_at
+
+    def _failed(self, record: str, error: str) -> bool:
+        """Not ready; the next try of ``record`` after a backoff that doubles up to ``max_backoff``."""
+        if self._waiting(record):  # an unreadable record is read every interval: report it when due
+            return False
+        previous = self._failure
+        attempts = previous.attempts + 1 if previous is not None and previous.record == record else 1
+        delay = min(self.max_backoff, self.interval * 2**attempts)
+        self._failure = _Failure(record, attempts, self._clock() + delay, error)
+        log.error("%s; still serving %s, not ready; retrying in %.1fs", error, self.current_tag, delay)
+        return False
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

@@ -16,6 +16,7 @@ import numpy as np
 
 from recops.config import Config
 from recops.data import Interactions, Split, build_interactions, leave_one_out_split, load_events
+from recops.errors import RecopsError
 from recops.models import build_model
 from recops.training.checkpoint import Checkpoint
 from recops.training.evaluate import EvalResult, evaluate_model
@@ -126,17 +127,63 @@ def training_item_counts(split: Split) -> list[int]:
     return [int(c) for c in counts[1:]] if len(counts) else [0] * split.n_items
 
 
+RUN_FILES = ("checkpoint.pt", "metrics.json")  # everything write_run puts in a run folder
+SHOWN_ENTRIES = 5  # unexpected entries named in a refusal
+
+
+class RunDirError(RecopsError):
+    """``--out`` names a folder that holds something other than an earlier run."""
+
+
+def check_run_dir(out_dir: str | Path) -> Path:
+    """``out_dir`` as an absolute path, if :func:`write_run` may write there: a missing or empty
+    folder, or an earlier run (nothing but :data:`RUN_FILES`). Anything else is refused with a
+    :class:`RunDirError` naming the folder and what it holds, so that a run never deletes a
+    user's files (``--out .`` would otherwise replace the working directory)."""
+    out_dir = Path(out_dir).expanduser().resolve()
+    if not out_dir.exists():
+        return out_dir
+    if not out_dir.is_dir():
+        raise RunDirError(f"cannot write a run to {out_dir}: it is not a folder; choose another --out")
+    unexpected = sorted(entry.name for entry in out_dir.iterdir() if entry.name not in RUN_FILES)
+    if not unexpected:
+        return out_dir
+    shown = ", ".join(unexpected[:SHOWN_ENTRIES])
+    more = f" and {len(unexpected) - SHOWN_ENTRIES} more" if len(unexpected) > SHOWN_ENTRIES else ""
+    raise RunDirError(
+        f"cannot write a run to {out_dir}: it is not empty and not an earlier run "
+        f"(it holds {shown}{more}; a run holds only {', '.join(RUN_FILES)}); "
+        "choose a new or empty folder for --out, nothing was written or deleted"
+    )
+
+
 def write_run(report: TrainingReport, out_dir: str | Path) -> Path:
-    """Write ``checkpoint.pt`` and ``metrics.json`` into ``out_dir`` together or not at all."""
-    out_dir = Path(out_dir)
+    """Write ``checkpoint.pt`` and ``metrics.json`` into ``out_dir`` together or not at all.
+
+    ``out_dir`` may be missing, empty or an earlier run, which is replaced as a whole; any other
+    folder is refused (:func:`check_run_dir`) before anything is written. Returns the folder as
+    an absolute path.
+    """
+    out_dir = check_run_dir(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
     try:
         report.checkpoint.save(staging / "checkpoint.pt")
         (staging / "metrics.json").write_text(json.dumps(report.metrics(), indent=2) + "\n")
+        check_run_dir(out_dir)  # again: the folder may have gained files while the run trained
         if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
+            # Move the earlier run aside, put the new one in its place, then delete the old one:
+            # a failure in between leaves the earlier run where it was.
+            earlier = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.old."))
+            os.replace(out_dir, earlier)
+            try:
+                os.replace(staging, out_dir)
+            except BaseException:
+                os.replace(earlier, out_dir)
+                raise
+            shutil.rmtree(earlier, ignore_errors=True)
+        else:
+            os.replace(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
