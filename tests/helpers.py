@@ -8,10 +8,17 @@ tool fails the test, so CI cannot pass by skipping what it was meant to check.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from recops.config import GateConfig
+
+if TYPE_CHECKING:
+    from recops import registry
+    from recops.training.experiment import PreparedData, TrainingReport
 
 REQUIRE_TOOLS_ENV = "RECOPS_REQUIRE_TOOLS"
 
@@ -63,3 +70,62 @@ def require_tool(available: bool, reason: str) -> None:
     if os.environ.get(REQUIRE_TOOLS_ENV) == "1":
         pytest.fail(f"{reason} ({REQUIRE_TOOLS_ENV}=1: a missing tool fails instead of skipping)")
     pytest.skip(reason)
+
+
+# --- a registry with trained models (tests/integration) ---
+
+# Latency is not what these tests measure (the benchmark shares the 2 cores): a roomy budget.
+GATE = GateConfig(latency_budget_ms=2000.0, sessions=30)
+LINEAGE = {
+    "git_commit": "0123abc",
+    "metaflow_pathspec": "TrainRecommenderFlow/7",
+    "source_notebook_hash": "nb1",
+}
+
+
+def prepared(seed: int = 0) -> PreparedData:
+    from recops.data import build_interactions, leave_one_out_split, validate_events
+    from recops.training.experiment import PreparedData
+
+    inter = build_interactions(validate_events(cycle_events(seed=seed)))
+    return PreparedData(f"cycle-{seed}", inter, leave_one_out_split(inter))
+
+
+def untrained_report(data: PreparedData) -> TrainingReport:
+    """An untrained SASRec checkpoint and its test evaluation: a challenger the gate rejects."""
+    import torch
+
+    from recops.config import load_config
+    from recops.models import build_model
+    from recops.training.checkpoint import Checkpoint
+    from recops.training.evaluate import evaluate_model
+    from recops.training.experiment import TrainingReport
+    from recops.training.train import TrainResult
+
+    cfg = load_config(overrides=TINY)
+    torch.manual_seed(0)
+    model = build_model("sasrec", cfg.sasrec, data.interactions.n_items)
+    test = evaluate_model(model, data.split.test)
+    checkpoint = Checkpoint.from_model(
+        model,
+        "sasrec",
+        data.interactions.vocab,
+        data_fingerprint=data.interactions.fingerprint,
+        dataset=data.dataset,
+        metrics={"test": test.metrics},
+    )
+    return TrainingReport(checkpoint, TrainResult(model), test)
+
+
+def register(
+    report: TrainingReport, data: PreparedData, with_sessions: bool = True, **lineage: str
+) -> registry.ModelVersionInfo:
+    """Register with the test histories saved (the gate's checks run on them), or without
+    (the checks run on sessions sampled from the vocabulary)."""
+    from recops import registry
+
+    test_set = data.split.test if with_sessions else None
+    lineage = {**LINEAGE, **lineage}
+    return registry.log_and_register(
+        report.checkpoint, report.train.history, report.test, lineage, test_set=test_set
+    )

@@ -256,6 +256,9 @@ class RetrainConfig(_Section):
     model: Annotated[Str, _one_of(*MODEL_SECTIONS)] = "sasrec"
     deploy_timeout_s: Positive = 60.0  # how long `deploy` waits for the local server to switch
     webhook_url: Str = ""  # POSTed a JSON message when a cycle fails (empty: no webhook)
+    train_timeout_s: Positive = 21600.0  # a training run still going after this is ended (6 h)
+    lock_wait_s: Positive = 3600.0  # how long a cycle waits for another to finish before skipping
+    keep: Size = 5  # after each cycle, gc keeps the newest N versions, bentos, models (+ champion's)
 
 
 class Config(_Section):

@@ -5,15 +5,16 @@ bentos and a real `bentoml serve` that swaps models while a client keeps asking.
 The cycles run in order and share one RECOPS_HOME:
   1. built-in data, no champion      -> trains, promotes, builds and records a bento
   2. the same data                   -> skips, saying why
-  -  a corrupt incoming file         -> fails with the validation error in the Prefect logs;
-                                        champion, deployment and served model untouched
+  -  a corrupt incoming file         -> quarantined with its reason and an alert; the cycle
+                                        completes; champion, deployment and served model untouched
+  -  a training run that fails       -> the cycle fails with the step's error, alerts
+  -  the same inputs again           -> the failed Metaflow run is resumed, not retrained
   3. shifted-popularity events added -> drift detected, retrains, gates; the server swaps to
                                         the new champion with no failed request (one retry)
 """
 
 from __future__ import annotations
 
-import asyncio
 import http.server
 import json
 import threading
@@ -24,7 +25,6 @@ from typing import TYPE_CHECKING, ClassVar
 import httpx
 import pytest
 
-from recops.localproc import wait_until
 from recops.paths import use_local_prefect_home
 from recops.registry.gate_rules import GateAction
 from tests.helpers import TINY_CONFIG
@@ -132,10 +132,11 @@ def ask(url: str) -> dict:
     return response.json()
 
 
-def test_corrupt_new_data_fails_visibly_and_changes_nothing(first_cycle, config_file, server, ct_home):
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
-
+def test_a_bad_incoming_file_is_quarantined_while_the_cycle_completes(
+    first_cycle, config_file, server, ct_home
+):
+    from recops.continuous.alerts import alerts_file
+    from recops.continuous.flow import CycleOutcome
     from recops.serving.deployment import read_deployment
 
     before, deployed = champion_version(), read_deployment()
@@ -143,35 +144,15 @@ def test_corrupt_new_data_fails_visibly_and_changes_nothing(first_cycle, config_
     incoming = ct_home / "home" / "incoming"
     incoming.mkdir(parents=True, exist_ok=True)
     bad = incoming / "0001-corrupt.csv"
-    bad.write_text("session_id,item_id,timestamp\n9001,5,1800000000\n9001,,1800000060\n")
-    try:
-        from recops.continuous.flow import retrain
-
-        state = retrain(config_path=str(config_file), return_state=True)
-    finally:
-        bad.unlink()
-    assert state.is_failed()
-    assert "null values" in state.message and "0001-corrupt.csv" in state.message
-
-    async def logs_and_task_runs() -> tuple[str, list]:
-        async with get_client() as client:
-            run_id = state.state_details.flow_run_id
-            logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
-            of_run = FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
-            runs = await client.read_task_runs(flow_run_filter=of_run)
-            return "\n".join(log.message for log in logs), runs
-
-    def failure_logged() -> tuple[str, list] | None:
-        text, task_runs = asyncio.run(logs_and_task_runs())
-        return (text, task_runs) if "column 'item_id' has null values" in text else None
-
-    # Prefect ships logs to its API in the background, every few seconds
-    text, task_runs = wait_until(
-        failure_logged, 30, interval=1.0, what="the task's failure in the run's logs"
-    )
-    assert "column 'item_id' has null values" in text, text[-2000:]
-    load = next(run for run in task_runs if run.name.startswith("load-data"))
-    assert load.state.is_failed() and load.run_count == 1, "a validation error must not be retried"
+    bad.write_text("session_id,item_id,timestamp\n9001,5,1764000000\n9001,,1764000060\n")
+    result = cycle(config_file)
+    assert result.outcome is CycleOutcome.SKIPPED, result.plan.text()
+    [moved] = result.quarantined
+    assert "column 'item_id' has null values" in moved.reason and "0001-corrupt.csv" in moved.file
+    assert not bad.exists() and Path(moved.moved_to).is_file()
+    assert any(p.name.endswith(".reason.txt") for p in Path(moved.moved_to).parent.iterdir())
+    alerts = [json.loads(line) for line in alerts_file().read_text().splitlines()]
+    assert any(a["kind"] == "quarantined" and "0001-corrupt.csv" in a["message"] for a in alerts)
     assert champion_version() == before and read_deployment() == deployed
     assert ask(server.url)["model"]["version"] == served
 
@@ -213,6 +194,23 @@ def test_a_failed_training_run_fails_the_cycle_with_its_error(first_cycle, confi
     assert Webhook.received and "InjectedFault" in Webhook.received[-1]["message"]
     assert champion_version() == before and read_deployment() == deployed
     assert server_file().is_file()
+
+
+def test_a_cycle_after_a_failed_training_run_resumes_it(first_cycle, config_file, server):
+    """Same inputs as the failed run above (forced, same data, code and config): the next cycle
+    resumes that Metaflow run, reusing the steps that finished, instead of training again."""
+    from metaflow import Run, namespace
+
+    from recops.continuous.training_run import failed_run_file
+
+    namespace(None)  # the runs of every user: the cycle's Metaflow user is not this process's
+
+    failed = json.loads(failed_run_file().read_text())["pathspec"]
+    result = cycle(config_file, force=True)
+    assert result.trained is not None and result.trained.pathspec != failed
+    assert Run(result.trained.pathspec)["start"].task.origin_pathspec.startswith(failed)
+    assert not failed_run_file().exists()
+    assert result.deployed.in_sync
 
 
 class SteadyClient(threading.Thread):
@@ -275,4 +273,4 @@ def test_cycle_3_drift_retrains_gates_and_swaps_the_served_model_without_failure
     assert champion_version() == result.trained.model_version != before
     assert read_deployment()["bento_tag"] == result.bento_tag
     assert client.versions[0] == served_before and client.versions[-1] == new_version
-    assert result.deployed.server == server.url
+    assert result.deployed.in_sync and [s.target for s in result.deployed.services] == [server.url]

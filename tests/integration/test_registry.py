@@ -15,26 +15,13 @@ from typer.testing import CliRunner
 from recops import registry
 from recops.cli.registry import registry_app
 from recops.config import GateConfig, load_config
-from recops.data import build_interactions, leave_one_out_split, validate_events
-from recops.models import build_model
 from recops.registry import CHALLENGER, CHAMPION, MODEL_NAME, RegistryError
 from recops.serving.recommender import Recommender
-from recops.training.checkpoint import Checkpoint
-from recops.training.evaluate import evaluate_model
 from recops.training.experiment import PreparedData, TrainingReport, train_and_evaluate
-from recops.training.train import TrainResult
-from tests.helpers import TINY, cycle_events, require_tool
+from tests.helpers import GATE, LINEAGE, TINY, prepared, register, require_tool, untrained_report
 from tests.integration import pg_mlflow
 
 pytestmark = pytest.mark.integration
-
-# Latency is not what these tests measure (the benchmark shares the 2 cores): a roomy budget.
-GATE = GateConfig(latency_budget_ms=2000.0, sessions=30)
-LINEAGE = {
-    "git_commit": "0123abc",
-    "metaflow_pathspec": "TrainRecommenderFlow/7",
-    "source_notebook_hash": "nb1",
-}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -60,30 +47,9 @@ def empty_registry(recops_home):
             client.delete_registered_model(MODEL_NAME)
 
 
-def prepared(seed: int = 0) -> PreparedData:
-    inter = build_interactions(validate_events(cycle_events(seed=seed)))
-    return PreparedData(f"cycle-{seed}", inter, leave_one_out_split(inter))
-
-
 @pytest.fixture(scope="module")
 def data() -> PreparedData:
     return prepared()
-
-
-def untrained_report(data: PreparedData) -> TrainingReport:
-    cfg = load_config(overrides=TINY)
-    torch.manual_seed(0)
-    model = build_model("sasrec", cfg.sasrec, data.interactions.n_items)
-    test = evaluate_model(model, data.split.test)
-    checkpoint = Checkpoint.from_model(
-        model,
-        "sasrec",
-        data.interactions.vocab,
-        data_fingerprint=data.interactions.fingerprint,
-        dataset=data.dataset,
-        metrics={"test": test.metrics},
-    )
-    return TrainingReport(checkpoint, TrainResult(model), test)
 
 
 @pytest.fixture(scope="module")
@@ -94,18 +60,6 @@ def trained(data) -> TrainingReport:
 @pytest.fixture(scope="module")
 def untrained(data) -> TrainingReport:
     return untrained_report(data)
-
-
-def register(
-    report: TrainingReport, data: PreparedData, with_sessions: bool = True, **lineage: str
-) -> registry.ModelVersionInfo:
-    """Register with the test histories saved (the gate's checks run on them), or without
-    (the checks run on sessions sampled from the vocabulary)."""
-    test_set = data.split.test if with_sessions else None
-    lineage = {**LINEAGE, **lineage}
-    return registry.log_and_register(
-        report.checkpoint, report.train.history, report.test, lineage, test_set=test_set
-    )
 
 
 def aliases() -> dict[str, int]:
@@ -294,9 +248,9 @@ def test_cli_list_gate_promote_rollback(trained, untrained, data):
     assert "version 2 vs champion version 1: REJECTED" in rejected.stdout
     assert "mean_diff" in rejected.stdout and "rejected: the mean difference is negative" in rejected.stdout
 
-    refused = runner.invoke(registry_app, ["promote", "2"])
+    refused = runner.invoke(registry_app, ["promote", "2", "--no-deploy"])
     assert refused.exit_code == 2 and "error: will not promote version 2" in refused.stderr
-    forced = runner.invoke(registry_app, ["promote", "2", "--force"])
+    forced = runner.invoke(registry_app, ["promote", "2", "--force", "--no-deploy"])
     assert (
         forced.exit_code == 0
         and "version 2 is now the champion (previous champion: version 1)" in forced.stdout
@@ -307,9 +261,9 @@ def test_cli_list_gate_promote_rollback(trained, untrained, data):
     rows = {line.split()[0]: line for line in listing.stdout.splitlines()[1:]}
     assert "champion" in rows["2"] and "rejected" in rows["2"] and "promoted" in rows["1"]
 
-    back = runner.invoke(registry_app, ["rollback"])
+    back = runner.invoke(registry_app, ["rollback", "--no-deploy"])
     assert back.exit_code == 0 and "rolled back from version 2 to version 1" in back.stdout
-    again = runner.invoke(registry_app, ["rollback"])
+    again = runner.invoke(registry_app, ["rollback", "--no-deploy"])
     assert (
         again.exit_code == 2 and "error: version 1 became champion with no champion before it" in again.stderr
     )

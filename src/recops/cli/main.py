@@ -1,8 +1,9 @@
 """The ``recops`` command: every command group, assembled.
 
 One module per group: ``train`` (train, evaluate), ``bench`` (quality, serve), ``promote``,
-``registry``, ``bento`` (bento build, serve), ``retrain`` (retrain, simulate-events) and
-``schedule``. Errors are reported in one place, :class:`recops.cli.common.RecopsGroup`.
+``registry``, ``bento`` (bento build, serve), ``deploy`` (deploy, status), ``retrain``
+(retrain, simulate-events) and ``schedule``. Errors are reported in one place,
+:class:`recops.cli.common.RecopsGroup`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 from recops.cli.bench import bench_app
 from recops.cli.bento import bento_app, serve_command
 from recops.cli.common import command_group
+from recops.cli.deploy import deploy_command, gc_command, status_command
 from recops.cli.promote import PROMOTE_EPILOG, promote_command
 from recops.cli.registry import registry_app
 from recops.cli.retrain import retrain_command, simulate_events_command
@@ -27,6 +29,9 @@ app.command("promote", epilog=PROMOTE_EPILOG)(promote_command)
 app.add_typer(registry_app, name="registry")
 app.add_typer(bento_app, name="bento")
 app.command("serve")(serve_command)
+app.command("deploy")(deploy_command)
+app.command("status")(status_command)
+app.command("gc")(gc_command)
 app.command("retrain")(retrain_command)
 app.command("simulate-events")(simulate_events_command)
 app.add_typer(schedule_app, name="schedule")

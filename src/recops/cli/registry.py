@@ -72,10 +72,12 @@ def gate(
     its figures are written to the version's gate_* tags. Exit code 0: promoted, 3: rejected.
     """
     from recops.config import GateConfig
+    from recops.continuous.lock import cycle_lock
     from recops.registry import gate as run_gate
 
     overrides = {"margin": margin, "latency_budget_ms": latency_budget_ms}
-    decision = run_gate(version, GateConfig(**{k: v for k, v in overrides.items() if v is not None}))
+    with cycle_lock("recops registry gate"):
+        decision = run_gate(version, GateConfig(**{k: v for k, v in overrides.items() if v is not None}))
     figures = decision.figures
     verdict = "PROMOTED" if decision.promote else "REJECTED"
     champion = figures.get("champion_version")
@@ -94,6 +96,27 @@ def gate(
         raise typer.Exit(code=EXIT_REJECTED)
 
 
+NoDeployOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-deploy", help="Only move the alias; leave serving as it is (`recops deploy` reconciles later)."
+    ),
+]
+TimeoutOpt = Annotated[
+    float, typer.Option(help="Seconds to wait for serving to answer with the new champion.")
+]
+
+
+def _moved(no_deploy: bool, timeout: float) -> None:
+    """After the champion moved: reconcile serving with it, unless told not to."""
+    from recops.cli.deploy import EXIT_UNHEALTHY, reconcile_now
+
+    if no_deploy:
+        typer.echo("serving left as it is (--no-deploy); `recops deploy` makes it answer with the champion")
+    elif not reconcile_now(timeout, "recops registry"):
+        raise typer.Exit(code=EXIT_UNHEALTHY)
+
+
 @registry_app.command()
 def promote(
     version: Annotated[int, typer.Argument(help="Version number to make champion.")],
@@ -103,28 +126,39 @@ def promote(
             "--force", help="Promote without the gate's comparison with the champion (recorded as such)."
         ),
     ] = False,
+    no_deploy: NoDeployOpt = False,
+    timeout: TimeoutOpt = 60.0,
 ) -> None:
-    """Make VERSION the champion by hand. Refuses a version the gate has not approved unless --force.
+    """Make VERSION the champion by hand, then make serving answer with it (unless --no-deploy).
+    Refuses a version the gate has not approved unless --force.
 
-    The previous champion is recorded, so `recops registry rollback` undoes this.
+    The previous champion is recorded, so `recops registry rollback` undoes this. Holds the
+    cycle lock: it waits for a running retrain cycle to finish.
     """
+    from recops.continuous.lock import cycle_lock
     from recops.registry import promote as run_promote
 
-    info = run_promote(version, force=force)
+    with cycle_lock(f"recops registry promote {version}"):
+        info = run_promote(version, force=force)
     previous = info.tags.get("previous_champion")
     after = f" (previous champion: version {previous})" if previous else ""
     typer.echo(f"version {info.version} is now the champion{after}")
+    _moved(no_deploy, timeout)
 
 
 @registry_app.command()
-def rollback() -> None:
-    """Move the champion alias back to the version that held it before the current champion."""
+def rollback(no_deploy: NoDeployOpt = False, timeout: TimeoutOpt = 60.0) -> None:
+    """Move the champion alias back to the version that held it before the current champion,
+    then make serving answer with it (unless --no-deploy). Holds the cycle lock."""
+    from recops.continuous.lock import cycle_lock
     from recops.registry import CHAMPION, RegistryError, get_version
     from recops.registry import rollback as run_rollback
 
-    try:
-        current = f" from version {get_version(CHAMPION).version}"
-    except RegistryError:
-        current = ""  # rollback() says there is no champion
-    info = run_rollback()
+    with cycle_lock("recops registry rollback"):
+        try:
+            current = f" from version {get_version(CHAMPION).version}"
+        except RegistryError:
+            current = ""  # rollback() says there is no champion
+        info = run_rollback()
     typer.echo(f"champion rolled back{current} to version {info.version}")
+    _moved(no_deploy, timeout)

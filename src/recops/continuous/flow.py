@@ -1,12 +1,18 @@
 """Continuous training: the Prefect flow ``retrain``, one cycle of
 
-    load data -> detect change (fingerprint, drift) -> plan -> train (Metaflow)
-      -> gate (in the flow's register step) -> build bento (when promoted) -> deploy
+    repair (health) -> load data -> detect change -> plan -> train -> deploy (reconcile)
 
-Each step is a Prefect task calling the library (inputs, policy, training_run, serving); the
-flow only wires them, returns a :class:`CycleResult` and writes a markdown artifact
-(``retrain-summary``) saying what happened and why. A failed cycle is recorded and alerted by
-:func:`recops.continuous.alerts.record_failure`.
+Each step is a Prefect task calling the library (health, inputs, policy, training_run,
+serving.reconcile); the flow only wires them, holds the cycle lock (one cycle at a time,
+recops.continuous.lock), returns a :class:`CycleResult`, records it for `recops status`
+(``monitoring/last_cycle.json``) and writes a markdown artifact (``retrain-summary``). A failed
+or crashed cycle is alerted by :func:`recops.continuous.alerts.record_failure`.
+
+What a crash at each step leaves, and who finishes it: before training, nothing; during
+training, a failed Metaflow run that the next cycle on the same inputs resumes; between
+register and gate, an ungated version; between the gate's tag and the alias move, a promoted
+version that is not champion (both repaired by the next cycle's repair step); during deploy, a
+built bento or a record not yet followed (the next reconcile reuses and confirms them).
 
 Call :func:`recops.paths.use_local_prefect_home` before importing this module (the ``recops``
 command does), so the embedded default keeps Prefect's state under ``RECOPS_HOME``.
@@ -15,7 +21,9 @@ command does), so the embedded default keeps Prefect's state under ``RECOPS_HOME
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -24,25 +32,32 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from recops.config import Config, load_config
-from recops.continuous.alerts import record_failure
-from recops.continuous.inputs import DataSnapshot, current_events, incoming_dir, snapshot
+from recops.continuous.alerts import monitoring_dir, record_failure, send_alert
+from recops.continuous.gc import collect
+from recops.continuous.health import StuckState, repair_stuck
+from recops.continuous.inputs import DataSnapshot, commit_manifest, gather_inputs
+from recops.continuous.lock import CycleBusyError, cycle_lock
+from recops.continuous.manifest import incoming_dir
 from recops.continuous.policy import ChangeReport, RetrainPlan, change_report, plan_retrain
-from recops.continuous.training_run import TrainedRun, run_training_flow
+from recops.continuous.quarantine import Quarantined
+from recops.continuous.training_run import CycleError, TrainedRun, run_training_flow
 from recops.data import DataValidationError
-from recops.data.interactions import fingerprint_events
+from recops.paths import atomic_path
 from recops.registry.gate_rules import GateAction
-from recops.serving.deployment import LocalDeployment
+from recops.serving.reconcile import Reconciliation, reconcile
 
 ARTIFACT_KEY = "retrain-summary"
-TRAIN_TIMEOUT_S = 6 * 3600
+TRAIN_TASK_TIMEOUT_S = 7 * 3600  # past retrain.train_timeout_s (6 h), which ends the Metaflow run first
 
 
 class CycleOutcome(StrEnum):
     SKIPPED = "skipped"
     PROMOTED = "retrained, promoted"
     REJECTED = "retrained, rejected"
+    BUSY = "skipped, another cycle holds the lock"
 
 
 @dataclass(frozen=True)
@@ -52,15 +67,17 @@ class CycleResult:
 
     outcome: CycleOutcome
     plan: RetrainPlan
-    data: DataSnapshot
-    change: ChangeReport
+    data: DataSnapshot | None = None  # None: the cycle never got the lock
+    change: ChangeReport | None = None
     trained: TrainedRun | None = None
     bento_tag: str | None = None
-    deployed: LocalDeployment | None = None
+    deployed: Reconciliation | None = None
+    repairs: list[StuckState] = field(default_factory=list)
+    quarantined: list[Quarantined] = field(default_factory=list)
 
     @property
     def champion_before(self) -> int | None:
-        return self.change.champion_version
+        return self.change.champion_version if self.change else None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types, for ``recops retrain --json``."""
@@ -70,12 +87,14 @@ class CycleResult:
         return {
             "outcome": self.outcome.value,
             "plan": self.plan.text(),
-            "data": asdict(self.data),
-            "change": self.change.to_dict(),
+            "data": asdict(self.data) if self.data else None,
+            "change": self.change.to_dict() if self.change else None,
             "champion_before": self.champion_before,
             "trained": trained,
             "bento_tag": self.bento_tag,
-            "deployed": asdict(self.deployed) if self.deployed else None,
+            "deployed": self.deployed.to_dict() if self.deployed else None,
+            "repairs": [state.to_dict() for state in self.repairs],
+            "quarantined": [asdict(q) for q in self.quarantined],
         }
 
 
@@ -98,14 +117,28 @@ def _not_a_data_error(task: Any, task_run: Any, state: Any) -> bool:
     timeout_seconds=900,
     cache_policy=NO_CACHE,
 )
-def load_data(dataset: str, incoming: str, config: Config) -> tuple[pd.DataFrame, DataSnapshot]:
-    """Base dataset + incoming files, validated and fingerprinted; a snapshot when files were added."""
+def load_data(
+    dataset: str, incoming: str, config: Config, config_path: str | None
+) -> tuple[pd.DataFrame, DataSnapshot, list[Quarantined]]:
+    """The last snapshot plus the incoming files not read before, validated and fingerprinted;
+    a bad file is quarantined (and alerted) and the cycle goes on with the rest."""
     logger = get_run_logger()
-    events, sources = current_events(dataset, Path(incoming), config)
-    fingerprint = fingerprint_events(events)
-    spec = dataset if len(sources) == 1 else f"parquet:{snapshot(events, fingerprint)}"
-    logger.info("data: %d events from %s; fingerprint %s", len(events), ", ".join(sources), fingerprint)
-    return events, DataSnapshot(spec, fingerprint, len(events), sources)
+    inputs = gather_inputs(dataset, Path(incoming), config)
+    for bad in inputs.quarantined:
+        send_alert("quarantined", f"{bad.file}: {bad.reason}", config_path=config_path, moved_to=bad.moved_to)
+    commit_manifest(inputs)  # the snapshot is written: these files are consumed
+    data = inputs.snapshot
+    logger.info(
+        "data: %d events (%d new from %s); fingerprint %s",
+        data.n_events,
+        len(inputs.new_events),
+        ", ".join(inputs.new_files) or "no new file",
+        data.fingerprint,
+    )
+    if inputs.duplicates_dropped:
+        logger.info("dropped %d exact duplicate events", inputs.duplicates_dropped)
+    # a tuple: returned whole, Inputs (a dataclass holding DataFrames) reached the flow as a dict
+    return inputs.events, inputs.snapshot, inputs.quarantined
 
 
 @task(name="detect-change", retries=2, retry_delay_seconds=5, timeout_seconds=600, cache_policy=NO_CACHE)
@@ -130,57 +163,81 @@ def detect_change(events: pd.DataFrame, data: DataSnapshot, config: Config, mode
     return change
 
 
-@task(name="train", timeout_seconds=TRAIN_TIMEOUT_S, cache_policy=NO_CACHE)
-def train(data: DataSnapshot, model: str, config_path: str | None) -> TrainedRun:
+@task(name="repair", retries=1, retry_delay_seconds=5, timeout_seconds=1800, cache_policy=NO_CACHE)
+def repair_registry(config: Config, config_path: str | None) -> list[StuckState]:
+    """Find and repair what a crash left in the registry (recops.continuous.health); alert on each."""
+    logger = get_run_logger()
+    states = repair_stuck(config.gate)
+    for state in states:
+        what = state.repaired or "NOT repaired; see `recops status`"
+        send_alert("stuck", f"{state.detail}: {what}", config_path=config_path, version=state.version)
+        logger.warning("%s version %s: %s", state.kind, state.version, what)
+    return states
+
+
+@task(name="train", timeout_seconds=TRAIN_TASK_TIMEOUT_S, cache_policy=NO_CACHE)
+def train(
+    data: DataSnapshot, model: str, config_path: str | None, config: Config, inputs: dict
+) -> TrainedRun:
     """TrainRecommenderFlow (Metaflow) on the snapshot; its log lines go into this task's log.
-    The flow's register step registers the model and runs the gate."""
+    The flow's register step registers the model and runs the gate. A failed run on the same
+    inputs is resumed rather than trained again."""
     logger = get_run_logger()
     logger.info("TrainRecommenderFlow run --dataset %s --model %s", data.spec, model)
-    trained = asyncio.run(
-        run_training_flow(data.spec, model, config_path, lambda line: logger.info("%s", line))
+    run = run_training_flow(
+        data.spec,
+        model,
+        config_path,
+        lambda line: logger.info("%s", line),
+        timeout_s=config.retrain.train_timeout_s,
+        inputs=inputs,
     )
+    trained = asyncio.run(run)
     logger.info("trained %s: test ndcg@10 %.4f", trained.pathspec, trained.metrics["ndcg@10"])
     gate = trained.gate
     logger.info("gate %s version %s: %s", gate.action.value, trained.model_version, gate.reason)
     return trained
 
 
-@task(name="build-bento", retries=1, retry_delay_seconds=5, timeout_seconds=900, cache_policy=NO_CACHE)
-def build_champion_bento() -> str:
-    from recops.serving.build import build_bento
-
-    tag = build_bento(alias="champion")
-    get_run_logger().info("built bento %s", tag)
-    return tag
-
-
 @task(name="deploy", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
-def deploy(bento_tag: str, timeout: float) -> LocalDeployment:
-    """Locally: record the bento as deployed; a running `recops serve` swaps to it (no restart)."""
-    from recops.serving.deployment import deploy_locally
-
+def deploy(timeout: float, expected_version: int | None) -> Reconciliation:
+    """Reconcile serving with the registry: build the champion's bento if missing, deploy it,
+    wait until every running service answers with it (a running `recops serve` swaps live)."""
     logger = get_run_logger()
-    done = deploy_locally(bento_tag, timeout)
-    if done.server is None:
-        logger.info("deployed %s; no local server is running (`recops serve` will answer with it)", bento_tag)
-    else:
+    result = reconcile(timeout=timeout, expected_version=expected_version)
+    for action in result.actions:
+        logger.info("%s", action)
+    for service in result.services:
         logger.info(
-            "%s now answers with model version %s (%d requests to confirm)",
-            done.server,
-            done.model_version,
-            done.requests_to_confirm,
+            "%s answers with model version %s %s", service.target, service.model_version, service.detail
         )
-    return done
+    if result.desired_version is not None and not result.services:
+        logger.info("no local server is running (`recops serve` will answer with %s)", result.bento_tag)
+    if not result.in_sync:
+        raise CycleError(f"serving does not answer with champion version {result.desired_version}: {result}")
+    return result
+
+
+@task(name="gc", cache_policy=NO_CACHE)
+def prune(keep: int) -> None:
+    """Bounded cost: keep the newest ``keep`` versions, bentos, models and snapshots (and what
+    the champion and previous champion need)."""
+    get_run_logger().info("gc: %s", collect(keep).summary())
 
 
 def summary_markdown(result: CycleResult) -> str:
-    lines = [f"# recops retrain: {result.outcome.value}", "", f"**Decision:** {result.plan.text()}", ""]
+    lines = [f"# recops retrain: {result.outcome.value}", "", f"**Plan:** {result.plan.text()}", ""]
     lines += ["| | |", "|---|---|"]
-    data = result.data
-    lines.append(f"| data | {data.n_events} events from {', '.join(data.sources)} |")
-    lines.append(f"| fingerprint | `{data.fingerprint}` |")
+    for bad in result.quarantined:
+        lines.append(f"| quarantined | `{bad.file}`: {bad.reason} |")
+    for state in result.repairs:
+        lines.append(f"| repair | {state.kind} version {state.version}: {state.repaired or 'not repaired'} |")
+    if result.data is not None:
+        data = result.data
+        lines.append(f"| data | {data.n_events} events from {', '.join(data.sources)} |")
+        lines.append(f"| fingerprint | `{data.fingerprint}` |")
     lines.append(f"| champion before | {result.champion_before or 'none'} |")
-    drift = result.change.drift
+    drift = result.change.drift if result.change else None
     if drift:
         verdict = "detected: " + ", ".join(drift.drifted) if drift.detected else "none detected"
         lines.append(
@@ -197,14 +254,31 @@ def summary_markdown(result: CycleResult) -> str:
         )
         lines.append(f"| registered | version {trained.model_version} |")
         lines.append(f"| gate | {trained.gate.action.value}: {trained.gate.reason} |")
-    if result.bento_tag:
-        lines.append(f"| bento | `{result.bento_tag}` |")
     if result.deployed:
-        lines.append(f"| deployed | {result.deployed.server or 'recorded (no local server running)'} |")
+        served = ", ".join(f"{s.target}: version {s.model_version}" for s in result.deployed.services)
+        lines.append(
+            f"| serving | champion {result.deployed.desired_version}, bento `{result.deployed.bento_tag}`; "
+            f"{served or 'no local server running'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
-@flow(name="retrain", on_failure=[record_failure], log_prints=True)
+def last_cycle_file() -> Path:
+    return monitoring_dir() / "last_cycle.json"
+
+
+def record_cycle(result: CycleResult, flow_run_id: str) -> None:
+    """The last cycle's result, for `recops status` (atomic: old or new, never half)."""
+    record = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "flow_run_id": flow_run_id,
+        **result.to_dict(),
+    }
+    with atomic_path(last_cycle_file()) as tmp:
+        tmp.write_text(json.dumps(record, default=str, indent=2))
+
+
+@flow(name="retrain", on_failure=[record_failure], on_crashed=[record_failure], log_prints=True)
 def retrain(
     dataset: str = "synthetic",
     force: bool = False,
@@ -213,26 +287,56 @@ def retrain(
     incoming: str | None = None,
     model: str | None = None,
 ) -> CycleResult:
-    """One continuous-training cycle: retrain when the data, code or config changed, the data
-    drifted or the champion is too old (or when forced); gate; build and deploy a new champion."""
+    """One continuous-training cycle, under the cycle lock: repair what a crash left, retrain
+    when the data, code or config changed, the data drifted or the champion is too old (or when
+    forced), gate, and reconcile serving with the champion (skipped cycles too)."""
     logger = get_run_logger()
     config = load_config(config_path)
     model = model or config.retrain.model
     config.model_section(model)
-    events, data = load_data(dataset, incoming or str(incoming_dir()), config)
-    change = detect_change(events, data, config, model)
-    plan = plan_retrain(change, config, force=force, on_new_data=retrain_on_new_data)
-    logger.info(plan.text())
-    result = CycleResult(CycleOutcome.SKIPPED, plan, data, change)
-    if plan.retrain:
-        trained = train(data, model, config_path)
-        if trained.gate.action is GateAction.PROMOTED:
-            tag = build_champion_bento()
-            deployed = deploy(tag, config.retrain.deploy_timeout_s)
-            result = CycleResult(CycleOutcome.PROMOTED, plan, data, change, trained, tag, deployed)
-        else:
-            result = CycleResult(CycleOutcome.REJECTED, plan, data, change, trained)
+    run_id = str(flow_run.id or "")
+    try:
+        with cycle_lock(f"retrain flow run {run_id}", config.retrain.lock_wait_s):
+            result = _cycle(dataset, force, retrain_on_new_data, config_path, incoming, model, config)
+    except CycleBusyError as exc:
+        logger.warning("skipped: %s", exc)
+        result = CycleResult(CycleOutcome.BUSY, RetrainPlan(False, [str(exc)]))
+    record_cycle(result, run_id)
     create_markdown_artifact(
         key=ARTIFACT_KEY, markdown=summary_markdown(result), description="recops continuous-training cycle"
     )
     return result
+
+
+def _cycle(
+    dataset: str,
+    force: bool,
+    retrain_on_new_data: bool | None,
+    config_path: str | None,
+    incoming: str | None,
+    model: str,
+    config: Config,
+) -> CycleResult:
+    logger = get_run_logger()
+    repairs = repair_registry(config, config_path)
+    events, data, quarantined = load_data(dataset, incoming or str(incoming_dir()), config, config_path)
+    change = detect_change(events, data, config, model)
+    plan = plan_retrain(change, config, force=force, on_new_data=retrain_on_new_data)
+    logger.info(plan.text())
+    outcome, trained = CycleOutcome.SKIPPED, None
+    if plan.retrain:
+        inputs = {
+            "fingerprint": data.fingerprint,
+            "code": change.code_hash,
+            "config": change.config_hash,
+            "model": model,
+        }
+        trained = train(data, model, config_path, config, inputs)
+        promoted = trained.gate.action is GateAction.PROMOTED
+        outcome = CycleOutcome.PROMOTED if promoted else CycleOutcome.REJECTED
+    expected = trained.model_version if outcome is CycleOutcome.PROMOTED else None
+    deployed = deploy(config.retrain.deploy_timeout_s, expected)
+    prune(config.retrain.keep)
+    return CycleResult(
+        outcome, plan, data, change, trained, deployed.bento_tag, deployed, repairs, quarantined
+    )

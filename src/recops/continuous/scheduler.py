@@ -48,10 +48,13 @@ def select_deployments(specs: list[DeploymentSpec], names: Sequence[str] | None)
 
 @contextlib.contextmanager
 def _sigterm_exits() -> Iterator[None]:
-    """Make SIGTERM (a supervisor, `kill`) unwind through ``finally``, so the local server stops too.
+    """Make SIGTERM (a supervisor, `kill`) unwind through ``finally``, so the local server stops
+    too, and make SIGINT the Ctrl-C it is meant to be.
 
     Python's default would end the process on the spot and leave the server running in its own
-    session. Prefect's runner installs its own graceful handler while it runs.
+    session. Prefect's runner installs its own graceful handler while it runs. A process started
+    in the background of a non-interactive shell inherits SIGINT ignored, and Python then
+    installs no KeyboardInterrupt handler: Ctrl-C (or `kill -INT`) would do nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -61,10 +64,12 @@ def _sigterm_exits() -> Iterator[None]:
         raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, exit_now)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def runner_deployments(specs: Sequence[DeploymentSpec]) -> list[RunnerDeployment]:

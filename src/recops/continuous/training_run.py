@@ -8,6 +8,7 @@ and the gate's decision.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from recops.errors import RecopsError
-from recops.paths import recops_home
+from recops.paths import atomic_path, recops_home
 from recops.registry.gate_rules import GateDecision
 from recops.training.lineage import TRAINING_FLOW
 
@@ -43,15 +44,44 @@ def use_local_metaflow() -> None:
     os.environ.setdefault("USERNAME", os.environ.get("USER") or "recops")
 
 
+def failed_run_file() -> Path:
+    return recops_home() / "monitoring" / "failed_training_run.json"
+
+
+def record_failed_run(pathspec: str, inputs: dict[str, str]) -> None:
+    """Remember a failed run and the inputs it trained on, so the next cycle on the same inputs
+    resumes it (Metaflow clones the steps that succeeded) instead of training again."""
+    with atomic_path(failed_run_file()) as tmp:
+        tmp.write_text(json.dumps({"pathspec": pathspec, "inputs": inputs}))
+
+
+def resumable_run(inputs: dict[str, str]) -> str | None:
+    """The run id of a failed run on exactly these inputs, if one is recorded."""
+    try:
+        record = json.loads(failed_run_file().read_text())
+    except (OSError, ValueError):
+        return None
+    if record.get("inputs") != inputs:
+        return None
+    return str(record["pathspec"]).split("/")[-1]
+
+
 async def run_training_flow(
     spec: str,
     model: str,
     config_path: str | None,
     log_line: Callable[[str], None],
     flow_file: Path = TRAINING_FLOW,
+    *,
+    timeout_s: float | None = None,
+    inputs: dict[str, str] | None = None,
 ) -> TrainedRun:
     """Run TrainRecommenderFlow through Metaflow's Runner, passing each log line to ``log_line``.
 
+    With ``inputs`` (data fingerprint, code and config hashes, model) a failed run is recorded,
+    and a later call on the same inputs resumes it rather than training again. A run still
+    going after ``timeout_s`` is ended, and so is one whose caller is cancelled (the Prefect
+    task timing out or being cancelled): Metaflow's kill ends the run and its step processes.
     Raises CycleError with the tail of the flow's error output when the run fails.
     """
     use_local_metaflow()
@@ -69,16 +99,34 @@ async def run_training_flow(
                 errors.append(line.strip())
             log_line(line)
 
+    origin = resumable_run(inputs) if inputs else None
+    if origin:
+        top.pop("config", None)  # a resumed run keeps its own config (Metaflow refuses a new one)
     with Runner(str(flow_file), show_output=False, **top) as runner:
         try:
-            running = await runner.async_run(dataset=spec, model=model)
+            if origin:
+                log_line(f"resuming failed run {origin} on the same inputs (its finished steps are reused)")
+                running = await runner.async_resume(origin_run_id=origin)
+            else:
+                running = await runner.async_run(dataset=spec, model=model)
         except RuntimeError as exc:  # the flow exited before starting a run (e.g. a bad config)
             raise CycleError(f"TrainRecommenderFlow did not start: {exc}") from exc
-        await asyncio.gather(pump(running, "stdout"), pump(running, "stderr"), running.wait())
+        try:
+            await asyncio.gather(
+                pump(running, "stdout"), pump(running, "stderr"), running.wait(timeout=timeout_s)
+            )
+        except BaseException:  # cancelled (Prefect's timeout or cancel) or a bug here: end the run
+            running.kill()
+            raise
         run = running.run
         if running.status != "successful":
+            if inputs:
+                record_failed_run(run.pathspec, inputs)
+            timed_out = running.status == "timeout"
+            why = f"was ended after {timeout_s:.0f} s" if timed_out else f"failed ({running.status})"
             last = "\n".join(dict.fromkeys(errors[-6:]))  # in order, each line once
-            raise CycleError(f"TrainRecommenderFlow run {run.pathspec} failed ({running.status}):\n{last}")
+            raise CycleError(f"TrainRecommenderFlow run {run.pathspec} {why}:\n{last}")
+        failed_run_file().unlink(missing_ok=True)
         data = run.data
         return TrainedRun(
             pathspec=run.pathspec,

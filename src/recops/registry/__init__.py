@@ -20,7 +20,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=r".*Any type hint is inferred as AnyType", category=UserWarning)
     import mlflow.pyfunc  # noqa: F401
 
-from recops.registry.aliases import promote, rollback, set_alias
+from recops.registry.aliases import ANY_CHAMPION, ChampionMovedError, promote, rollback, set_alias
 from recops.registry.gate import gate
 from recops.registry.gate_rules import GateDecision
 from recops.registry.register import log_and_register
@@ -35,6 +35,7 @@ from recops.registry.store import (
     tracking_uri,
 )
 from recops.registry.versions import (
+    CorruptCheckpointError,
     ModelVersionInfo,
     get_version,
     list_versions,
@@ -43,10 +44,13 @@ from recops.registry.versions import (
 )
 
 __all__ = [
+    "ANY_CHAMPION",
     "CHALLENGER",
     "CHAMPION",
     "EXPERIMENT_NAME",
     "MODEL_NAME",
+    "ChampionMovedError",
+    "CorruptCheckpointError",
     "GateDecision",
     "ModelVersionInfo",
     "RegistryError",

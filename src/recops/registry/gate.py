@@ -85,7 +85,7 @@ def gate(version: int | None = None, config: GateConfig = GateConfig()) -> GateD
         decision = GateDecision(decision.action, decision.reason, figures)
         _tag_decision(client, challenger.version, decision)
         if decision.promote:
-            move_champion(client, challenger.version, "gate")
+            move_champion(client, challenger.version, "gate", expected_champion=champion_version)
         return decision
 
 

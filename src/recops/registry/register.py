@@ -36,6 +36,7 @@ from recops.registry.store import (
     CHALLENGER,
     CHECKPOINT_FILE,
     CHECKPOINT_KEY,
+    CHECKSUM_TAG,
     DATA_PROFILE_FILE,
     EVAL_DIR,
     HISTORY_TAIL,
@@ -45,6 +46,7 @@ from recops.registry.store import (
     SEQUENCE_IDS_FILE,
     TEST_SET_FILE,
     RegistryError,
+    file_sha256,
     mlflow_client,
     recops_experiment_id,
 )
@@ -100,12 +102,12 @@ def log_and_register(
                     profile = Path(tmp) / DATA_PROFILE_FILE
                     profile.write_text(data_profile.to_json())
                     client.log_artifact(run_id, str(profile))
-                model_info = _log_model(checkpoint, Path(tmp))
+                model_info, digest = _log_model(checkpoint, Path(tmp))
                 version = client.create_model_version(
                     MODEL_NAME,
                     source=model_info.model_uri,
                     run_id=run_id,
-                    tags=tags,
+                    tags={**tags, CHECKSUM_TAG: digest},
                     description=_description(checkpoint),
                     model_id=model_info.model_id,
                 )
@@ -221,12 +223,14 @@ def _write_eval(
     return folder
 
 
-def _log_model(checkpoint: Checkpoint, tmp: Path) -> Any:
+def _log_model(checkpoint: Checkpoint, tmp: Path) -> tuple[Any, str]:
+    """Log the pyfunc model; returns its info and the sha256 of the checkpoint file it holds."""
     path = checkpoint.save(tmp / CHECKPOINT_FILE)
+    digest = file_sha256(path)
     example = pd.DataFrame(
         {"session": [list(checkpoint.vocab.items[:3])], "k": [min(5, len(checkpoint.vocab))]}
     )
-    return mlflow.pyfunc.log_model(
+    info = mlflow.pyfunc.log_model(
         name=MODEL_ARTIFACT,
         python_model=RecommenderModel(),
         artifacts={CHECKPOINT_KEY: str(path)},
@@ -234,6 +238,7 @@ def _log_model(checkpoint: Checkpoint, tmp: Path) -> Any:
         input_example=example,
         pip_requirements=pip_requirements(),
     )
+    return info, digest
 
 
 def _undo_registration(client: MlflowClient, run_id: str, version: Any) -> None:

@@ -7,6 +7,7 @@ The registry URI is always the tracking URI.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +41,7 @@ CHECKPOINT_KEY = "checkpoint"  # the checkpoint's key in the pyfunc model's arti
 
 
 CHECKPOINT_FILE = "checkpoint.pt"
+CHECKSUM_TAG = "checkpoint_sha256"  # verified whenever a checkpoint is downloaded (build, serve, gate)
 
 
 EVAL_DIR = "eval"
@@ -151,3 +153,11 @@ def recops_experiment_id(client: MlflowClient) -> str:
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()

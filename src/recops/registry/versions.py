@@ -21,6 +21,7 @@ from recops.data.profile import DataProfile
 from recops.registry.store import (
     CHAMPION,
     CHECKPOINT_FILE,
+    CHECKSUM_TAG,
     DATA_PROFILE_FILE,
     EVAL_DIR,
     MAX_SAVED_SESSIONS,
@@ -30,6 +31,7 @@ from recops.registry.store import (
     SESSION_TAIL,
     TEST_SET_FILE,
     RegistryError,
+    file_sha256,
     mlflow_client,
     tracking_uri,
 )
@@ -126,7 +128,24 @@ def download_checkpoint(client: MlflowClient, version: ModelVersionInfo, dst: Pa
         dst_path=str(dst),
         tracking_uri=tracking_uri(),
     )
+    verify_checksum(version, path)
     return Checkpoint.load(path)
+
+
+class CorruptCheckpointError(RegistryError):
+    """A version's stored checkpoint does not match the sha256 recorded when it was registered."""
+
+
+def verify_checksum(version: ModelVersionInfo, path: str | Path) -> None:
+    """Raise CorruptCheckpointError when ``path`` differs from the version's recorded sha256.
+    Versions registered before checksums were recorded pass (nothing to compare with)."""
+    expected = version.tags.get(CHECKSUM_TAG)
+    if expected and (actual := file_sha256(path)) != expected:
+        raise CorruptCheckpointError(
+            f"the checkpoint of version {version.version} is corrupt: sha256 {actual[:19]}... differs "
+            f"from {expected[:19]}... recorded at registration; roll back (`recops registry rollback`) "
+            "or promote another version"
+        )
 
 
 def load_checkpoint(alias_or_version: str | int = CHAMPION) -> tuple[Checkpoint, ModelVersionInfo]:

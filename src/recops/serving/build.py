@@ -75,24 +75,26 @@ def build_bento(
     checkpoint_path: str | Path | None = None,
     alias: str | None = None,
     *,
+    version: int | None = None,
     labels: Mapping[str, Any] | None = None,
     service_dir: str | Path | None = None,
 ) -> str:
     """Import a model and build the bento ``session_recommender:<version>`` that serves it.
 
-    The source is a ``checkpoint.pt`` path or a registry alias (``champion``, ``challenger``),
-    which is resolved by ``recops.registry.load_checkpoint``. The bento and its model carry the
-    lineage labels. Returns the bento tag.
+    The source is a ``checkpoint.pt`` path, a registry alias (``champion``, ``challenger``) or a
+    registry version number, resolved by ``recops.registry.load_checkpoint`` (which verifies the
+    checkpoint's sha256). The bento and its model carry the lineage labels. Returns the bento tag.
     """
-    if (checkpoint_path is None) == (alias is None):
-        raise ValueError("give exactly one of a checkpoint path or a registry alias")
+    if sum(source is not None for source in (checkpoint_path, alias, version)) != 1:
+        raise ValueError("give exactly one of a checkpoint path, a registry alias or a registry version")
     service_dir = Path(service_dir or SERVICE_DIR)
     for name in SERVICE_FILES:
         if not (service_dir / name).is_file():
             raise BentoError(f"{service_dir / name} is missing; is {service_dir} the service folder?")
-    if alias is not None:
-        checkpoint, version_info = _load_from_registry(alias)
-        lineage = lineage_labels(checkpoint, version_info, source=f"alias-{alias}")
+    if alias is not None or version is not None:
+        checkpoint, version_info = _load_from_registry(alias if alias is not None else int(version))
+        origin = f"alias-{alias}" if alias is not None else f"version-{version}"
+        lineage = lineage_labels(checkpoint, version_info, source=origin)
         source: Path | Checkpoint = checkpoint
     else:
         checkpoint, version_info = Checkpoint.load(checkpoint_path), None  # fails early, clearly
@@ -111,7 +113,21 @@ def build_bento(
     return str(bento.tag)
 
 
-def _load_from_registry(alias: str) -> tuple[Checkpoint, Any]:
-    from recops import registry  # imports mlflow: only when a bento is built from an alias
+def _load_from_registry(alias_or_version: str | int) -> tuple[Checkpoint, Any]:
+    from recops import registry  # imports mlflow: only when a bento is built from the registry
 
-    return registry.load_checkpoint(alias)
+    return registry.load_checkpoint(alias_or_version)
+
+
+def find_bento(model_version: int | str, model_name: str = "session-recommender") -> str | None:
+    """The newest bento in the store that serves registry version ``model_version``, if any."""
+    bentoml = load_bentoml()
+    wanted = {"model_name": label_value(model_name), "model_version": label_value(model_version)}
+    try:
+        bentos = bentoml.bentos.list(BENTO_MODEL_NAME)
+    except bentoml.exceptions.NotFound:  # no bento of that name built yet
+        return None
+    matching = [b for b in bentos if all(b.info.labels.get(key) == value for key, value in wanted.items())]
+    if not matching:
+        return None
+    return str(max(matching, key=lambda bento: bento.info.creation_time).tag)

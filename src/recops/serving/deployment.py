@@ -1,5 +1,6 @@
 """Local deployment: the record of which bento (and checkpoint) the local server answers with,
-and deploying a bento by writing it and waiting until the running server answers with its model.
+and waiting until the running server answers with a given model (recops.serving.reconcile
+decides what to deploy).
 
 Workers of a server started with a record follow it (:class:`recops.serving.runtime.ModelWatcher`).
 In the cloud the same bento goes out as an image: `bentoml containerize`, push to the ECR
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +20,6 @@ from recops.serving.model_store import CHECKPOINT_FILE, BentoError, bentoml_home
 
 DEPLOYMENT_ENV = "RECOPS_DEPLOYMENT_FILE"  # the served model follows this file (see ModelWatcher)
 CONFIRM_ANSWERS = 8  # consecutive answers from the new model before a local deploy counts as done
-
-
-@dataclass(frozen=True)
-class LocalDeployment:
-    """What deploying a bento locally did."""
-
-    bento_tag: str
-    model_version: str
-    previous_bento: str | None
-    server: str | None  # the running local server that now answers with it; None: none runs
-    requests_to_confirm: int = 0
 
 
 def deployment_file() -> Path:
@@ -100,20 +89,3 @@ def wait_for_model(url: str, version: str, timeout: float, session: list[Any]) -
             raise BentoError(
                 f"the server at {url} did not switch to model version {version} within {timeout:.0f}s"
             ) from exc
-
-
-def deploy_locally(bento_tag: str, timeout: float) -> LocalDeployment:
-    """Record ``bento_tag`` as deployed; when a `recops serve` server runs, wait until it answers
-    with the bento's model (it swaps without a restart)."""
-    from recops.serving.recommender import Recommender
-    from recops.serving.server import running_server
-
-    previous = (read_deployment() or {}).get("bento_tag")
-    record = write_deployment(bento_tag)
-    version = record["labels"].get("model_version", "")
-    url = running_server()
-    if url is None:
-        return LocalDeployment(bento_tag, version, previous, None)
-    item = Recommender.from_path(record["checkpoint"]).vocab.items[0]
-    asked = wait_for_model(url, version, timeout, [item])
-    return LocalDeployment(bento_tag, version, previous, url, asked)
