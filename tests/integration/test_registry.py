@@ -18,7 +18,16 @@ from recops.config import GateConfig, load_config
 from recops.registry import CHALLENGER, CHAMPION, MODEL_NAME, RegistryError
 from recops.serving.recommender import Recommender
 from recops.training.experiment import PreparedData, TrainingReport, train_and_evaluate
-from tests.helpers import GATE, LINEAGE, TINY, prepared, register, require_tool, untrained_report
+from tests.helpers import (
+    GATE,
+    LINEAGE,
+    TINY,
+    cycle_events,
+    prepared,
+    register,
+    require_tool,
+    untrained_report,
+)
 from tests.integration import pg_mlflow
 
 pytestmark = pytest.mark.integration
@@ -302,3 +311,23 @@ def test_register_gate_promote_on_an_mlflow_server_backed_by_postgresql(
         assert registry.rollback().version == first.version
         assert {v.version: v.aliases for v in registry.list_versions()} == {1: (CHAMPION,), 2: ()}
         assert list(server.artifacts.rglob("checkpoint.pt"))  # artifacts went through the server's proxy
+
+
+def test_a_missing_data_profile_is_none_but_an_unreadable_registry_is_an_error(trained, data, monkeypatch):
+    from recops.data import validate_events
+    from recops.data.profile import data_profile
+
+    without = register(trained, data)
+    assert registry.load_data_profile(without.version) is None  # registered without one
+    profile = data_profile(validate_events(cycle_events()), data.interactions.fingerprint)
+    with_profile = registry.log_and_register(
+        trained.checkpoint, trained.train.history, trained.test, LINEAGE, data_profile=profile
+    )
+    assert registry.load_data_profile(with_profile.version) == profile
+
+    def unreachable(*args, **kwargs):
+        raise OSError("connection refused (injected)")
+
+    monkeypatch.setattr(MlflowClient, "list_artifacts", unreachable)
+    with pytest.raises(RegistryError, match=r"cannot read the data profile of version .*connection refused"):
+        registry.load_data_profile(without.version)

@@ -182,11 +182,19 @@ def download_evaluation(client: MlflowClient, version: ModelVersionInfo, dst: Pa
 
 
 def load_data_profile(alias_or_version: str | int = CHAMPION) -> DataProfile | None:
-    """The training-data profile saved with a version (None for versions registered without one)."""
+    """The training-data profile saved with a version (None for versions registered without one).
+
+    Only a profile that was never saved is None; a registry that cannot be read raises
+    RegistryError, so drift detection fails loudly instead of being skipped."""
     with mlflow_client() as client, tempfile.TemporaryDirectory(prefix="recops-profile-") as tmp:
         version = version_info(client, alias_or_version)
         try:
+            saved = {artifact.path for artifact in client.list_artifacts(version.run_id)}
+            if DATA_PROFILE_FILE not in saved:
+                return None
             path = client.download_artifacts(version.run_id, DATA_PROFILE_FILE, tmp)
-        except (MlflowException, OSError):
-            return None
+        except (MlflowException, OSError) as exc:
+            raise RegistryError(
+                f"cannot read the data profile of version {version.version} (run {version.run_id}): {exc}"
+            ) from exc
         return DataProfile.from_json(Path(path).read_text())
