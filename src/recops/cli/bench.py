@@ -90,17 +90,18 @@ def bench_serve_command(
     """Latency (p50/p99), throughput and errors of POST /recommend against the in-process floor;
     with --soak, a long run under load with live model swaps (exit 1 unless it is ok)."""
     from recops.serving import bench
+    from recops.serving import soak as soak_bench
 
     log_to_stderr(quiet=json_out)
     if soak is not None:
         if batching is not None:
             raise typer.BadParameter("the soak serves with the service's default", param_hint="--batching")
-        if soak > bench.MAX_SOAK_S:
-            raise typer.BadParameter(f"at most {bench.MAX_SOAK_S:.0f} seconds", param_hint="--soak")
-        [n_items] = one_value(catalogs, "--catalogs", bench.SOAK_CATALOG, minimum=2)
-        [clients] = one_value(concurrency, "--concurrency", bench.SOAK_CONCURRENCY, minimum=1)
-        every = swap_every or bench.SOAK_SWAP_EVERY_S
-        result = bench.bench_soak(
+        if soak > soak_bench.MAX_SOAK_S:
+            raise typer.BadParameter(f"at most {soak_bench.MAX_SOAK_S:.0f} seconds", param_hint="--soak")
+        [n_items] = one_value(catalogs, "--catalogs", soak_bench.SOAK_CATALOG, minimum=2)
+        [clients] = one_value(concurrency, "--concurrency", soak_bench.SOAK_CONCURRENCY, minimum=1)
+        every = swap_every or soak_bench.SOAK_SWAP_EVERY_S
+        result = soak_bench.bench_soak(
             soak, swap_every=every, n_items=n_items, concurrency=clients, workers=workers
         )
         typer.echo(json.dumps(result, indent=None if json_out else 2))
