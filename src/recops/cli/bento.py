@@ -69,7 +69,7 @@ def serve_command(
     The server follows the local deployment record ($RECOPS_HOME/serving/deployment.json): when
     `recops retrain` deploys a new champion, the workers swap to it without a restart.
     """
-    import urllib.request
+    import httpx
 
     from recops.serving.deployment import deployment_file, read_deployment
     from recops.serving.model_store import BentoError
@@ -82,14 +82,16 @@ def serve_command(
     )
     if smoke is not None:
         try:
-            request = urllib.request.Request(
-                f"{server.url}/recommend", data=smoke.encode(), headers={"Content-Type": "application/json"}
+            response = httpx.post(
+                f"{server.url}/recommend",
+                content=smoke,
+                headers={"Content-Type": "application/json"},
+                timeout=30,
             )
-            with urllib.request.urlopen(request, timeout=30) as response:
-                answer = json.loads(response.read())
+            response.raise_for_status()
             typer.echo(f"POST {server.url}/recommend {smoke}")
-            typer.echo(json.dumps(answer, indent=2))
-        except OSError as exc:
+            typer.echo(json.dumps(response.json(), indent=2))
+        except (httpx.HTTPError, ValueError) as exc:
             raise BentoError(f"smoke request failed: {exc}") from exc
         finally:
             server.stop()

@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -82,8 +81,14 @@ def _atomic_write(target: Path, data: bytes) -> None:
 def fetch_grouplens(cache: Path) -> Path:
     """Download the official archive into ``cache`` and verify its MD5."""
     log.info("downloading %s", GROUPLENS_URL)
-    with urllib.request.urlopen(GROUPLENS_URL, timeout=DOWNLOAD_TIMEOUT_S) as response:
-        data = response.read()
+    import httpx
+
+    try:
+        response = httpx.get(GROUPLENS_URL, timeout=DOWNLOAD_TIMEOUT_S, follow_redirects=True)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:  # the callers treat an unreachable source as an OSError
+        raise OSError(str(exc)) from exc
+    data = response.content
     digest = hashlib.md5(data).hexdigest()
     if digest != GROUPLENS_MD5:
         raise DataValidationError(
@@ -141,7 +146,7 @@ def load_ml100k(cache: Path, source: str = "auto") -> pd.DataFrame:
     if source in ("auto", "grouplens"):
         try:
             return read_local(fetch_grouplens(cache))
-        except OSError as exc:  # URLError, timeouts, refused connections
+        except OSError as exc:  # timeouts, refused connections, HTTP errors
             if source == "grouplens":
                 raise DataValidationError(f"ml-100k: cannot reach {GROUPLENS_URL}: {exc}") from exc
             log.warning("GroupLens unreachable (%s); using the RecBole wheel's copy", exc)
