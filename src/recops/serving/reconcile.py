@@ -168,7 +168,7 @@ def reconcile(
     services = backend.services(str(desired), timeout)
     result = Reconciliation(desired, bento, str(desired), services, actions)
     for action in actions:
-        log.info("reconcile: %s", action)
+        log.debug("reconcile: %s", action)
     if not result.in_sync:
         log.warning("reconcile: not in sync after %.0f s: %s", timeout, [s.__dict__ for s in services])
     return result
