@@ -46,9 +46,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/python scripts/lint_repo.py
 
-# The whole suite on two workers, one test module per worker at a time (module fixtures stay
-# in one process); the terraform emulator module mostly waits on the AWS provider's sleeps.
-PYTEST_WORKERS ?= 2
+# The whole suite on three workers, one test module per worker at a time (module fixtures stay
+# in one process): the terraform emulator and the fault suite spend much of their time waiting
+# (the AWS provider's sleeps, servers stopping and starting), so a third worker fills the gaps.
+PYTEST_WORKERS ?= 3
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15
 

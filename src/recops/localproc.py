@@ -45,6 +45,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 def port_error(port: int, host: str = "127.0.0.1") -> str | None:
     """Why ``port`` cannot be bound on ``host`` (the OS's reason), or None when it is free."""
     with socket.socket() as sock:
+        # as the servers themselves bind (uvicorn sets SO_REUSEADDR): a port whose last server
+        # stopped moments ago (sockets in TIME_WAIT) is free for them, so it is free here too
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:

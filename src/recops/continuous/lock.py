@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import time
@@ -30,6 +31,8 @@ from filelock import FileLock, Timeout
 
 from recops.errors import RecopsError
 from recops.paths import recops_home
+
+log = logging.getLogger(__name__)
 
 LOCK_NAME = "recops-cycle"
 LEASE_S = 60.0  # Prefect renews the lease while the slot is held; a dead holder's expires after this
@@ -95,13 +98,26 @@ def _prefect_slot(wait_s: float) -> Iterator[None]:
 
     with get_client(sync_client=True) as client:
         client.upsert_global_concurrency_limit_by_name(LOCK_NAME, limit=1)
+    slot = concurrency(LOCK_NAME, timeout_seconds=wait_s, lease_duration=LEASE_S, strict=True)
     try:
-        with concurrency(LOCK_NAME, timeout_seconds=wait_s, lease_duration=LEASE_S, strict=True):
-            yield
+        slot.__enter__()
     except TimeoutError as exc:
         raise CycleBusyError(
             f"another cycle holds Prefect's concurrency limit {LOCK_NAME!r} for over {wait_s:.0f} s"
         ) from exc
+    try:
+        yield
+    finally:
+        try:
+            slot.__exit__(None, None, None)
+        except Exception as exc:  # the API is unreachable: the work is done, the lease runs out
+            log.warning(
+                "could not release Prefect's concurrency slot %r (%s); the server frees it when its "
+                "lease expires (%.0f s)",
+                LOCK_NAME,
+                exc,
+                LEASE_S,
+            )
 
 
 def _busy_message(wait_s: float) -> str:

@@ -80,6 +80,13 @@ def local_server(port: int | None = None, timeout: float = SERVER_START_TIMEOUT_
     api_url = f"http://127.0.0.1:{port}/api"
     env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
     env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    # Concurrency leases (the cycle lock's, recops.continuous.lock) on disk under PREFECT_HOME, not
+    # in the server's memory: a lease held when the server died survives its restart, so the
+    # repossessor frees the slot once the lease expires. In memory, the slot stays taken forever
+    # and every later cycle waits for it.
+    env.setdefault(
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE", "prefect.server.concurrency.lease_storage.filesystem"
+    )
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     # SIGINT first: a clean uvicorn shutdown of the server's own process group
     stop = ((signal.SIGINT, 20.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0))

@@ -242,10 +242,23 @@ def _log_model(checkpoint: Checkpoint, tmp: Path) -> tuple[Any, str]:
 
 
 def _undo_registration(client: MlflowClient, run_id: str, version: Any) -> None:
-    """Best effort: delete the half-made version, mark the run FAILED. Never masks the cause."""
+    """Best effort: delete the half-made version and the run's logged model with its artifacts
+    (an upload that failed, e.g. on a full disk, leaves a partial checkpoint.pt in the store),
+    mark the run FAILED. Never masks the cause."""
     if version is not None:
         with suppress(Exception):  # the original error is the one to report
             client.delete_model_version(MODEL_NAME, version.version)
     if run_id:
         with suppress(Exception):
+            _delete_logged_models(client, run_id)
+        with suppress(Exception):
             client.set_terminated(run_id, "FAILED")
+
+
+def _delete_logged_models(client: MlflowClient, run_id: str) -> None:
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    for output in client.get_run(run_id).outputs.model_outputs or []:
+        model = client.get_logged_model(output.model_id)
+        get_artifact_repository(model.artifact_location).delete_artifacts()
+        client.delete_logged_model(model.model_id)

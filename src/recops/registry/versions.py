@@ -16,6 +16,7 @@ import mlflow.pyfunc
 import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from recops.data.profile import DataProfile
 from recops.registry.store import (
@@ -54,11 +55,19 @@ class ModelVersionInfo:
         return CHAMPION in self.aliases
 
 
+def _does_not_exist(exc: MlflowException) -> bool:
+    """The store answered "no such thing" (not: the store could not be reached)."""
+    return exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
+
+
 def alias_map(client: MlflowClient) -> dict[str, int]:
-    """alias -> version for the registered model ({} when it does not exist yet)."""
+    """alias -> version for the registered model ({} when it does not exist yet). A store that
+    cannot be read raises: an unreachable registry is not an empty one."""
     try:
         model = client.get_registered_model(MODEL_NAME)
-    except MlflowException:
+    except MlflowException as exc:
+        if not _does_not_exist(exc):
+            raise
         return {}
     return {alias: int(version) for alias, version in model.aliases.items()}
 
@@ -116,7 +125,9 @@ def list_versions() -> list[ModelVersionInfo]:
 def _registered_model_exists(client: MlflowClient) -> bool:
     try:
         client.get_registered_model(MODEL_NAME)
-    except MlflowException:
+    except MlflowException as exc:
+        if not _does_not_exist(exc):
+            raise
         return False
     return True
 
