@@ -165,3 +165,11 @@ def test_a_corrupt_champion_is_found_and_rolled_back(champion_served, recops_hom
     [repaired] = repair_stuck(GATE)
     assert repaired.repaired.startswith("rolled back to version")
     assert registry.get_version(registry.CHAMPION).version == int(champion.tags["previous_champion"])
+
+
+def test_an_unreachable_registry_is_an_error_not_nothing_to_deploy(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    code, output = recops("deploy")
+    assert code == 2 and "error: MLflow store" in output, output

@@ -125,12 +125,13 @@ def answered_version(url: str) -> str | None:
 
 
 def champion_version() -> int | None:
+    """The champion's version; None only when the registry has no champion (a registry that
+    cannot be read raises RegistryError: an outage is not "nothing to serve")."""
     from recops import registry
+    from recops.registry.versions import alias_map
 
-    try:
-        return registry.get_version(registry.CHAMPION).version
-    except registry.RegistryError:
-        return None
+    with registry.mlflow_client() as client:
+        return alias_map(client).get(registry.CHAMPION)
 
 
 def reconcile(
