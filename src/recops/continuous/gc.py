@@ -104,8 +104,7 @@ def collect(keep: int) -> Collected:
 
 
 def _listed(store) -> list:
-    from recops.serving.build import BENTO_MODEL_NAME
-    from recops.serving.model_store import load_bentoml
+    from recops.serving.model_store import BENTO_MODEL_NAME, load_bentoml
 
     try:
         return list(store.list(BENTO_MODEL_NAME))
