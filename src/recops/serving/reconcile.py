@@ -7,9 +7,10 @@ waits until every running service answers with that version. Every retrain cycle
 it, skipped cycles included, and so do ``recops registry promote`` / ``rollback`` and
 ``recops deploy``.
 
-Backends: :class:`LocalBackend` (the deployment record ``$RECOPS_HOME/serving/deployment.json``
-that a running ``recops serve`` follows). A cloud backend (an ECS service) implements the same
-three methods.
+Backends (``RECOPS_DEPLOY_BACKEND``, see :func:`default_backend`): :class:`LocalBackend` (the
+deployment record ``$RECOPS_HOME/serving/deployment.json`` that a running ``recops serve``
+follows; the bento is built here when missing) and :class:`recops.serving.ecs.EcsBackend` (an
+ECS service set to the champion's serving image in ECR, which CI builds).
 
 Crash safety: the steps are idempotent and ordered so that a crash anywhere leaves a state the
 next call finishes. A bento built but not deployed is found by its labels and reused; the
@@ -20,6 +21,7 @@ switches when it reads the record, and the next reconcile confirms it.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -73,6 +75,10 @@ class DeployBackend(Protocol):
 
     name: str
 
+    def artifact(self, version: int) -> tuple[str, bool]:
+        """What deploying ``version`` means here (a bento tag, an image URI), and whether it was
+        built by this call."""
+
     def deployed(self) -> tuple[str, str] | None:
         """(bento tag, model version) the target is set to serve, or None."""
 
@@ -88,6 +94,14 @@ class LocalBackend:
     """The local deployment record and the `recops serve` server that follows it."""
 
     name = "local"
+
+    def artifact(self, version: int) -> tuple[str, bool]:
+        from recops.serving.build import build_bento, find_bento
+
+        bento = find_bento(version)
+        if bento is not None:
+            return bento, False
+        return build_bento(version=version), True
 
     def deployed(self) -> tuple[str, str] | None:
         record = read_deployment()
@@ -124,6 +138,22 @@ def answered_version(url: str) -> str | None:
         return None
 
 
+BACKEND_ENV = "RECOPS_DEPLOY_BACKEND"
+BACKENDS = ("local", "ecs")
+
+
+def default_backend() -> DeployBackend:
+    """The backend ``$RECOPS_DEPLOY_BACKEND`` names: ``local`` (default) or ``ecs``."""
+    name = os.environ.get(BACKEND_ENV) or "local"
+    if name == "local":
+        return LocalBackend()
+    if name == "ecs":
+        from recops.serving.ecs import EcsBackend
+
+        return EcsBackend()
+    raise BentoError(f"{BACKEND_ENV}={name!r} is not a deploy backend; choose one of {', '.join(BACKENDS)}")
+
+
 def champion_version() -> int | None:
     """The champion's version; None only when the registry has no champion (a registry that
     cannot be read raises RegistryError: an outage is not "nothing to serve")."""
@@ -146,9 +176,7 @@ def reconcile(
     ``expected_version`` is the champion a caller (a cycle) gated; when the champion has moved
     since, this reconciles to the current champion and says so.
     """
-    from recops.serving.build import build_bento, find_bento
-
-    backend = backend or LocalBackend()
+    backend = backend or default_backend()
     desired = champion_version()
     actions: list[str] = []
     if expected_version is not None and desired != expected_version:
@@ -158,9 +186,8 @@ def reconcile(
         return Reconciliation(
             None, None, deployed[1] if deployed else None, backend.services(None, 0), actions
         )
-    bento = find_bento(desired)
-    if bento is None:
-        bento = build_bento(version=desired)
+    bento, built = backend.artifact(desired)
+    if built:
         actions.append(f"built bento {bento} for version {desired}")
     deployed = backend.deployed()
     if deployed is None or deployed[0] != bento:
@@ -179,8 +206,8 @@ def observe(backend: DeployBackend | None = None) -> Reconciliation:
     """Desired and actual state without changing anything (for `recops status`)."""
     from recops.serving.build import find_bento
 
-    backend = backend or LocalBackend()
+    backend = backend or default_backend()
     desired = champion_version()
     deployed = backend.deployed()
-    bento = find_bento(desired) if desired is not None else None
+    bento = find_bento(desired) if desired is not None and backend.name == "local" else None
     return Reconciliation(desired, bento, deployed[1] if deployed else None, backend.services(None, 0))
