@@ -2,19 +2,25 @@
 
     start -> validate -> split -> train -> evaluate -> report -> register (MLflow + gate) -> end
 
-Every step is a thin call into ``recops``. Run it locally, or on AWS Batch GPUs:
+Every step is a thin call into ``recops``. Run it locally, or on AWS Batch:
 
     python flows/train_recommender.py run --dataset ml-100k --model sasrec
-    python flows/train_recommender.py --config config my.toml run --with batch:queue=recops-gpu
+    python flows/train_recommender.py --with batch run --dataset parquet:s3://bucket/recops/snapshots/x.parquet
     python flows/train_recommender.py resume          # after a failed step
+
+On Batch every step goes to METAFLOW_BATCH_JOB_QUEUE (the CPU queue), except ``train``, which
+``GpuQueue`` sends to $RECOPS_BATCH_GPU_QUEUE when that is set (recops.pipeline.batch); the
+retrain cycle adds ``--with batch`` itself when Metaflow is configured for AWS.
 """
 
 from metaflow import Config, FlowSpec, IncludeFile, Parameter, card, current, resources, retry, step
 
 from recops.data import DATASET_HELP
+from recops.pipeline.batch import GpuQueue
 from recops.pipeline.steps import DEFAULT_CONFIG, REPORT_NOTEBOOK
 
 
+@GpuQueue("train")
 class TrainRecommenderFlow(FlowSpec):
     """Validate events, train and evaluate a sequence recommender, report, register."""
 

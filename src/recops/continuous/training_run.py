@@ -83,11 +83,17 @@ async def run_training_flow(
     going after ``timeout_s`` is ended, and so is one whose caller is cancelled (the Prefect
     task timing out or being cancelled): Metaflow's kill ends the run and its step processes.
     Raises CycleError with the tail of the flow's error output when the run fails.
+
+    Where the steps run is Metaflow's configuration: with an S3 datastore and a Batch job queue
+    (Terraform's ``client_environment``) the run goes ``--with batch``, the train step on the
+    GPU queue (:mod:`recops.pipeline.batch`), and this process only waits; otherwise locally.
     """
     use_local_metaflow()
     from metaflow import Runner
 
-    top: dict[str, Any] = {"pylint": False}
+    from recops.pipeline.batch import remote_options
+
+    top: dict[str, Any] = {"pylint": False, **remote_options()}  # --with batch when on AWS
     if config_path:
         top["config"] = [("config", str(Path(config_path).resolve()))]
     errors: list[str] = []  # exception lines of failed steps, then Metaflow's own summary
