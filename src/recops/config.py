@@ -32,6 +32,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from recops.errors import RecopsError
+from recops.store import uri_problem
 
 
 class ConfigError(RecopsError):
@@ -261,6 +262,20 @@ class RetrainConfig(_Section):
     keep: Size = 5  # after each cycle, gc keeps the newest N versions, bentos, models (+ champion's)
 
 
+def _store_uri(value: str) -> str:
+    if problem := uri_problem(value):
+        raise ValueError(problem)
+    return value
+
+
+class StoreConfig(_Section):
+    """Where the continuous-training state lives (recops.store); ``$RECOPS_STORE`` overrides it."""
+
+    _path: ClassVar[str] = "store"
+
+    uri: Annotated[Str, AfterValidator(_store_uri)] = ""  # a folder or s3://bucket/prefix ("": $RECOPS_HOME)
+
+
 class Config(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -271,6 +286,7 @@ class Config(_Section):
     gate: GateConfig = Field(default_factory=GateConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
 
     def model_section(self, model: str) -> SASRecConfig | GRU4RecConfig | PopularConfig:
         """The section configuring ``model`` (pydantic reserves the name ``model_config``)."""

@@ -1,4 +1,9 @@
-"""Where the embedded default keeps its state: everything under one root, RECOPS_HOME."""
+"""Where the embedded default keeps its state: everything under one root, RECOPS_HOME.
+
+The continuous-training state (incoming events, manifest, quarantine, snapshots, alert and
+cycle records) goes through :mod:`recops.store`, whose root is ``$RECOPS_STORE`` (a folder or
+``s3://bucket/prefix``) and, by default, this same ``RECOPS_HOME`` with the same layout.
+"""
 
 from __future__ import annotations
 

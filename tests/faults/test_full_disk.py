@@ -97,14 +97,14 @@ def full_disk(folder: Path, free_bytes: int = 0) -> Iterator[Path]:
 
 
 def test_a_full_disk_during_the_snapshot_write(fault_home, server, webhook, record_property):
-    from recops.continuous.alerts import failures_file
-    from recops.continuous.inputs import manifest_path
+    from recops.continuous.alerts import read_failures
+    from recops.continuous.inputs import manifest_url
 
     path = add_incoming(fault_home, "disk-full-snapshot")
     before = registry_state()
     snapshots = fault_home.home / "snapshots"
     snapshots_before = sorted(snapshots.glob("*.parquet"))
-    manifest = manifest_path(fault_home.incoming)
+    manifest = Path(manifest_url(fault_home.incoming))
     manifest_before = manifest.read_bytes() if manifest.is_file() else None
     alerts = len(webhook.received)
     with full_disk(snapshots), full_disk(fault_home.home / "monitoring"):
@@ -119,7 +119,7 @@ def test_a_full_disk_during_the_snapshot_write(fault_home, server, webhook, reco
         assert (manifest.read_bytes() if manifest.is_file() else None) == manifest_before
         assert path.is_file()
         # the webhook got it although the local record could not be written (the disk is full)
-        recorded = failures_file().read_text() if failures_file().is_file() else ""
+        recorded = json.dumps(read_failures())
         assert alert["flow_run_id"] not in recorded
     recovery = run_cycle(fault_home, "after-snapshot-disk-full")
     assert recovery.last_result().startswith("retrained"), recovery.tail()

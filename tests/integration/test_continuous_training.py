@@ -135,7 +135,7 @@ def ask(url: str) -> dict:
 def test_a_bad_incoming_file_is_quarantined_while_the_cycle_completes(
     first_cycle, config_file, server, ct_home
 ):
-    from recops.continuous.alerts import alerts_file
+    from recops.continuous.alerts import read_alerts
     from recops.continuous.flow import CycleOutcome
     from recops.serving.deployment import read_deployment
 
@@ -151,7 +151,7 @@ def test_a_bad_incoming_file_is_quarantined_while_the_cycle_completes(
     assert "column 'item_id' has null values" in moved.reason and "0001-corrupt.csv" in moved.file
     assert not bad.exists() and Path(moved.moved_to).is_file()
     assert any(p.name.endswith(".reason.txt") for p in Path(moved.moved_to).parent.iterdir())
-    alerts = [json.loads(line) for line in alerts_file().read_text().splitlines()]
+    alerts = read_alerts()
     assert any(a["kind"] == "quarantined" and "0001-corrupt.csv" in a["message"] for a in alerts)
     assert champion_version() == before and read_deployment() == deployed
     assert ask(server.url)["model"]["version"] == served
@@ -172,7 +172,7 @@ class Webhook(http.server.BaseHTTPRequestHandler):
 def test_a_failed_training_run_fails_the_cycle_with_its_error(first_cycle, config_file, server, monkeypatch):
     """The Metaflow run fails in its train step: the Prefect run fails with that step's
     exception, the failure hook records it and posts it to the webhook, serving is untouched."""
-    from recops.continuous.alerts import failures_file
+    from recops.continuous.alerts import read_failures
     from recops.continuous.flow import retrain
     from recops.serving.deployment import read_deployment
     from recops.serving.server import server_file
@@ -189,7 +189,7 @@ def test_a_failed_training_run_fails_the_cycle_with_its_error(first_cycle, confi
         hook.server_close()
     assert state.is_failed()
     assert "TrainRecommenderFlow run" in state.message and "InjectedFault: fault injected" in state.message
-    recorded = json.loads(failures_file().read_text().splitlines()[-1])
+    recorded = read_failures()[-1]
     assert recorded["flow_run_id"] == str(state.state_details.flow_run_id)
     assert Webhook.received and "InjectedFault" in Webhook.received[-1]["message"]
     assert champion_version() == before and read_deployment() == deployed

@@ -89,6 +89,16 @@ def test_parse_override():
         ({"sasrec.history_bias": "yes"}, "sasrec.history_bias: expected bool"),
         ({"train.device": 3}, "train.device: expected str, got 3"),
         ({"retrain.model": "bert4rec"}, "retrain.model must be sasrec, gru4rec or popular"),
+        (
+            {"store.uri": "gs://bucket/recops"},
+            "store.uri must be a local folder or s3://bucket[/prefix] (the scheme gs:// is not "
+            "supported), got 'gs://bucket/recops'",
+        ),
+        (
+            {"store.uri": "s3://"},
+            "store.uri must be a local folder or s3://bucket[/prefix] (it names no bucket)",
+        ),
+        ({"store.uri": 3}, "store.uri: expected str, got 3"),
         # unknown keys, in a section and at the top level
         ({"gate.nope": 1, "gate.other": 2}, "unknown config key(s) gate.nope, gate.other in [gate]"),
         ({"data.synthetic.nope": 1}, "unknown config key(s) data.synthetic.nope in [data.synthetic]"),
@@ -170,6 +180,7 @@ def test_to_dict_is_plain_nested_data():
         "gate",
         "drift",
         "retrain",
+        "store",
     ]
     assert tree["data"]["synthetic"]["n_items"] == 800 and tree["gate"]["margin"] == 0.0
     assert config_from_dict(tree) == Config()
@@ -180,3 +191,10 @@ def test_model_section():
     assert cfg.model_section("gru4rec") is cfg.gru4rec
     with pytest.raises(ConfigError, match="unknown model 'bert4rec'"):
         cfg.model_section("bert4rec")
+
+
+@pytest.mark.parametrize(
+    "uri", ["", "s3://bucket", "s3://bucket/recops/prod", "/srv/recops", "file:///srv/recops"]
+)
+def test_a_store_is_a_folder_or_an_s3_uri(uri):
+    assert load_config(overrides={"store.uri": uri}).store.uri == uri

@@ -11,11 +11,10 @@ import pytest
 
 from recops.config import load_config
 from recops.continuous import inputs as inputs_module
-from recops.continuous import manifest as manifest_module
 from recops.continuous.inputs import commit_manifest, current_events, gather_inputs
-from recops.continuous.manifest import InputsError, manifest_path, prune_snapshots, snapshots_dir
-from recops.continuous.quarantine import quarantine_dir
-from recops.data import DataValidationError
+from recops.continuous.manifest import InputsError, manifest_url, prune_snapshots
+from recops.data import DataValidationError, load_events, read_raw_events
+from recops.paths import recops_home
 
 pytestmark = pytest.mark.unit
 
@@ -45,15 +44,27 @@ def good(session: int, n: int = 3) -> list[tuple]:
     return [(session, 1 + i, T + 60 * session + i) for i in range(n)]
 
 
+def quarantine_dir(incoming: Path) -> Path:
+    return incoming / "quarantine"
+
+
+def manifest_path(incoming: Path) -> Path:
+    return Path(manifest_url(incoming))
+
+
+def snapshots_dir() -> Path:
+    return recops_home() / "snapshots"
+
+
 @pytest.fixture
 def reads(monkeypatch) -> list[Path]:
     """Every incoming file whose content is read, in order."""
     seen: list[Path] = []
     real = inputs_module._read_bytes
 
-    def counting(path: Path) -> bytes:
-        seen.append(path)
-        return real(path)
+    def counting(incoming, key: str) -> bytes:
+        seen.append(Path(incoming.url(key)))
+        return real(incoming, key)
 
     monkeypatch.setattr(inputs_module, "_read_bytes", counting)
     return seen
@@ -205,8 +216,8 @@ def test_a_crash_inside_quarantine_is_handled_next_cycle(config, incoming):
 
 
 def test_a_name_quarantined_twice_keeps_both(config, incoming):
-    for _ in range(2):
-        write(incoming, "0001.csv", [(9001, 5, -1)])
+    for item in (5, 6):
+        write(incoming, "0001.csv", [(9001, item, -1)])
         gather_inputs("synthetic", incoming, config)
     assert sorted(p.name for p in quarantine_dir(incoming).iterdir()) == [
         "0001.1.csv",
@@ -214,6 +225,24 @@ def test_a_name_quarantined_twice_keeps_both(config, incoming):
         "0001.csv",
         "0001.csv.reason.txt",
     ]
+
+
+def test_a_move_interrupted_after_its_copy_is_finished_next_cycle(config, incoming):
+    """What a crash inside an S3 move (copy, then delete) leaves: the refused file in incoming
+    and its copy, with its reason, in quarantine. The next pass only deletes the incoming one."""
+    bad = write(incoming, "0001.csv", [(9001, 5, -1)])
+    quarantine_dir(incoming).mkdir()
+    (quarantine_dir(incoming) / "0001.csv").write_bytes(bad.read_bytes())
+    (quarantine_dir(incoming) / "0001.csv.reason.txt").write_text(
+        "0001.csv quarantined at ...\n\nbefore 2000\n"
+    )
+    got = gather_inputs("synthetic", incoming, config)
+    [q] = got.quarantined
+    assert q.file == str(bad) and q.moved_to == str(quarantine_dir(incoming) / "0001.csv")
+    assert "before 2000-01-01" in q.reason  # refused again, so reported (and alerted) again
+    assert not bad.exists() and got.new_files == [] and got.snapshot.spec == "synthetic"
+    assert sorted(p.name for p in quarantine_dir(incoming).iterdir()) == ["0001.csv", "0001.csv.reason.txt"]
+    assert gather_inputs("synthetic", incoming, config).quarantined == []
 
 
 def test_exact_duplicates_across_files_are_dropped_and_counted(config, incoming):
@@ -265,8 +294,7 @@ def test_commit_refuses_a_manifest_changed_since_gathering(config, incoming):
         commit_manifest(two)
 
 
-def test_prune_snapshots_keeps_the_named_and_the_manifests(config, incoming, monkeypatch):
-    monkeypatch.setattr(manifest_module, "incoming_dir", lambda: incoming)
+def test_prune_snapshots_keeps_the_named_and_the_manifests(config, incoming):
     fingerprints = []
     for n in range(3):
         write(incoming, f"000{n}.csv", good(9000 + n))
@@ -274,8 +302,8 @@ def test_prune_snapshots_keeps_the_named_and_the_manifests(config, incoming, mon
         commit_manifest(got)
         fingerprints.append(got.snapshot.fingerprint)
     assert len(list(snapshots_dir().glob("*.parquet"))) == 3
-    deleted = prune_snapshots({fingerprints[0]})
-    assert [p.stem for p in deleted] == [fingerprints[1].split(":")[1][:16]]
+    deleted = prune_snapshots({fingerprints[0]}, incoming=incoming)
+    assert [Path(p).stem for p in deleted] == [fingerprints[1].split(":")[1][:16]]
     left = sorted(p.stem for p in snapshots_dir().glob("*.parquet"))
     assert left == sorted(f.split(":")[1][:16] for f in (fingerprints[0], fingerprints[2]))
     assert gather_inputs("synthetic", incoming, config).snapshot.fingerprint == fingerprints[2]
@@ -288,3 +316,43 @@ def test_current_events_still_reads_everything(config, incoming):
     write(incoming, "0002.csv", [(9002, "x", T)])
     with pytest.raises(DataValidationError, match="holds text ids"):
         current_events("synthetic", incoming, config)
+
+
+def test_a_version_1_manifest_of_before_the_store_still_loads(config, incoming, reads):
+    """The manifest as the code before recops.store wrote it (a local snapshot path, st_size and
+    st_mtime_ns): read as it is, its consumed file not read again."""
+    path = write(incoming, "0001.csv", good(9001))
+    first = gather_inputs("synthetic", incoming, config)
+    commit_manifest(first)
+    stat, entry = path.stat(), json.loads(manifest_path(incoming).read_text())["files"][0]
+    old = {
+        "version": 1,
+        "dataset": "synthetic",
+        "base": first.manifest.base,
+        "snapshot": str(snapshots_dir() / f"{first.snapshot.fingerprint.split(':')[1][:16]}.parquet"),
+        "fingerprint": first.snapshot.fingerprint,
+        "n_events": len(first.events),
+        "files": [{**entry, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}],
+    }
+    manifest_path(incoming).write_text(json.dumps(old, indent=2) + "\n")
+    again = gather_inputs("synthetic", incoming, config)
+    assert reads == [path] and again.new_files == [] and again.manifest is None
+    assert again.snapshot == first.snapshot
+
+
+def test_snapshots_and_incoming_files_read_back_by_a_glob(config, incoming):
+    sizes = []
+    for n in range(1, 3):
+        write(incoming, f"000{n}.csv", good(9000 + n))
+        got = gather_inputs("synthetic", incoming, config)
+        commit_manifest(got)
+        sizes.append(len(got.events))
+    assert len(read_raw_events(f"parquet:{snapshots_dir()}/*.parquet")) == sum(sizes)  # name order
+    assert len(load_events(f"parquet:{snapshots_dir()}/*.parquet")) == sizes[1]  # the second holds the first
+    incoming_csv = read_raw_events(f"csv:{incoming}/*.csv")
+    assert incoming_csv["session_id"].tolist() == ["9001"] * 3 + ["9002"] * 3
+    with pytest.raises(DataValidationError, match=r"\*\.parquet: no file matches"):
+        load_events(f"parquet:{incoming}/*.parquet")
+    (incoming / "0003.parquet").write_text("not parquet")
+    with pytest.raises(DataValidationError, match=r"parquet:.*/\*\.parquet: .*0003\.parquet: cannot read"):
+        load_events(f"parquet:{incoming}/*.parquet")

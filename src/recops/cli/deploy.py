@@ -8,6 +8,7 @@ and the local deployment; ``deploy`` holds the cycle lock while it changes anyth
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -73,14 +74,20 @@ def status_command(
 
 def gc_command(
     keep: Annotated[int, typer.Option(help="Newest model versions, bentos and models to keep.", min=1)] = 5,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="TOML config (its store.uri holds the snapshots)."),
+    ] = None,
 ) -> None:
     """Delete all but the newest KEEP model versions (their runs marked deleted), bentos, BentoML
     models and data snapshots. Never touches the champion, the previous champion, the
     challenger, the deployed bento or the snapshot the next cycle starts from. Holds the cycle
     lock. MLflow frees a deleted run's artifacts at its next `mlflow gc`."""
+    from recops.config import load_config
     from recops.continuous.gc import collect
     from recops.continuous.lock import cycle_lock
 
     log_to_stderr()
+    settings = load_config(config)
     with cycle_lock("recops gc"):
-        typer.echo(collect(keep).summary())
+        typer.echo(collect(keep, settings).summary())

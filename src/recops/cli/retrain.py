@@ -26,8 +26,11 @@ def retrain_command(
         Path | None, typer.Option("--config", "-c", help="TOML config (see configs/default.toml).")
     ] = None,
     incoming: Annotated[
-        Path | None,
-        typer.Option(help="Folder of new event files added to the dataset (default $RECOPS_HOME/incoming)."),
+        str | None,
+        typer.Option(
+            help="Folder or store URI (s3://bucket/prefix/incoming) of new event files added to the "
+            "dataset (default <store>/incoming: $RECOPS_STORE, else config store.uri, else $RECOPS_HOME)."
+        ),
     ] = None,
     model: Annotated[str | None, typer.Option(help="Model to train (default: config retrain.model).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the cycle's result as JSON.")] = False,
@@ -56,7 +59,7 @@ def retrain_command(
             force=force,
             retrain_on_new_data=on_new_data,
             config_path=str(config) if config else None,
-            incoming=str(incoming) if incoming else None,
+            incoming=incoming or None,
             model=model,
         )
     except Exception as exc:

@@ -5,8 +5,9 @@
 Each step is a Prefect task calling the library (health, inputs, policy, training_run,
 serving.reconcile); the flow only wires them, holds the cycle lock (one cycle at a time,
 recops.continuous.lock), returns a :class:`CycleResult`, records it for `recops status`
-(``monitoring/last_cycle.json``) and writes a markdown artifact (``retrain-summary``). A failed
-or crashed cycle is alerted by :func:`recops.continuous.alerts.record_failure`.
+(``<store>/monitoring/last_cycle.json``, :mod:`recops.store`) and writes a markdown artifact
+(``retrain-summary``). A failed or crashed cycle is alerted by
+:func:`recops.continuous.alerts.record_failure`.
 
 What a crash at each step leaves, and who finishes it: before training, nothing; during
 training, a failed Metaflow run that the next cycle on the same inputs resumes; between
@@ -21,11 +22,9 @@ command does), so the embedded default keeps Prefect's state under ``RECOPS_HOME
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -35,17 +34,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from recops.config import Config, load_config
-from recops.continuous.alerts import monitoring_dir, record_failure, send_alert
+from recops.continuous.alerts import record_failure, send_alert, write_last_cycle
 from recops.continuous.gc import collect
 from recops.continuous.health import StuckState, repair_stuck
 from recops.continuous.inputs import DataSnapshot, commit_manifest, gather_inputs
 from recops.continuous.lock import CycleBusyError, cycle_lock
-from recops.continuous.manifest import incoming_dir
 from recops.continuous.policy import ChangeReport, RetrainPlan, change_report, plan_retrain
 from recops.continuous.quarantine import Quarantined
 from recops.continuous.training_run import CycleError, TrainedRun, run_training_flow
 from recops.data import DataValidationError
-from recops.paths import atomic_path
 from recops.registry.gate_rules import GateAction
 from recops.serving.reconcile import Reconciliation, reconcile
 
@@ -118,12 +115,13 @@ def _not_a_data_error(task: Any, task_run: Any, state: Any) -> bool:
     cache_policy=NO_CACHE,
 )
 def load_data(
-    dataset: str, incoming: str, config: Config, config_path: str | None
+    dataset: str, incoming: str | None, config: Config, config_path: str | None
 ) -> tuple[pd.DataFrame, DataSnapshot, list[Quarantined]]:
-    """The last snapshot plus the incoming files not read before, validated and fingerprinted;
-    a bad file is quarantined (and alerted) and the cycle goes on with the rest."""
+    """The last snapshot plus the incoming files not read before (``incoming``: a folder or
+    store URI, default ``<store>/incoming``), validated and fingerprinted; a bad file is
+    quarantined (and alerted) and the cycle goes on with the rest."""
     logger = get_run_logger()
-    inputs = gather_inputs(dataset, Path(incoming), config)
+    inputs = gather_inputs(dataset, incoming, config)
     for bad in inputs.quarantined:
         send_alert("quarantined", f"{bad.file}: {bad.reason}", config_path=config_path, moved_to=bad.moved_to)
     commit_manifest(inputs)  # the snapshot is written: these files are consumed
@@ -219,10 +217,10 @@ def deploy(timeout: float, expected_version: int | None) -> Reconciliation:
 
 
 @task(name="gc", cache_policy=NO_CACHE)
-def prune(keep: int) -> None:
+def prune(keep: int, config: Config) -> None:
     """Bounded cost: keep the newest ``keep`` versions, bentos, models and snapshots (and what
     the champion and previous champion need)."""
-    get_run_logger().info("gc: %s", collect(keep).summary())
+    get_run_logger().info("gc: %s", collect(keep, config).summary())
 
 
 def summary_markdown(result: CycleResult) -> str:
@@ -263,19 +261,14 @@ def summary_markdown(result: CycleResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def last_cycle_file() -> Path:
-    return monitoring_dir() / "last_cycle.json"
-
-
-def record_cycle(result: CycleResult, flow_run_id: str) -> None:
-    """The last cycle's result, for `recops status` (atomic: old or new, never half)."""
+def record_cycle(result: CycleResult, flow_run_id: str, config: Config | None = None) -> None:
+    """The last cycle's result, for `recops status` (replaced whole: old or new, never half)."""
     record = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "flow_run_id": flow_run_id,
         **result.to_dict(),
     }
-    with atomic_path(last_cycle_file()) as tmp:
-        tmp.write_text(json.dumps(record, default=str, indent=2))
+    write_last_cycle(record, config)
 
 
 @flow(name="retrain", on_failure=[record_failure], on_crashed=[record_failure], log_prints=True)
@@ -301,7 +294,7 @@ def retrain(
     except CycleBusyError as exc:
         logger.warning("skipped: %s", exc)
         result = CycleResult(CycleOutcome.BUSY, RetrainPlan(False, [str(exc)]))
-    record_cycle(result, run_id)
+    record_cycle(result, run_id, config)
     create_markdown_artifact(
         key=ARTIFACT_KEY, markdown=summary_markdown(result), description="recops continuous-training cycle"
     )
@@ -319,7 +312,7 @@ def _cycle(
 ) -> CycleResult:
     logger = get_run_logger()
     repairs = repair_registry(config, config_path)
-    events, data, quarantined = load_data(dataset, incoming or str(incoming_dir()), config, config_path)
+    events, data, quarantined = load_data(dataset, incoming or None, config, config_path)
     change = detect_change(events, data, config, model)
     plan = plan_retrain(change, config, force=force, on_new_data=retrain_on_new_data)
     logger.info(plan.text())
@@ -336,7 +329,7 @@ def _cycle(
         outcome = CycleOutcome.PROMOTED if promoted else CycleOutcome.REJECTED
     expected = trained.model_version if outcome is CycleOutcome.PROMOTED else None
     deployed = deploy(config.retrain.deploy_timeout_s, expected)
-    prune(config.retrain.keep)
+    prune(config.retrain.keep, config)
     return CycleResult(
         outcome, plan, data, change, trained, deployed.bento_tag, deployed, repairs, quarantined
     )

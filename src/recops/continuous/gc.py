@@ -7,9 +7,9 @@ versions, their bentos and models, the snapshots their data fingerprints name), 
 deployment record names, and the snapshot the incoming manifest starts from. Run under the
 cycle lock (`recops gc` takes it; a cycle calls :func:`collect` while it holds it).
 
-Crash safety: each deletion is of one whole item (a version, a bento, a file), protected items
-are decided before anything is deleted, and a crash midway leaves fewer items of the same kind,
-never a half-deleted one that something still points at.
+Crash safety: each deletion is of one whole item (a version, a bento, a snapshot file or S3
+object), protected items are decided before anything is deleted, and a crash midway leaves
+fewer items of the same kind, never a half-deleted one that something still points at.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from recops.config import Config
 from recops.continuous.manifest import prune_snapshots
 from recops.serving.deployment import read_deployment
+from recops.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +55,10 @@ def _protected_versions() -> tuple[list, set[int]]:
     return versions, protected
 
 
-def collect(keep: int) -> Collected:
-    """Delete all but the newest ``keep`` model versions, bentos, models and snapshots, never a
-    protected one (see the module docstring)."""
+def collect(keep: int, config: Config | None = None) -> Collected:
+    """Delete all but the newest ``keep`` model versions, bentos, models and snapshots (those of
+    the store of ``config``, :func:`recops.store.open_store`), never a protected one (see the
+    module docstring)."""
     if keep < 1:
         raise ValueError("keep at least one of each")
     from recops import registry
@@ -97,7 +100,7 @@ def collect(keep: int) -> Collected:
             bentoml.models.delete(str(model.tag))
             deleted_models.append(str(model.tag))
 
-    snapshots = [str(p) for p in prune_snapshots({f for f in fingerprints if f})]
+    snapshots = prune_snapshots({f for f in fingerprints if f}, store=open_store(config))
     result = Collected(deleted_versions, deleted_bentos, deleted_models, snapshots)
     log.info("gc: %s", result.summary())
     return result

@@ -1,25 +1,30 @@
-"""What the incoming folder has already given: the manifest (``<incoming>/manifest.json``) of
+"""What the incoming files have already given: the manifest (``incoming/manifest.json``) of
 consumed files and the snapshot that holds the base plus all of them
-(``$RECOPS_HOME/snapshots/<fingerprint>.parquet``). See :mod:`recops.continuous.inputs` for
-how a cycle uses them and why a crash between the two writes loses nothing.
+(``snapshots/<fingerprint>.parquet``), both in the store (:mod:`recops.store`). See
+:mod:`recops.continuous.inputs` for how a cycle uses them and why a crash between the two
+writes loses nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from recops.config import Config
 from recops.data import validate_events
-from recops.data.sources import read_table
+from recops.data.sources import read_raw_events
 from recops.errors import RecopsError
-from recops.paths import atomic_path, recops_home
+from recops.store import Store, StoreConflictError, as_store, open_store
 
 MANIFEST_NAME = "manifest.json"
-
+INCOMING = "incoming"
+SNAPSHOTS = "snapshots"
 
 MANIFEST_VERSION = 1
 
@@ -28,16 +33,13 @@ class InputsError(RecopsError):
     """The incoming folder's state cannot be used as it is; the message says what to do."""
 
 
-def incoming_dir() -> Path:
-    return recops_home() / "incoming"
+def incoming_store(config: Config | None = None) -> Store:
+    """``<store>/incoming``: where producers drop event files."""
+    return open_store(config).child(INCOMING)
 
 
-def snapshots_dir() -> Path:
-    return recops_home() / "snapshots"
-
-
-def manifest_path(incoming: Path) -> Path:
-    return Path(incoming) / MANIFEST_NAME
+def manifest_url(incoming: Store | str | Path) -> str:
+    return as_store(incoming).url(MANIFEST_NAME)
 
 
 @dataclass(frozen=True)
@@ -49,18 +51,18 @@ class ConsumedFile:
     rows: int  # events in the file, once validated (its own exact duplicates dropped)
     added: int  # of those, events not already held (exact duplicates of earlier events dropped)
     size: int
-    mtime_ns: int
+    mtime_ns: int  # local mtime; on S3 LastModified in ns (recops.store.Entry.modified_ns)
     snapshot: str  # fingerprint of the snapshot it first went into
     consumed_at: str  # UTC, ISO 8601
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """``<incoming>/manifest.json``: the snapshot holding base + consumed files, and the files."""
+    """``incoming/manifest.json``: the snapshot holding base + consumed files, and the files."""
 
     dataset: str
     base: str  # identity of the base data (spec, settings, file stat): a change means rebuild
-    snapshot: str  # the snapshot parquet file
+    snapshot: str  # the snapshot's URL: a local path, or s3://.../snapshots/<fp>.parquet
     fingerprint: str
     n_events: int
     files: tuple[ConsumedFile, ...] = ()
@@ -83,52 +85,82 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def read_manifest(incoming: Path) -> Manifest | None:
-    path = manifest_path(incoming)
-    if not path.is_file():
-        return None
+def read_manifest_stamped(incoming: Store | str | Path) -> tuple[Manifest | None, str]:
+    """The manifest (None if there is none) and the stamp of what was read ("" if none), for
+    :func:`write_manifest`'s compare-and-set."""
+    incoming = as_store(incoming)
     try:
-        return Manifest.from_json(path.read_text())
+        data, stamp = incoming.read_stamped(MANIFEST_NAME)
+    except FileNotFoundError:
+        return None, ""
+    try:
+        return Manifest.from_json(data.decode()), stamp
     except (ValueError, TypeError, KeyError) as exc:
         raise InputsError(
-            f"{path} is unreadable ({exc}); restore it, or delete it to rebuild the events from the "
-            "base and every file in the incoming folder"
+            f"{incoming.url(MANIFEST_NAME)} is unreadable ({exc}); restore it, or delete it to "
+            "rebuild the events from the base and every file in the incoming folder"
         ) from exc
 
 
-def read_snapshot(path: Path) -> pd.DataFrame:
-    return validate_events(read_table("parquet", path, f"parquet:{path}"), source=f"snapshot {path}")
+def read_manifest(incoming: Store | str | Path) -> Manifest | None:
+    return read_manifest_stamped(incoming)[0]
 
 
-def snapshot_path(fingerprint: str) -> Path:
-    return snapshots_dir() / f"{_snapshot_key(fingerprint)}.parquet"
+def write_manifest(incoming: Store, manifest: Manifest, stamp: str) -> None:
+    """Replace the manifest, only if it is still the one read with ``stamp`` ("": only if there
+    is none); else :class:`InputsError` (another cycle committed first: gather again)."""
+    try:
+        incoming.write_text(MANIFEST_NAME, manifest.to_json(), if_absent=not stamp, if_match=stamp or None)
+    except StoreConflictError as exc:
+        raise InputsError(
+            f"{incoming.url(MANIFEST_NAME)} changed since these inputs were gathered (another "
+            "cycle committed?); gather the inputs again"
+        ) from exc
+
+
+def snapshot_exists(url: str) -> bool:
+    store, key = Store.of(url)
+    return store.exists(key)
+
+
+def read_snapshot(url: str) -> pd.DataFrame:
+    spec = f"parquet:{url}"
+    return validate_events(read_raw_events(spec), source=f"snapshot {url}")
 
 
 def _snapshot_key(fingerprint: str) -> str:
     return fingerprint.split(":")[-1][:16]
 
 
-def snapshot(events: pd.DataFrame, fingerprint: str) -> Path:
-    """Write the combined events once per fingerprint (atomically); return the file."""
-    path = snapshot_path(fingerprint)
-    if not path.is_file():
-        with atomic_path(path) as tmp:
-            events.rename(columns={"sequence_id": "session_id"}).to_parquet(tmp, index=False)
-    return path
+def snapshot(events: pd.DataFrame, fingerprint: str, snapshots: Store) -> str:
+    """Write the combined events once per fingerprint (whole, only where absent); return its URL.
+
+    An existing object of that name holds the same events (the name is their fingerprint): a
+    snapshot written by a cycle that crashed before its manifest, reused as it is."""
+    key = f"{_snapshot_key(fingerprint)}.parquet"
+    if not snapshots.exists(key):
+        buffer = io.BytesIO()
+        events.rename(columns={"sequence_id": "session_id"}).to_parquet(buffer, index=False)
+        with contextlib.suppress(StoreConflictError):  # written meanwhile, with the same events
+            snapshots.write_bytes(key, buffer.getvalue(), if_absent=True)
+    return snapshots.url(key)
 
 
-def prune_snapshots(keep: set[str], *, incoming: Path | None = None) -> list[Path]:
-    """Delete the snapshots whose fingerprint is not in ``keep`` (full fingerprints, or the
-    16-character file stems); return the deleted files. The snapshot the manifest of
-    ``incoming`` (default :func:`incoming_dir`) starts from is always kept: the next cycle
-    reads it."""
+def prune_snapshots(
+    keep: set[str], *, store: Store | None = None, incoming: Store | str | Path | None = None
+) -> list[str]:
+    """Delete the snapshots (``<store>/snapshots``, default :func:`recops.store.open_store`)
+    whose fingerprint is not in ``keep`` (full fingerprints, or the 16-character names); return
+    the deleted URLs. The snapshot the manifest of ``incoming`` (default ``<store>/incoming``)
+    starts from is always kept: the next cycle reads it."""
+    store = store or open_store()
     stems = {_snapshot_key(k) for k in keep}
-    manifest = read_manifest(incoming if incoming is not None else incoming_dir())
+    manifest = read_manifest(incoming if incoming is not None else store.child(INCOMING))
     if manifest is not None and manifest.snapshot:
-        stems.add(Path(manifest.snapshot).stem)
-    deleted = []
-    for path in sorted(snapshots_dir().glob("*.parquet")):
-        if path.stem not in stems:
-            path.unlink(missing_ok=True)
-            deleted.append(path)
+        stems.add(manifest.snapshot.rpartition("/")[2].removesuffix(".parquet"))
+    snapshots, deleted = store.child(SNAPSHOTS), []
+    for entry in snapshots.list(suffixes=(".parquet",)):
+        if entry.key.removesuffix(".parquet") not in stems:
+            snapshots.delete(entry.key)
+            deleted.append(snapshots.url(entry.key))
     return deleted

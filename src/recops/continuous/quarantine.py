@@ -1,24 +1,33 @@
-"""Bad incoming files moved aside: ``<incoming>/quarantine/<name>`` with ``<name>.reason.txt``
-beside it, the reason written first (atomically), then the file moved (``os.replace``).
+"""Bad incoming files moved aside: ``incoming/quarantine/<name>`` with ``<name>.reason.txt``
+beside it, the reason written first, then the file moved (:meth:`recops.store.Store.move`).
+
+What a crash leaves, and the next pass:
+
+- between the reason and the move: a reason file and the data still in incoming. The next pass
+  refuses the file again and writes its reason again (the same name: the data file is not
+  there), then moves it.
+- inside a move on S3 (a copy, then a delete): the file in both places. The next pass refuses
+  the file again, finds a copy with the same bytes and a reason in quarantine, and only deletes
+  the incoming one: one copy, no second name, and the file is reported (and alerted) once more,
+  since the alert of the interrupted pass never went out. A file is never counted as events
+  while it is refused, so there is nothing to count twice. Locally a move is one ``os.replace``.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import PurePosixPath
 
-from recops.paths import atomic_path
+from recops.store import Store
 
 log = logging.getLogger(__name__)
 
 QUARANTINE_DIR = "quarantine"
-
-
-def quarantine_dir(incoming: Path) -> Path:
-    return Path(incoming) / QUARANTINE_DIR
+REASON_SUFFIX = ".reason.txt"
 
 
 @dataclass(frozen=True)
@@ -34,21 +43,31 @@ def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def quarantine(path: Path, reason: str) -> Quarantined:
-    """Move ``path`` to ``<its folder>/quarantine/`` with ``<name>.reason.txt`` beside it.
+def _names(name: str) -> Iterator[str]:
+    """``0001.csv``, then ``0001.1.csv``, ``0001.2.csv``, ...: the names a quarantined file may take."""
+    path = PurePosixPath(name)
+    yield name
+    for n in itertools.count(1):
+        yield f"{path.stem}.{n}{path.suffix}"
 
-    The reason is written first (atomically), then the file is moved with ``os.replace``; a
-    name already quarantined gets a numbered name (``0001.1.csv``), so nothing is overwritten.
-    """
-    folder = quarantine_dir(path.parent)
-    folder.mkdir(parents=True, exist_ok=True)
-    dest, n = folder / path.name, 0
-    while dest.exists():
-        n += 1
-        dest = folder / f"{path.stem}.{n}{path.suffix}"
-    text = f"{path.name} quarantined at {utc_now_iso()} (UTC)\nfrom {path}\n\n{reason}\n"
-    with atomic_path(dest.with_name(dest.name + ".reason.txt")) as tmp:
-        tmp.write_text(text)
-    os.replace(path, dest)
-    log.warning("quarantined %s -> %s: %s", path, dest, reason)
-    return Quarantined(str(path), str(dest), reason)
+
+def quarantine(incoming: Store, name: str, reason: str, data: bytes) -> Quarantined:
+    """Move ``name`` (a file of ``incoming``, whose content is ``data``) to ``quarantine/`` with
+    ``<name>.reason.txt`` beside it; a name already quarantined gets a numbered name
+    (``0001.1.csv``), so nothing is overwritten. A copy with these bytes and a reason already
+    there is what an interrupted move left: the incoming file is only deleted."""
+    folder = incoming.child(QUARANTINE_DIR)
+    held = {entry.key: entry.size for entry in folder.list()}
+    for candidate in _names(name):
+        if candidate not in held:
+            break
+        reasoned = candidate + REASON_SUFFIX in held
+        if reasoned and held[candidate] == len(data) and folder.read_bytes(candidate) == data:
+            incoming.delete(name)
+            log.warning("quarantined %s: already in %s (finished an interrupted move)", name, candidate)
+            return Quarantined(incoming.url(name), folder.url(candidate), reason)
+    text = f"{name} quarantined at {utc_now_iso()} (UTC)\nfrom {incoming.url(name)}\n\n{reason}\n"
+    folder.write_text(candidate + REASON_SUFFIX, text)
+    incoming.move(name, f"{QUARANTINE_DIR}/{candidate}")
+    log.warning("quarantined %s -> %s: %s", incoming.url(name), folder.url(candidate), reason)
+    return Quarantined(incoming.url(name), folder.url(candidate), reason)

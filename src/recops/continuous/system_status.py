@@ -7,11 +7,10 @@ champion yet) and no stuck state is left. Reads only; nothing here changes a sto
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from recops.continuous.alerts import failures_file, monitoring_dir
+from recops.continuous.alerts import last_failure, monitoring_store, read_last_cycle
 from recops.continuous.health import UNGATED, StuckState, find_stuck
 from recops.continuous.lock import current_holder
 from recops.serving.deployment import read_deployment
@@ -47,22 +46,9 @@ class SystemStatus:
         }
 
 
-def _read_json(path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _last_line(path) -> dict[str, Any] | None:
-    try:
-        lines = path.read_text().splitlines()
-        return json.loads(lines[-1]) if lines else None
-    except (OSError, ValueError):
-        return None
-
-
 def system_status() -> SystemStatus:
+    """Reads the registry, serving, the lock and the store (``$RECOPS_STORE``, else
+    ``$RECOPS_HOME``: this command takes no config) for the last cycle and failure."""
     from recops import registry
 
     versions = registry.list_versions()
@@ -82,13 +68,14 @@ def system_status() -> SystemStatus:
             "test_ndcg_10": tags.get("test_ndcg_10"),
             "data_fingerprint": tags.get("data_fingerprint"),
         }
+    monitoring = monitoring_store()
     return SystemStatus(
         champion=champion_info,
         challenger=challenger,
         serving=observe(),
         deployment=read_deployment(),
-        last_cycle=_read_json(monitoring_dir() / "last_cycle.json"),
-        last_failure=_last_line(failures_file()),
+        last_cycle=read_last_cycle(monitoring),
+        last_failure=last_failure(monitoring),
         lock_holder=holder,
         stuck=stuck,
     )

@@ -1,0 +1,191 @@
+"""The continuous-training state on S3: ``RECOPS_STORE=s3://bucket/prefix`` against the AWS
+emulator (moto's server on 127.0.0.1, reached through s3fs and boto3 as in production), with the
+assertions of the local tests (tests/unit/test_inputs.py): events land in a snapshot object, the
+manifest records them, a bad file is quarantined with its reason, a second gather finds nothing
+new, snapshots read back as ``parquet:s3://...`` (one object or a glob), and a crash between the
+writes (snapshot and manifest; the copy and the delete of a move) loses and doubles nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from recops import store as store_module
+from recops.config import load_config
+from recops.continuous import inputs as inputs_module
+from recops.continuous.inputs import commit_manifest, gather_inputs
+from recops.continuous.manifest import InputsError, prune_snapshots, read_manifest
+from recops.data import DataValidationError, load_events, read_raw_events
+from recops.store import STORE_ENV, open_store
+from tests.emulator import emulator
+
+pytestmark = [pytest.mark.integration]
+
+T = 1_720_000_000  # 2024-07-03, after the synthetic base (2023-11)
+BUCKET, PREFIX = "recops-state", "team/prod"
+ROOT = f"s3://{BUCKET}/{PREFIX}"
+
+
+@pytest.fixture(scope="module")
+def aws():
+    with emulator() as emu:
+        emu.bucket(BUCKET)
+        yield emu
+
+
+@pytest.fixture
+def s3(aws, monkeypatch):
+    """RECOPS_STORE on the emulator, emptied for each test; boto3 to look behind the store."""
+    for name, value in aws.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv(STORE_ENV, ROOT)
+    client = aws.client("s3")
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+        for obj in page.get("Contents", []):
+            client.delete_object(Bucket=BUCKET, Key=obj["Key"])
+    return client
+
+
+@pytest.fixture
+def config():
+    return load_config(overrides={"data.synthetic.n_sessions": 30, "data.synthetic.n_items": 20})
+
+
+def put(client, key: str, rows: list[tuple]) -> str:
+    lines = ["session_id,item_id,timestamp", *(",".join(str(v) for v in row) for row in rows)]
+    client.put_object(Bucket=BUCKET, Key=f"{PREFIX}/{key}", Body=("\n".join(lines) + "\n").encode())
+    return f"{ROOT}/{key}"
+
+
+def keys(client, under: str) -> list[str]:
+    found = client.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/{under}").get("Contents", [])
+    return sorted(obj["Key"].removeprefix(f"{PREFIX}/") for obj in found)
+
+
+def good(session: int, n: int = 3) -> list[tuple]:
+    return [(session, 1 + i, T + 60 * session + i) for i in range(n)]
+
+
+def test_a_cycle_s_inputs_on_s3(s3, config, monkeypatch):
+    reads: list[str] = []
+    real = inputs_module._read_bytes
+    monkeypatch.setattr(inputs_module, "_read_bytes", lambda inc, key: reads.append(key) or real(inc, key))
+    one = put(s3, "incoming/0001.csv", good(9001))
+    put(s3, "incoming/0002.csv", [(9002, 5, T), (9002, "", T + 60)])
+    three = put(s3, "incoming/0003.csv", good(9003))
+
+    got = gather_inputs("synthetic", None, config)
+    assert reads == ["0001.csv", "0002.csv", "0003.csv"]
+    assert got.new_files == [one, three] and len(got.new_events) == 6
+    key = got.snapshot.fingerprint.split(":")[1][:16]
+    assert got.snapshot.spec == f"parquet:{ROOT}/snapshots/{key}.parquet"
+    assert keys(s3, "snapshots/") == [f"snapshots/{key}.parquet"]
+    [q] = got.quarantined
+    assert q.file == f"{ROOT}/incoming/0002.csv" and q.moved_to == f"{ROOT}/incoming/quarantine/0002.csv"
+    assert "column 'item_id' has null values" in q.reason
+    reason = open_store().read_text("incoming/quarantine/0002.csv.reason.txt")
+    assert "column 'item_id' has null values" in reason and "(UTC)" in reason
+    assert keys(s3, "incoming/") == [
+        "incoming/0001.csv",
+        "incoming/0003.csv",
+        "incoming/quarantine/0002.csv",
+        "incoming/quarantine/0002.csv.reason.txt",
+    ]
+
+    commit_manifest(got)
+    manifest = json.loads(open_store().read_text("incoming/manifest.json"))
+    assert manifest["version"] == 1 and manifest["snapshot"] == got.snapshot.spec.removeprefix("parquet:")
+    assert [(f["name"], f["rows"], f["added"]) for f in manifest["files"]] == [
+        ("0001.csv", 3, 3),
+        ("0003.csv", 3, 3),
+    ]
+    assert all(f["mtime_ns"] > T * 10**9 and f["size"] > 0 for f in manifest["files"])
+
+    again = gather_inputs("synthetic", None, config)
+    assert reads == ["0001.csv", "0002.csv", "0003.csv"]  # nothing read twice
+    assert again.new_files == [] and again.quarantined == [] and again.manifest is None
+    assert again.snapshot == got.snapshot
+    pd.testing.assert_frame_equal(again.events, got.events)
+
+    held = load_events(got.snapshot.spec)
+    assert len(held) == len(got.events)
+    assert len(load_events(f"csv:{one}")) == 3
+
+
+def test_snapshots_read_as_one_object_or_a_glob(s3, config):
+    fingerprints, sizes = [], []
+    for n in range(1, 3):
+        put(s3, f"incoming/000{n}.csv", good(9000 + n))
+        got = gather_inputs("synthetic", None, config)
+        commit_manifest(got)
+        fingerprints.append(got.snapshot.fingerprint)
+        sizes.append(len(got.events))
+    both = read_raw_events(f"parquet:{ROOT}/snapshots/*.parquet")  # concatenated in name order
+    assert len(both) == sum(sizes)
+    assert len(load_events(f"parquet:{ROOT}/snapshots/*.parquet")) == sizes[1]  # the second holds the first
+    csvs = load_events(f"csv:{ROOT}/incoming/*.csv")
+    assert sorted(set(csvs["sequence_id"])) == [9001, 9002]
+    with pytest.raises(
+        DataValidationError, match=r"parquet:s3://recops-state/team/prod/none/\*\.parquet: no file"
+    ):
+        load_events(f"parquet:{ROOT}/none/*.parquet")
+    with pytest.raises(DataValidationError, match=r"csv:s3://recops-state/team/prod/x\.csv: file not found"):
+        load_events(f"csv:{ROOT}/x.csv")
+
+    deleted = prune_snapshots(set())  # the manifest's snapshot stays
+    assert deleted == [f"{ROOT}/snapshots/{fingerprints[0].split(':')[1][:16]}.parquet"]
+    assert keys(s3, "snapshots/") == [f"snapshots/{fingerprints[1].split(':')[1][:16]}.parquet"]
+
+
+def test_a_crash_between_snapshot_and_manifest_loses_and_doubles_nothing(s3, config):
+    put(s3, "incoming/0001.csv", good(9001))
+    committed = gather_inputs("synthetic", None, config)
+    commit_manifest(committed)
+    two = put(s3, "incoming/0002.csv", good(9002))
+    crashed = gather_inputs("synthetic", None, config)  # snapshot written; manifest not
+    assert len(keys(s3, "snapshots/")) == 2
+    assert read_manifest(open_store().child("incoming")).fingerprint == committed.snapshot.fingerprint
+
+    again = gather_inputs("synthetic", None, config)  # the next cycle: the same object, reused
+    assert again.new_files == crashed.new_files == [two] and again.snapshot == crashed.snapshot
+    assert len(again.events) == len(committed.events) + 3 and len(keys(s3, "snapshots/")) == 2
+    commit_manifest(again)
+    after = gather_inputs("synthetic", None, config)
+    assert after.new_files == [] and after.snapshot == again.snapshot
+
+
+def test_two_cycles_cannot_both_commit(s3, config):
+    put(s3, "incoming/0001.csv", good(9001))
+    one, two = gather_inputs("synthetic", None, config), gather_inputs("synthetic", None, config)
+    commit_manifest(one)  # If-None-Match: * (there was no manifest)
+    with pytest.raises(InputsError, match="changed since these inputs were gathered"):
+        commit_manifest(two)
+    put(s3, "incoming/0002.csv", good(9002))
+    three, four = gather_inputs("synthetic", None, config), gather_inputs("synthetic", None, config)
+    commit_manifest(three)  # If-Match: <the ETag read>
+    with pytest.raises(InputsError, match="changed since these inputs were gathered"):
+        commit_manifest(four)
+
+
+def test_a_move_interrupted_between_copy_and_delete_is_finished_next_cycle(s3, config, monkeypatch):
+    bad = put(s3, "incoming/0001.csv", [(9001, 5, -1)])
+
+    def copy_then_die(self, src: str, dst: str) -> None:
+        self.fs.copy(self._path(src), self._path(dst))
+        raise RuntimeError("killed between the copy and the delete")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store_module._S3, "move", copy_then_die)
+        with pytest.raises(RuntimeError, match="killed"):
+            gather_inputs("synthetic", None, config)
+    left = ["incoming/0001.csv", "incoming/quarantine/0001.csv", "incoming/quarantine/0001.csv.reason.txt"]
+    assert keys(s3, "incoming/") == left  # in both places
+
+    got = gather_inputs("synthetic", None, config)
+    [q] = got.quarantined  # reported (and alerted) once more: the crashed cycle never alerted
+    assert q.file == bad and q.moved_to == f"{ROOT}/incoming/quarantine/0001.csv"
+    assert "before 2000-01-01" in q.reason and got.new_files == []
+    assert keys(s3, "incoming/") == left[1:]  # one copy, no 0001.1.csv
+    assert gather_inputs("synthetic", None, config).quarantined == []
