@@ -133,8 +133,9 @@ def test_a_full_disk_during_the_snapshot_write(fault_home, server, webhook, reco
 
 
 def test_a_full_disk_during_the_checkpoint_write(fault_home, server, webhook, record_property):
-    from recops.continuous.training_run import failed_run_file
+    from recops.continuous.training_run import FAILED_RUN_KEY
     from recops.registry.store import file_sha256
+    from recops.store import open_store
 
     add_incoming(fault_home, "disk-full-checkpoint")
     before = registry_state()
@@ -154,7 +155,7 @@ def test_a_full_disk_during_the_checkpoint_write(fault_home, server, webhook, re
         partial = [p for p in models.rglob("checkpoint.pt") if file_sha256(p) not in whole]
         assert partial == [], f"half-written checkpoints in the artifact store: {partial}"
         assert half_written(fault_home.home) == []
-    failed_run = json.loads(failed_run_file().read_text())["pathspec"]
+    failed_run = json.loads(open_store().read_text(FAILED_RUN_KEY))["pathspec"]
     recovery = run_cycle(fault_home, "after-checkpoint-disk-full", "--model", "sasrec")
     assert f"resuming failed run {failed_run.split('/')[-1]}" in recovery.text(), recovery.tail()
     assert_recovered(fault_home, server, before)

@@ -107,7 +107,8 @@ def registry_server(recops_home) -> Iterator[RegistryServer]:
 def test_the_registry_server_stopped_during_register(
     fault_home, server, webhook, registry_server, record_property
 ):
-    from recops.continuous.training_run import failed_run_file
+    from recops.continuous.training_run import FAILED_RUN_KEY
+    from recops.store import open_store
 
     add_incoming(fault_home, "registry-down")
     before = registry_state()
@@ -122,7 +123,7 @@ def test_the_registry_server_stopped_during_register(
     # `recops status` cannot read the registry: not healthy (it once said "no champion yet", healthy)
     status_while_down, down_report = recops_status(fault_home)
     assert status_while_down != 0, down_report
-    failed_run = json.loads(failed_run_file().read_text())["pathspec"]
+    failed_run = json.loads(open_store().read_text(FAILED_RUN_KEY))["pathspec"]
 
     registry_server.start()  # same port, same database
     assert new_versions(before) == [], "the failed register step left a version"

@@ -201,15 +201,16 @@ def test_a_cycle_after_a_failed_training_run_resumes_it(first_cycle, config_file
     resumes that Metaflow run, reusing the steps that finished, instead of training again."""
     from metaflow import Run, namespace
 
-    from recops.continuous.training_run import failed_run_file
+    from recops.continuous.training_run import FAILED_RUN_KEY
+    from recops.store import open_store
 
     namespace(None)  # the runs of every user: the cycle's Metaflow user is not this process's
 
-    failed = json.loads(failed_run_file().read_text())["pathspec"]
+    failed = json.loads(open_store().read_text(FAILED_RUN_KEY))["pathspec"]
     result = cycle(config_file, force=True)
     assert result.trained is not None and result.trained.pathspec != failed
     assert Run(result.trained.pathspec)["start"].task.origin_pathspec.startswith(failed)
-    assert not failed_run_file().exists()
+    assert not open_store().exists(FAILED_RUN_KEY)
     assert result.deployed.in_sync
 
 

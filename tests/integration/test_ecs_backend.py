@@ -5,10 +5,13 @@ is a clear error, and an unfinished rollout is not reported as serving the new v
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from recops.serving.ecs import EcsBackend, EcsDeployError, EcsTarget, version_of_image
 from recops.serving.reconcile import default_backend
+from recops.store import open_store
 from tests.emulator import ecs_service, emulator, push_image
 
 pytestmark = pytest.mark.integration
@@ -73,6 +76,13 @@ def test_deploy_registers_a_revision_naming_the_image_and_rollback_reuses_the_ol
     assert len(revisions(emu)) == 2
     assert current_task_definition(emu, service)["taskDefinition"]["revision"] == 1
     assert backend.deployed() == (image_v1, "1")
+
+    store = open_store()  # one record per deploy, in the store (here RECOPS_HOME)
+    records = [json.loads(store.read_text(e.key)) for e in store.list("serving/deployments")]
+    assert [(r["model_version"], r["task_definition"].rsplit(":", 1)[1]) for r in records] == [
+        ("2", "2"),
+        ("1", "1"),
+    ]
 
 
 def test_missing_image_or_container_is_a_clear_error(aws):

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from recops.errors import RecopsError
-from recops.paths import atomic_path, recops_home
+from recops.paths import recops_home
 from recops.registry.gate_rules import GateDecision
+from recops.store import open_store
 from recops.training.lineage import TRAINING_FLOW
 
 EXCEPTION_LINE = re.compile(r"\b[A-Za-z_.]*(Error|Exception|Fault): ")
@@ -44,21 +45,21 @@ def use_local_metaflow() -> None:
     os.environ.setdefault("USERNAME", os.environ.get("USER") or "recops")
 
 
-def failed_run_file() -> Path:
-    return recops_home() / "monitoring" / "failed_training_run.json"
+FAILED_RUN_KEY = "monitoring/failed_training_run.json"  # in the store (recops.store)
 
 
 def record_failed_run(pathspec: str, inputs: dict[str, str]) -> None:
     """Remember a failed run and the inputs it trained on, so the next cycle on the same inputs
-    resumes it (Metaflow clones the steps that succeeded) instead of training again."""
-    with atomic_path(failed_run_file()) as tmp:
-        tmp.write_text(json.dumps({"pathspec": pathspec, "inputs": inputs}))
+    resumes it (Metaflow clones the steps that succeeded) instead of training again. The record
+    is in the store, so the next cycle finds it on another machine (a new Fargate task) too;
+    one whole object, replaced: a crash leaves the old record or the new one."""
+    open_store().write_text(FAILED_RUN_KEY, json.dumps({"pathspec": pathspec, "inputs": inputs}))
 
 
 def resumable_run(inputs: dict[str, str]) -> str | None:
     """The run id of a failed run on exactly these inputs, if one is recorded."""
     try:
-        record = json.loads(failed_run_file().read_text())
+        record = json.loads(open_store().read_text(FAILED_RUN_KEY))
     except (OSError, ValueError):
         return None
     if record.get("inputs") != inputs:
@@ -132,7 +133,7 @@ async def run_training_flow(
             why = f"was ended after {timeout_s:.0f} s" if timed_out else f"failed ({running.status})"
             last = "\n".join(dict.fromkeys(errors[-6:]))  # in order, each line once
             raise CycleError(f"TrainRecommenderFlow run {run.pathspec} {why}:\n{last}")
-        failed_run_file().unlink(missing_ok=True)
+        open_store().delete(FAILED_RUN_KEY)
         data = run.data
         return TrainedRun(
             pathspec=run.pathspec,

@@ -29,10 +29,12 @@ and only waits. Nothing recops holds changes before ECS does.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from recops.errors import RecopsError
@@ -114,6 +116,30 @@ class EcsTarget:
         return f"ecs://{self.cluster}/{self.service}"
 
 
+DEPLOYMENTS_PREFIX = "serving/deployments"  # in the store: one object per deploy
+
+
+def record_deployment(target: EcsTarget, revision: str, image: str) -> str:
+    """One record per deploy in the store (``serving/deployments/<utc>-v<N>.json``): what was
+    set, where and when. A new object each time (never rewritten); the service itself stays
+    the truth of what runs, so a crash before this write loses only the history line."""
+    from recops.store import open_store
+
+    now = datetime.now(UTC)
+    version = version_of_image(image) or "unknown"
+    record = {
+        "backend": "ecs",
+        "target": target.address,
+        "task_definition": revision,
+        "image": image,
+        "model_version": version,
+        "deployed_at": now.isoformat(timespec="seconds"),
+    }
+    key = f"{DEPLOYMENTS_PREFIX}/{now:%Y%m%dT%H%M%S%fZ}-v{version}.json"
+    open_store().write_text(key, json.dumps(record, indent=2), if_absent=True)
+    return key
+
+
 class EcsBackend:
     """Deploys images to one ECS service; see the module docstring for the steps."""
 
@@ -144,6 +170,7 @@ class EcsBackend:
             cluster=self.target.cluster, service=self.target.service, taskDefinition=revision
         )
         log.info("ecs: service %s set to %s (%s)", self.target.address, revision, image)
+        record_deployment(self.target, revision, image)
 
     def services(self, version: str | None, timeout: float) -> list[ServiceState]:
         if version is not None and timeout > 0:
