@@ -27,6 +27,11 @@ Contract decisions:
   the next at once with 503, ``Retry-After: 1`` and ``{"error": ...}`` instead of queueing it.
 - ``/readyz`` is 503 while a worker serves another model than the deployed record's because the
   record's model failed to load (``ModelWatcher``, which keeps retrying); answers stay 200.
+- Authentication: with ``$RECOPS_API_TOKEN`` set, every request but the health probes
+  (``/healthz``, ``/livez``, ``/readyz``) needs ``Authorization: Bearer <token>``, else 401 with
+  ``WWW-Authenticate: Bearer`` and ``{"error": ...}`` (``/metrics`` and the docs included; why:
+  ``recops.serving.auth``). ``RECOPS_API_TOKEN_REQUIRED=1`` without a token: the service does
+  not start.
 """
 
 import json
@@ -38,6 +43,7 @@ import bentoml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, StringConstraints
 from starlette.responses import Response
 
+from recops.serving import auth
 from recops.serving.deployment import DEPLOYMENT_ENV
 from recops.serving.runtime import MODEL_TAG_ENV, ModelWatcher, QueryBatcher, load_served_model
 from recops.serving.server import DEFAULT_WORKERS
@@ -69,6 +75,9 @@ MAX_CONCURRENCY = int(os.environ.get("RECOPS_BENTO_MAX_CONCURRENCY", MAX_QUEUED_
 if MAX_CONCURRENCY < 1:
     raise ValueError(f"RECOPS_BENTO_MAX_CONCURRENCY must be at least 1, not {MAX_CONCURRENCY}")
 RETRY_AFTER_S = 1  # what a shed request is told to wait: about one batch's scoring, rounded up
+# The bearer token every request but the health probes needs (None: open, the local default);
+# RECOPS_API_TOKEN_REQUIRED=1 without one raises here, so the service refuses to start.
+API_TOKEN = auth.service_token()
 
 ItemId = StrictInt | Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_ITEM_ID_CHARS)]
 Session = Annotated[list[ItemId], Field(max_length=MAX_SESSION_LENGTH)]
@@ -164,6 +173,29 @@ async def _reply(send: Any, status: int, message: str, extra: list | None = None
     headers += extra or []
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class BearerToken:
+    """ASGI middleware: a request needs ``Authorization: Bearer <token>`` (else 401 with
+    ``WWW-Authenticate: Bearer``), except the health probes; the rules are
+    ``recops.serving.auth.refusal``. Added before :class:`JSONBodyLimit`, so the body of a
+    refused request is never read."""
+
+    def __init__(self, app: Any, token: str | None) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if self.token is None or scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+        reason = auth.refusal(self.token, scope["path"], header.decode("latin-1") if header else None)
+        if reason is None:
+            return await self.app(scope, receive, send)
+        if scope["type"] == "websocket":  # no websocket endpoints; refused all the same
+            return await send({"type": "websocket.close", "code": 1008})
+        challenge = 'Bearer realm="recops"' + (', error="invalid_token"' if header else "")
+        await _reply(send, 401, reason, [(b"www-authenticate", challenge.encode())])
 
 
 class ShedWith503:
@@ -266,4 +298,5 @@ class SessionRecommender:
         self.batcher.close()
 
 
+SessionRecommender.add_asgi_middleware(BearerToken, token=API_TOKEN)  # outermost of the two
 SessionRecommender.add_asgi_middleware(JSONBodyLimit, max_bytes=MAX_BODY_BYTES)

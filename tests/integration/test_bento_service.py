@@ -466,3 +466,95 @@ def test_over_the_concurrency_limit_requests_are_shed_with_503(bento_tag):
                 assert after.status_code == 200 and len(after.json()["items"]) == 2
     finally:
         running.stop()
+
+
+API_TOKEN = "test-token_0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def token_server(bento_tag):
+    """A second server of the same bento, with an API token required (one worker)."""
+    env = {"RECOPS_API_TOKEN": API_TOKEN, "RECOPS_API_TOKEN_REQUIRED": "1"}
+    running = serve(bento_tag, port=free_port(), workers=1, env=env, ready_timeout=150)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_a_token_server_answers_only_requests_with_the_token(token_server):
+    body = {"session": [101, 102], "k": 2}
+    with httpx.Client(base_url=token_server.url, timeout=30.0) as http:
+        for headers, error in [
+            ({}, "needs an 'Authorization: Bearer <token>' header"),
+            ({"Authorization": f"Basic {API_TOKEN}"}, "needs an 'Authorization: Bearer <token>' header"),
+            ({"Authorization": "Bearer wrong-token"}, "not valid"),
+            ({"Authorization": f"Bearer {API_TOKEN}x"}, "not valid"),
+        ]:
+            for path, payload in [("/recommend", body), ("/recommend_batch", {"sessions": [[101]], "k": 2})]:
+                response = http.post(path, json=payload, headers=headers)
+                assert response.status_code == 401, (path, headers, response.text)
+                assert response.headers["www-authenticate"].startswith("Bearer")
+                assert error in response.json()["error"]
+        refused_big = http.post("/recommend", content=BIG_BODY, headers={"content-type": "application/json"})
+        assert refused_big.status_code == 401  # refused before the body is read (no 413)
+        right = {"Authorization": f"Bearer {API_TOKEN}"}
+        answer = http.post("/recommend", json=body, headers=right)
+        assert answer.status_code == 200 and len(answer.json()["items"]) == 2, answer.text
+        assert (
+            http.post("/recommend", json=body, headers={"authorization": f"bearer {API_TOKEN}"}).status_code
+            == 200
+        )
+        for path in ("/metrics", "/docs.json", "/"):  # closed too (why: recops.serving.auth)
+            assert http.get(path).status_code == 401, path
+            assert http.get(path, headers=right).status_code == 200, path
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/livez", "/readyz"])
+def test_a_token_server_keeps_the_health_probes_open(token_server, path):
+    assert httpx.get(f"{token_server.url}{path}", timeout=30.0).status_code == 200
+
+
+def test_recops_clients_send_the_token(token_server, monkeypatch):
+    from recops.serving.bench import _http_level
+    from recops.serving.deployment import wait_for_model
+    from recops.serving.reconcile import answered_version
+
+    monkeypatch.setenv("RECOPS_API_TOKEN", API_TOKEN)
+    version = answered_version(token_server.url)
+    assert version
+    assert wait_for_model(token_server.url, version, 60.0, session=[101]) >= 8
+    level = asyncio.run(_http_level(token_server.url, [[101, 102]], 2, 10, 2, 30.0))
+    assert level["requests"] == 10 and level["errors"] == 0, level
+
+    monkeypatch.setenv("RECOPS_API_TOKEN", "wrong-token")
+    assert answered_version(token_server.url) is None
+    started = time.monotonic()
+    with pytest.raises(BentoError, match=r"refused the API token in \$RECOPS_API_TOKEN \(401\)"):
+        wait_for_model(token_server.url, version, 60.0, session=[101])
+    assert time.monotonic() - started < 10  # at once, not after the timeout
+
+    monkeypatch.delenv("RECOPS_API_TOKEN")
+    with pytest.raises(BentoError, match=r"requires an API token: set \$RECOPS_API_TOKEN \(401\)"):
+        wait_for_model(token_server.url, version, 60.0, session=[101])
+    level = asyncio.run(_http_level(token_server.url, [[101, 102]], 1, 5, 2, 30.0))
+    assert level["errors"] == 5
+
+
+def test_a_required_token_that_is_not_set_stops_the_service_from_starting(bento_tag, monkeypatch):
+    monkeypatch.delenv("RECOPS_API_TOKEN", raising=False)
+    env = {"RECOPS_API_TOKEN_REQUIRED": "1"}
+    with pytest.raises(BentoError, match="RECOPS_API_TOKEN_REQUIRED=1 but RECOPS_API_TOKEN is not set"):
+        serve(bento_tag, port=free_port(), env=env, ready_timeout=60)  # said before starting anything
+    # the service itself refuses too, whoever starts it (bentoml serve, a container)
+    service_env = {k: v for k, v in os.environ.items() if k != "RECOPS_API_TOKEN"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import service"],
+        cwd=REPO / "bentos" / "session_recommender",
+        env={**service_env, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "RECOPS_API_TOKEN_REQUIRED=1 but RECOPS_API_TOKEN is not set" in result.stderr

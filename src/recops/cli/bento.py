@@ -67,10 +67,13 @@ def serve_command(
     """Serve a bento over HTTP (POST /recommend, /recommend_batch; /readyz, /metrics) until Ctrl-C.
 
     The server follows the local deployment record ($RECOPS_HOME/serving/deployment.json): when
-    `recops retrain` deploys a new champion, the workers swap to it without a restart.
+    `recops retrain` deploys a new champion, the workers swap to it without a restart. With
+    $RECOPS_API_TOKEN set, requests need `Authorization: Bearer <token>` (the health probes
+    excepted); --smoke sends it.
     """
     import httpx
 
+    from recops.serving.auth import auth_headers
     from recops.serving.deployment import deployment_file, read_deployment
     from recops.serving.model_store import BentoError
     from recops.serving.server import serve, server_record
@@ -85,7 +88,7 @@ def serve_command(
             response = httpx.post(
                 f"{server.url}/recommend",
                 content=smoke,
-                headers={"Content-Type": "application/json"},
+                headers={"Content-Type": "application/json", **auth_headers()},
                 timeout=30,
             )
             response.raise_for_status()

@@ -18,13 +18,15 @@ from typer.core import TyperGroup
 from recops.config import Config, load_config, parse_override
 from recops.data import DATASET_HELP
 from recops.errors import RecopsError
+from recops.redact import install_log_redaction, redact
 
 EXIT_ERROR = 2
 
 
 def fail(exc: Exception) -> typer.Exit:
-    """Print ``error: ...`` on stderr; the caller raises the returned Exit (code 2)."""
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    """Print ``error: ...`` (credentials masked) on stderr; the caller raises the returned Exit
+    (code 2)."""
+    typer.secho(f"error: {redact(str(exc))}", fg=typer.colors.RED, err=True)
     return typer.Exit(code=EXIT_ERROR)
 
 
@@ -60,13 +62,15 @@ class _CurrentStderr(logging.StreamHandler):
 
 
 def log_to_stderr(quiet: bool = False) -> None:
-    """Progress lines on stderr (stdout stays for results, e.g. --json)."""
+    """Progress lines on stderr (stdout stays for results, e.g. --json), every one with its
+    credentials masked (:class:`recops.redact.RedactingFilter` on the root logger's handler)."""
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO,
         format="%(message)s",
         handlers=[_CurrentStderr()],
         force=True,
     )
+    install_log_redaction()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness poll otherwise
 
 

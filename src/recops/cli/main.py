@@ -12,7 +12,7 @@ import os
 
 from recops.cli.bench import bench_app
 from recops.cli.bento import bento_app, serve_command
-from recops.cli.common import command_group
+from recops.cli.common import command_group, log_to_stderr
 from recops.cli.deploy import deploy_command, gc_command, status_command
 from recops.cli.promote import PROMOTE_EPILOG, promote_command
 from recops.cli.registry import registry_app
@@ -40,6 +40,10 @@ app.add_typer(bench_app, name="bench")
 
 def main() -> None:  # pragma: no cover - console entry
     os.environ.setdefault("USERNAME", os.environ.get("USER", "recops"))
+    # Warnings of a command that sets up no logging of its own go through a redacting handler
+    # too (Python's last-resort handler would print them as they are); commands that log
+    # progress replace it with their own, redacting as well.
+    log_to_stderr(quiet=True)
     app()
 
 

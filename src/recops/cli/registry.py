@@ -35,11 +35,12 @@ def short_dataset(spec: str, width: int = 16) -> str:
 @registry_app.command("list")
 def list_command() -> None:
     """List every version with its aliases, lineage, test NDCG@10 and gate decision."""
+    from recops.redact import redact
     from recops.registry import MODEL_NAME, list_versions, tracking_uri
 
     versions = list_versions()
     if not versions:
-        typer.echo(f"no versions of {MODEL_NAME} in {tracking_uri()} yet")
+        typer.echo(f"no versions of {MODEL_NAME} in {redact(tracking_uri())} yet")
         return
     typer.echo(f"{'version':>7}  {'aliases':<21} {'model':<8} {'dataset':<16} {'ndcg@10':>8}  gate")
     for v in versions:

@@ -31,6 +31,7 @@ from mlflow.exceptions import MlflowException
 from recops import __version__
 from recops.data.profile import DataProfile
 from recops.data.split import EvalSet
+from recops.redact import redact
 from recops.registry.pyfunc import RecommenderModel, model_signature, pip_requirements
 from recops.registry.store import (
     CHALLENGER,
@@ -46,9 +47,12 @@ from recops.registry.store import (
     SEQUENCE_IDS_FILE,
     TEST_SET_FILE,
     RegistryError,
+    credentials_refused,
     file_sha256,
     mlflow_client,
     recops_experiment_id,
+    refused_status,
+    tracking_uri,
 )
 from recops.registry.versions import ModelVersionInfo, version_from_mlflow
 from recops.training.checkpoint import Checkpoint
@@ -117,9 +121,11 @@ def log_and_register(
             if not isinstance(exc, Exception):
                 raise
             what = f"run {run_id} marked FAILED" if run_id else "no run was started"
+            if (status := refused_status(exc)) is not None:
+                raise credentials_refused(tracking_uri(), status, f"nothing was registered ({what})") from exc
             raise RegistryError(
                 f"registering {checkpoint.model_name} failed, nothing was registered ({what}): "
-                f"{type(exc).__name__}: {exc}"
+                f"{type(exc).__name__}: {redact(str(exc))}"
             ) from exc
         return version_from_mlflow(client, client.get_model_version(MODEL_NAME, version.version))
 

@@ -3,11 +3,17 @@
 Where: ``$MLFLOW_TRACKING_URI`` when set (e.g. an ``mlflow server`` on PostgreSQL), else the
 embedded default, a SQLite file with artifacts beside it under ``$RECOPS_HOME/mlflow``.
 The registry URI is always the tracking URI.
+
+Credentials: a server with MLflow's basic-auth app (infra/docker/mlflow/serve.py) takes
+``$MLFLOW_TRACKING_USERNAME`` / ``$MLFLOW_TRACKING_PASSWORD`` (or ``$MLFLOW_TRACKING_TOKEN``),
+which MLflow's client reads itself. A call the server refuses (401, 403) is a
+:class:`CredentialsRefusedError` naming the server (password masked) and those variables.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +27,7 @@ from mlflow.exceptions import MlflowException
 
 from recops.errors import RecopsError
 from recops.paths import recops_home
+from recops.redact import install_log_redaction, redact
 
 MODEL_NAME = "session-recommender"
 
@@ -72,6 +79,49 @@ class RegistryError(RecopsError):
     """A registry operation could not be done; the message says why and what to do instead."""
 
 
+class CredentialsRefusedError(RegistryError):
+    """The MLflow server refused this client's credentials (HTTP 401) or their permissions (403)."""
+
+
+REFUSED_STATUSES = (401, 403)
+
+
+def refused_status(exc: BaseException) -> int | None:
+    """401 or 403 when ``exc``, or an exception it was raised from or while handling, is the
+    MLflow server refusing the call: an ``MlflowException`` from the REST API, or an HTTP error
+    of the artifact proxy (``requests.HTTPError``). None otherwise."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, MlflowException):
+            status = current.get_http_status_code()
+        else:
+            status = getattr(getattr(current, "response", None), "status_code", None)
+        if status in REFUSED_STATUSES:
+            return status
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def credentials_refused(uri: str, status: int, what: str = "") -> CredentialsRefusedError:
+    """The error for a refused call to the server at ``uri``; ``what`` adds what was (not) done."""
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    who = f"user {user!r}" if user else "no user: MLFLOW_TRACKING_USERNAME is not set"
+    remedy = "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+    if status == 403:
+        remedy += (
+            f" to a user with EDIT permission on {MODEL_NAME!r} and experiment {EXPERIMENT_NAME!r}, "
+            "or have an MLflow admin grant it"
+        )
+    reason = "permission denied" if status == 403 else "not authenticated"
+    detail = f"; {what}" if what else ""
+    return CredentialsRefusedError(
+        f"the MLflow server at {redact(uri)} refused the credentials ({who}; HTTP {status}, {reason}): "
+        f"{remedy}{detail}"
+    )
+
+
 def tracking_uri() -> str:
     """``$MLFLOW_TRACKING_URI``, else the embedded SQLite store under ``$RECOPS_HOME/mlflow``."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{recops_home() / 'mlflow' / 'mlflow.db'}"
@@ -95,8 +145,10 @@ def mlflow_client() -> Iterator[MlflowClient]:
 
     MLflow's fluent API (``log_model``, ``models:/`` downloads) reads process-wide URIs, so they
     are pointed at the same store for the duration and restored afterwards. MLflow errors
-    become :class:`RegistryError` naming the store.
+    become :class:`RegistryError` naming the store; any error that a refusal of the server
+    caused (a RegistryError raised on one included) becomes :class:`CredentialsRefusedError`.
     """
+    install_log_redaction(logging.getLogger("mlflow"))  # MLflow logs through its own handler
     uri = tracking_uri()
     db = _sqlite_path(uri)
     if db is not None:
@@ -110,8 +162,14 @@ def mlflow_client() -> Iterator[MlflowClient]:
     mlflow.set_registry_uri(uri)
     try:
         yield MlflowClient(tracking_uri=uri, registry_uri=uri)
-    except MlflowException as exc:
-        raise RegistryError(f"MLflow store {_display_uri(uri)}: {exc.message}") from exc
+    except CredentialsRefusedError:
+        raise
+    except Exception as exc:
+        if (status := refused_status(exc)) is not None:
+            raise credentials_refused(uri, status) from exc
+        if isinstance(exc, MlflowException):
+            raise RegistryError(f"MLflow store {redact(uri)}: {redact(exc.message)}") from exc
+        raise
     finally:
         mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None = back to the environment
         mlflow.set_registry_uri(None)  # type: ignore[arg-type]
@@ -120,16 +178,6 @@ def mlflow_client() -> Iterator[MlflowClient]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-def _display_uri(uri: str) -> str:
-    """The URI without a password, for messages."""
-    scheme, sep, rest = uri.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        credentials, _, host = rest.partition("@")
-        user = credentials.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in credentials else uri
-    return uri
 
 
 def recops_experiment_id(client: MlflowClient) -> str:

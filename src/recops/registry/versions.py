@@ -19,6 +19,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from recops.data.profile import DataProfile
+from recops.redact import redact
 from recops.registry.store import (
     CHAMPION,
     CHECKPOINT_FILE,
@@ -206,6 +207,7 @@ def load_data_profile(alias_or_version: str | int = CHAMPION) -> DataProfile | N
             path = client.download_artifacts(version.run_id, DATA_PROFILE_FILE, tmp)
         except (MlflowException, OSError) as exc:
             raise RegistryError(
-                f"cannot read the data profile of version {version.version} (run {version.run_id}): {exc}"
+                f"cannot read the data profile of version {version.version} (run {version.run_id}): "
+                f"{redact(str(exc))}"
             ) from exc
         return DataProfile.from_json(Path(path).read_text())

@@ -37,6 +37,7 @@ from recops.config import Config, load_config
 from recops.data.interactions import ItemVocab
 from recops.localproc import free_port
 from recops.models import build_model
+from recops.serving.auth import auth_headers
 from recops.serving.build import SERVICE_DIR
 from recops.serving.model_store import bentoml_home, import_checkpoint
 from recops.serving.recommender import Recommender
@@ -145,7 +146,7 @@ async def _http_level(
     import aiohttp
 
     bodies = [json.dumps({"session": list(session), "k": k}).encode() for session in sessions]
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **auth_headers()}
     errors: list[str] = []
     latencies: list[float] = []
     connector = aiohttp.TCPConnector(limit=concurrency)

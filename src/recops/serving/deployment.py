@@ -67,17 +67,30 @@ def read_deployment(path: Path | None = None) -> dict[str, Any] | None:
 
 def wait_for_model(url: str, version: str, timeout: float, session: list[Any]) -> int:
     """Ask ``url`` until CONFIRM_ANSWERS answers in a row come from model ``version``; the number
-    of requests that took. Raises BentoError after ``timeout`` seconds."""
+    of requests that took. Requests carry the API token (``$RECOPS_API_TOKEN``); a server that
+    refuses it raises BentoError at once, as does one that has not switched after ``timeout``
+    seconds."""
     import httpx
 
+    from recops.redact import redact
+    from recops.serving.auth import TOKEN_ENV, auth_headers
+
     asked, in_a_row = 0, 0
-    with httpx.Client(timeout=10) as client:
+    with httpx.Client(timeout=10, headers=auth_headers()) as client:
 
         def confirmed() -> int | None:
             nonlocal asked, in_a_row
             asked += 1
             try:
-                answer = client.post(f"{url}/recommend", json={"session": session, "k": 1}).json()
+                response = client.post(f"{url}/recommend", json={"session": session, "k": 1})
+                if response.status_code == 401:  # waiting longer will not help
+                    problem = (
+                        f"refused the API token in ${TOKEN_ENV}"
+                        if "authorization" in client.headers
+                        else f"requires an API token: set ${TOKEN_ENV}"
+                    )
+                    raise BentoError(f"the server at {redact(url)} {problem} (401)")
+                answer = response.json()
                 in_a_row = in_a_row + 1 if str(answer["model"]["version"]) == version else 0
             except (httpx.HTTPError, ValueError, KeyError):
                 in_a_row = 0
@@ -87,5 +100,5 @@ def wait_for_model(url: str, version: str, timeout: float, session: list[Any]) -
             return wait_until(confirmed, timeout, interval=0.05, what=f"model version {version} answering")
         except TimeoutError as exc:
             raise BentoError(
-                f"the server at {url} did not switch to model version {version} within {timeout:.0f}s"
+                f"the server at {redact(url)} did not switch to model version {version} within {timeout:.0f}s"
             ) from exc

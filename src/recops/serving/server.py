@@ -15,6 +15,7 @@ from typing import Any
 
 from recops.localproc import ServerProcess, http_ok, port_error, start_server
 from recops.paths import recops_home
+from recops.serving.auth import TokenConfigError, service_token
 from recops.serving.deployment import DEPLOYMENT_ENV
 from recops.serving.model_store import BentoError, bentoml_home
 
@@ -73,6 +74,8 @@ def serve(
     goes to ``log_path``, to this process's own stdout/stderr with ``show_output``, else to a
     temporary file that :meth:`BentoServer.stop` removes. With ``deployment`` (a deployment
     record, :func:`write_deployment`) the workers follow it and swap models as it changes.
+    The API token settings (``$RECOPS_API_TOKEN``, ``$RECOPS_API_TOKEN_REQUIRED``) pass to the
+    server with the environment; settings it would refuse are a BentoError before it starts.
     Raises :class:`BentoError` with the
     log's tail if the server exits or is not ready within ``ready_timeout`` seconds; it is then
     already stopped.
@@ -83,6 +86,10 @@ def serve(
         child_env["RECOPS_BENTO_WORKERS"] = str(int(workers))
     if deployment is not None:
         child_env[DEPLOYMENT_ENV] = str(Path(deployment).resolve())
+    try:
+        service_token(child_env)  # what service.py checks at import, said before a start that fails
+    except TokenConfigError as exc:
+        raise BentoError(str(exc)) from exc
     command = [
         sys.executable,
         "-m",

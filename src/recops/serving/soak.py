@@ -19,6 +19,7 @@ from typing import Any
 
 from recops.config import Config, load_config
 from recops.localproc import free_port
+from recops.serving.auth import auth_headers
 from recops.serving.bench import (
     SESSION_LENGTH,
     WARMUP_REQUESTS,
@@ -161,7 +162,7 @@ async def _soak_load(
     import aiohttp
 
     bodies = [json.dumps({"session": list(session), "k": K}).encode() for session in sessions]
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **auth_headers()}
     loop = asyncio.get_running_loop()
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=SOAK_REQUEST_TIMEOUT_S)
