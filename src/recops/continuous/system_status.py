@@ -92,7 +92,7 @@ def render(status: SystemStatus) -> str:
     lines.append(f"challenger  {'version ' + str(status.challenger) if status.challenger else 'none'}")
     serving = status.serving
     deployed = status.deployment or {}
-    bento = deployed.get("bento_tag", "nothing")
+    bento = deployed.get("bento_tag") or serving.bento_tag or "nothing"  # a local bento, or an image
     lines.append(f"deployed    {bento} (model version {serving.deployed_version or '-'})")
     if not serving.services:
         lines.append("serving     no running service (`recops serve` starts one with the deployed bento)")

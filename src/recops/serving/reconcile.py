@@ -128,11 +128,16 @@ class LocalBackend:
 
 
 def answered_version(url: str) -> str | None:
-    """The model version one answer of the service at ``url`` carries (None: no answer)."""
+    """The model version one answer of the service at ``url`` carries (None: no answer, a
+    refusal included). The request carries the API token (``$RECOPS_API_TOKEN``)."""
     import httpx
 
+    from recops.serving.auth import auth_headers
+
     try:
-        response = httpx.post(f"{url}/recommend", json={"session": [], "k": 1}, timeout=10)
+        response = httpx.post(
+            f"{url}/recommend", json={"session": [], "k": 1}, headers=auth_headers(), timeout=10
+        )
         return str(response.json()["model"]["version"])
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
         return None
@@ -209,5 +214,8 @@ def observe(backend: DeployBackend | None = None) -> Reconciliation:
     backend = backend or default_backend()
     desired = champion_version()
     deployed = backend.deployed()
-    bento = find_bento(desired) if desired is not None and backend.name == "local" else None
+    if backend.name == "local":
+        bento = find_bento(desired) if desired is not None else None
+    else:  # what the target runs (an image): built elsewhere, nothing to look up here
+        bento = deployed[0] if deployed else None
     return Reconciliation(desired, bento, deployed[1] if deployed else None, backend.services(None, 0))
