@@ -1,5 +1,6 @@
 """Credentials masked in what recops prints and logs (recops.redact)."""
 
+import json
 import logging
 
 import pytest
@@ -141,3 +142,17 @@ def test_the_cli_log_handler_masks(monkeypatch, capsys):
         logging.basicConfig(force=True, handlers=[logging.NullHandler()])
     err = capsys.readouterr().err
     assert "cli-secret-9876" not in err and "https://ci:***@mlflow/" in err
+
+
+def test_an_alert_and_its_record_carry_no_credential(monkeypatch):
+    from recops.continuous.alerts import read_alerts, send_alert
+    from recops.store import open_store
+
+    monkeypatch.delenv("RECOPS_WEBHOOK_URL", raising=False)
+    monkeypatch.setenv("RECOPS_API_TOKEN", "s3cr3t-api-token")
+    error = "could not reach postgresql://mlflow:hunter2@db:5432/mlflow (token s3cr3t-api-token)"
+    sent = send_alert("cycle_failed", error, detail=error)
+    (recorded,) = read_alerts(open_store().child("monitoring"))
+    for alert in (sent, recorded):
+        assert "hunter2" not in json.dumps(alert) and "s3cr3t-api-token" not in json.dumps(alert)
+        assert "postgresql://mlflow:***@db:5432/mlflow" in alert["message"]

@@ -24,8 +24,10 @@ import os
 import secrets
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from recops.config import Config, load_config
+from recops.redact import redact
 from recops.store import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -62,7 +64,9 @@ def send_alert(kind: str, message: str, *, config_path: str | None = None, **det
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         **details,
     }
-    log.warning("alert %s: %s", kind, message)
+    # messages quote errors, and errors quote URIs: no credential leaves in an alert or its record
+    alert = {key: redact(value) if isinstance(value, str) else value for key, value in alert.items()}
+    log.warning("alert %s: %s", kind, alert["message"])
     config = _config(config_path)
     _post(alert, webhook_url(config=config))
     _record(ALERTS, alert, config)
@@ -77,7 +81,8 @@ def _post(alert: dict[str, Any], url: str) -> None:
     try:
         httpx.post(url, json={"text": f"recops {alert['kind']}: {alert['message']}", **alert}, timeout=10)
     except httpx.HTTPError as exc:
-        log.error("could not post the alert to %s: %s", url, exc)
+        # a webhook's path is its secret (Slack, Teams): name the host only
+        log.error("could not post the alert to the webhook at %s: %s", urlsplit(url).netloc, redact(str(exc)))
 
 
 def record_key(now: datetime | None = None) -> str:

@@ -28,6 +28,7 @@ from recops.continuous.schedules import (
     load_deployments,
 )
 from recops.paths import use_local_prefect_home
+from recops.redact import redact
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -137,7 +138,7 @@ def serve(
         stack.enter_context(_sigterm_exits())
         configured = get_current_settings().api.url
         if configured:
-            echo(f"Prefect API: {configured} (PREFECT_API_URL)")
+            echo(f"Prefect API: {redact(str(configured))} (PREFECT_API_URL)")
             if ui_url := get_current_settings().ui_url:
                 echo(f"Prefect UI:  {ui_url}")
         else:

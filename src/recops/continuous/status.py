@@ -32,6 +32,7 @@ from recops.continuous.status_queries import (
     to_utc,
 )
 from recops.paths import use_local_prefect_home
+from recops.redact import redact
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
@@ -193,7 +194,7 @@ async def _status(
                 results.append(result)
                 findings.extend(found)
     except httpx.HTTPError as exc:  # connection refused, timeouts, 5xx: say which API
-        raise ScheduleError(f"the Prefect API at {api_url_setting()} failed: {exc}") from exc
+        raise ScheduleError(f"the Prefect API at {redact(str(api_url_setting()))} failed: {exc}") from exc
     if source == TEMPORARY_API and any(not d.paused and any(s.active for s in d.schedules) for d in results):
         findings.insert(0, check.no_scheduler())
     return StatusReport(

@@ -16,6 +16,7 @@ from recops.config import Config, ConfigError, config_from_dict
 from recops.data import DataValidationError
 from recops.data.split import MIN_EVAL_LENGTH
 from recops.paths import REPO_ROOT
+from recops.redact import redact
 
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.toml"
 
@@ -156,7 +157,7 @@ def run_summary(
             f"  test  {figures}",
             f"  data  {checkpoint.data_fingerprint}",
             f"  gate  {decision['reason']}" if decision else "  gate  (not run)",
-            f"  mlflow  mlflow ui --backend-store-uri {tracking_uri()}",
+            f"  mlflow  mlflow ui --backend-store-uri {redact(tracking_uri())}",
             f"  cards   python flows/train_recommender.py card get {run_id}/train --id training t.html",
             "          (also evaluate --id evaluation, report --id report; `card view` opens a browser)",
             f"  client  from metaflow import Run; Run('{run_pathspec}').data.metrics",
