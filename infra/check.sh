@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # `make infra-check`: every check of infra/terraform that needs no AWS account, one line per stage.
 #   fmt       terraform fmt -check -recursive
-#   init      each env from the local provider mirror (no network), with no backend
+#   init      each env from the local provider mirror (no network), with a local backend: the envs
+#             keep state in S3 (backend "s3"), which init and plan would have to reach, so the
+#             checks run on a copy of infra/terraform (infra/.build/tree) whose envs get a
+#             `backend "local"` override file; nothing else differs
 #   validate  each env
 #   plan      each env with dummy credentials, offline_plan=true and every proxy pointed at a
-#             closed port, so that any AWS call would fail the plan
+#             closed port, so that any AWS call would fail the plan; an env folder's
+#             offline-plan.tfvars (placeholders for what the env requires, e.g. prod's
+#             certificate) is passed too
 #   checkov   static security scan: zero failed checks, skips only as #checkov:skip with a reason
 # Details of a failing stage are printed; everything else lands in infra/.build/ (git-ignored).
 set -euo pipefail
@@ -22,7 +27,7 @@ fail() {
   [[ -f "${3:-}" ]] && sed 's/^/    /' "$3"
   exit 1
 }
-command -v terraform >/dev/null || fail terraform "terraform is not on PATH (1.6 or newer)"
+command -v terraform >/dev/null || fail terraform "terraform is not on PATH (1.11 or newer)"
 
 # --- fmt ----------------------------------------------------------------------------------------
 if terraform fmt -check -recursive "$TF_ROOT" >"$BUILD/fmt.log" 2>&1; then
@@ -54,6 +59,13 @@ else
 fi
 
 # --- init, validate, plan per env ----------------------------------------------------------------
+# `terraform plan` needs an initialised backend (init -backend=false leaves none), and the S3
+# backend cannot be initialised offline: a copy of the tree takes a local one instead.
+TREE=$BUILD/tree
+rm -rf "$TREE"
+mkdir -p "$TREE"
+tar -C "$REPO/infra" --exclude='.terraform' --exclude='.terraform.lock.hcl' --exclude='*.tfstate*' \
+  -cf - terraform | tar -C "$TREE" -xf -
 offline_env=(
   AWS_ACCESS_KEY_ID=AKIAOFFLINEPLANONLY0 AWS_SECRET_ACCESS_KEY=offline-plan-only
   AWS_SESSION_TOKEN= AWS_PROFILE= AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
@@ -62,14 +74,15 @@ offline_env=(
   http_proxy=http://127.0.0.1:9 NO_PROXY= no_proxy=
 )
 for env in $ENVS; do
-  dir=$TF_ROOT/envs/$env
+  dir=$TREE/terraform/envs/$env
   [[ -d "$dir" ]] || fail "init $env" "no such environment: infra/terraform/envs/$env"
   export TF_DATA_DIR=$BUILD/$env/terraform-data
   log=$BUILD/$env
   mkdir -p "$log"
+  printf 'terraform {\n  backend "local" {}\n}\n' >"$dir/offline_check_override.tf"
 
   start=$SECONDS
-  terraform -chdir="$dir" init -input=false -backend=false -no-color >"$log/init.log" 2>&1 ||
+  terraform -chdir="$dir" init -input=false -no-color >"$log/init.log" 2>&1 ||
     fail "init $env" "see below" "$log/init.log"
   stage "init $env" "ok ($((SECONDS - start))s)"
 
@@ -78,8 +91,10 @@ for env in $ENVS; do
   stage "validate $env" "ok"
 
   start=$SECONDS
+  placeholders=()
+  [[ -f "$dir/offline-plan.tfvars" ]] && placeholders=(-var-file=offline-plan.tfvars)
   env "${offline_env[@]}" terraform -chdir="$dir" plan -input=false -lock=false -no-color \
-    -var offline_plan=true -out="$log/plan.tfplan" >"$log/plan.log" 2>&1 ||
+    -var offline_plan=true ${placeholders[@]+"${placeholders[@]}"} -out="$log/plan.tfplan" >"$log/plan.log" 2>&1 ||
     fail "plan $env" "see below" "$log/plan.log"
   terraform -chdir="$dir" show -json "$log/plan.tfplan" >"$log/plan.json"
   summary=$(grep -E '^Plan: ' "$log/plan.log" | sed 's/^Plan: //; s/\.$//')

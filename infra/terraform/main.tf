@@ -1,6 +1,7 @@
-# The AWS side of recops for one environment: the network, Metaflow on Batch (GPU and CPU),
-# a shared MLflow, a Prefect worker and the bento service, sharing one KMS key and one ECS cluster.
-# envs/<name>/ call this module with the environment's sizes and the provider configuration.
+# The AWS side of recops for one environment: the network, Metaflow on Batch (GPU and CPU), the
+# cycle's store, a shared MLflow, a Prefect worker and the bento service, sharing one KMS key and
+# one ECS cluster. envs/<name>/ call this module with the environment's sizes and the provider
+# configuration. Services admit their clients by security group: each workload kind has its own.
 
 data "aws_partition" "current" {}
 data "aws_region" "current" {}
@@ -9,9 +10,16 @@ locals {
   partition = data.aws_partition.current.partition
   region    = data.aws_region.current.name
   # The account comes from the key's ARN: no sts:GetCallerIdentity, so a plan stays offline.
-  account_id   = split(":", aws_kms_key.this.arn)[4]
-  client_cidrs = distinct(concat([var.vpc_cidr_block], var.client_cidr_blocks))
-  tags         = merge({ "recops:stack" = var.name }, var.tags)
+  account_id = split(":", aws_kms_key.this.arn)[4]
+  tags       = merge({ "recops:stack" = var.name }, var.tags)
+  workload   = module.network.workload_security_group_ids # batch, prefect-worker, flow-runs
+
+  # The callers each load balancer admits, by name (known at plan time) => security group.
+  mlflow_clients = merge(
+    { batch = local.workload["batch"], prefect-worker = local.workload["prefect-worker"], flow-runs = local.workload["flow-runs"] },
+    { for i, group in var.mlflow_client_security_group_ids : "client-${i}" => group },
+  )
+  bento_clients = { for i, group in var.bento_client_security_group_ids : "client-${i}" => group }
 }
 
 # --- One key for the stack's data at rest -------------------------------------------------------
@@ -99,57 +107,105 @@ module "network" {
   depends_on = [aws_kms_key_policy.this] # log groups need the Logs statement of the key policy
 }
 
+module "store" {
+  source = "./modules/recops_store"
+
+  name          = var.name
+  prefix        = var.store_prefix
+  kms_key_arn   = aws_kms_key.this.arn
+  force_destroy = var.force_destroy
+  tags          = local.tags
+}
+
 module "metaflow" {
   source = "./modules/metaflow"
 
   name               = var.name
   subnet_ids         = module.network.private_subnet_ids
-  security_group_ids = [module.network.workloads_security_group_id]
+  security_group_ids = [local.workload["batch"]]
   kms_key_arn        = aws_kms_key.this.arn
-  gpu_instance_types = var.gpu_instance_types
-  gpu_max_vcpus      = var.gpu_max_vcpus
-  cpu_max_vcpus      = var.cpu_max_vcpus
-  use_spot           = var.use_spot
-  training_image_tag = var.training_image_tag
-  force_destroy      = var.force_destroy
-  tags               = local.tags
+  # A step on Batch reads the snapshot it trains on from the store, and may log to MLflow with
+  # @secrets(sources=[RECOPS_MLFLOW_CREDENTIALS_SECRET_ARN]).
+  job_policy_documents = [module.store.read_only_policy_json, module.mlflow.client_credentials_policy_json]
+  gpu_instance_types   = var.gpu_instance_types
+  gpu_max_vcpus        = var.gpu_max_vcpus
+  cpu_max_vcpus        = var.cpu_max_vcpus
+  use_spot             = var.use_spot
+  training_image_tag   = var.training_image_tag
+  force_destroy        = var.force_destroy
+  tags                 = local.tags
 }
 
 module "mlflow" {
   source = "./modules/mlflow"
 
-  name                = var.name
-  cluster_arn         = aws_ecs_cluster.this.arn
-  vpc_id              = module.network.vpc_id
-  vpc_cidr_block      = module.network.vpc_cidr_block
-  private_subnet_ids  = module.network.private_subnet_ids
-  allowed_cidr_blocks = local.client_cidrs
-  certificate_arn     = var.certificate_arn
-  kms_key_arn         = aws_kms_key.this.arn
-  image_tag           = var.mlflow_image_tag
-  db_instance_class   = var.mlflow_db_instance_class
-  db_multi_az         = var.mlflow_db_multi_az
-  deletion_protection = var.deletion_protection
-  force_destroy       = var.force_destroy
-  log_retention_days  = var.log_retention_days
-  tags                = local.tags
+  name                      = var.name
+  cluster_arn               = aws_ecs_cluster.this.arn
+  vpc_id                    = module.network.vpc_id
+  vpc_cidr_block            = module.network.vpc_cidr_block
+  private_subnet_ids        = module.network.private_subnet_ids
+  allowed_cidr_blocks       = var.client_cidr_blocks
+  allowed_security_groups   = local.mlflow_clients
+  certificate_arn           = var.certificate_arn
+  hostname                  = var.mlflow_hostname
+  dns_zone_id               = var.dns_zone_id
+  kms_key_arn               = aws_kms_key.this.arn
+  image_tag                 = var.mlflow_image_tag
+  admin_password_generation = var.mlflow_admin_password_generation
+  db_instance_class         = var.mlflow_db_instance_class
+  db_multi_az               = var.mlflow_db_multi_az
+  deletion_protection       = var.deletion_protection
+  force_destroy             = var.force_destroy
+  log_retention_days        = var.log_retention_days
+  tags                      = local.tags
 
   depends_on = [aws_kms_key_policy.this]
+}
+
+# What every flow run of the cycle gets (client_environment, client_secrets): the store, the
+# deploy target, Metaflow on Batch and MLflow, with the credentials from Secrets Manager.
+locals {
+  client_environment = merge(module.metaflow.metaflow_profile, {
+    AWS_DEFAULT_REGION     = local.region
+    RECOPS_STORE           = module.store.uri
+    RECOPS_BATCH_GPU_QUEUE = module.metaflow.gpu_job_queue_arn
+    RECOPS_DEPLOY_BACKEND  = "ecs"
+    RECOPS_ECS_CLUSTER     = aws_ecs_cluster.this.name
+    RECOPS_ECS_SERVICE     = module.bento_service.service_name
+    RECOPS_ECS_CONTAINER   = module.bento_service.container_name
+    RECOPS_ECR_REPOSITORY  = module.bento_service.repository_name
+    MLFLOW_TRACKING_URI    = module.mlflow.tracking_uri
+    # For Metaflow's @secrets in steps on Batch, which get no ECS secrets of their own.
+    RECOPS_MLFLOW_CREDENTIALS_SECRET_ARN = module.mlflow.client_credentials_secret_arn
+  })
+  client_secrets = module.mlflow.client_credentials # MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD
 }
 
 module "prefect_worker" {
   source = "./modules/prefect_worker"
 
-  name                         = var.name
-  cluster_arn                  = aws_ecs_cluster.this.arn
-  vpc_id                       = module.network.vpc_id
-  subnet_ids                   = module.network.private_subnet_ids
-  security_group_ids           = [module.network.workloads_security_group_id]
-  kms_key_arn                  = aws_kms_key.this.arn
-  work_pool_name               = var.prefect_work_pool
-  worker_count                 = var.prefect_worker_count
-  flow_run_policy_arns         = [module.metaflow.client_policy_arn]
+  name                        = var.name
+  cluster_arn                 = aws_ecs_cluster.this.arn
+  vpc_id                      = module.network.vpc_id
+  subnet_ids                  = module.network.private_subnet_ids
+  worker_security_group_ids   = [local.workload["prefect-worker"]]
+  flow_run_security_group_ids = [local.workload["flow-runs"]]
+  kms_key_arn                 = aws_kms_key.this.arn
+  work_pool_name              = var.prefect_work_pool
+  image_tag                   = var.prefect_worker_image_tag
+  worker_count                = var.prefect_worker_count
+
+  # A flow run launches Metaflow on Batch, reads and writes the store, and deploys the bento.
+  flow_run_policy_arns = [
+    module.metaflow.client_policy_arn,
+    module.store.read_write_policy_arn,
+    module.bento_service.deployer_policy_arn,
+  ]
   flow_run_ecr_repository_arns = [module.metaflow.training_image_repository_arn]
+  flow_run_environment         = local.client_environment
+  flow_run_secrets             = local.client_secrets
+  flow_run_secret_arns         = [module.mlflow.client_credentials_secret_arn]
+  force_destroy                = var.force_destroy
   log_retention_days           = var.log_retention_days
   tags                         = local.tags
 
@@ -159,22 +215,27 @@ module "prefect_worker" {
 module "bento_service" {
   source = "./modules/bento_service"
 
-  name                = var.name
-  image_tag           = var.bento_image_tag
-  cluster_arn         = aws_ecs_cluster.this.arn
-  vpc_id              = module.network.vpc_id
-  vpc_cidr_block      = module.network.vpc_cidr_block
-  private_subnet_ids  = module.network.private_subnet_ids
-  public_subnet_ids   = module.network.public_subnet_ids
-  allowed_cidr_blocks = local.client_cidrs
-  certificate_arn     = var.certificate_arn
-  min_tasks           = var.bento_min_tasks
-  max_tasks           = var.bento_max_tasks
-  deletion_protection = var.deletion_protection
-  force_destroy       = var.force_destroy
-  kms_key_arn         = aws_kms_key.this.arn
-  log_retention_days  = var.log_retention_days
-  tags                = local.tags
+  name                    = var.name
+  image_tag               = var.bento_image_tag
+  cluster_arn             = aws_ecs_cluster.this.arn
+  vpc_id                  = module.network.vpc_id
+  vpc_cidr_block          = module.network.vpc_cidr_block
+  private_subnet_ids      = module.network.private_subnet_ids
+  public_subnet_ids       = module.network.public_subnet_ids
+  allowed_cidr_blocks     = var.client_cidr_blocks
+  allowed_security_groups = local.bento_clients
+  certificate_arn         = var.certificate_arn
+  hostname                = var.bento_hostname
+  dns_zone_id             = var.dns_zone_id
+  require_api_token       = var.bento_require_api_token
+  api_token_generation    = var.bento_api_token_generation
+  min_tasks               = var.bento_min_tasks
+  max_tasks               = var.bento_max_tasks
+  deletion_protection     = var.deletion_protection
+  force_destroy           = var.force_destroy
+  kms_key_arn             = aws_kms_key.this.arn
+  log_retention_days      = var.log_retention_days
+  tags                    = local.tags
 
   depends_on = [aws_kms_key_policy.this]
 }

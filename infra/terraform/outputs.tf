@@ -4,42 +4,57 @@ output "metaflow_profile_json" {
 }
 
 output "metaflow_job_queues" {
-  description = "Batch job queue names by kind (gpu is the profile's default; `--with batch:queue=<cpu>` for CPU-only runs)."
+  description = "Batch job queue names by kind (cpu is the profile's default; the GPU queue is RECOPS_BATCH_GPU_QUEUE)."
   value       = module.metaflow.job_queue_names
 }
 
+output "recops_store" {
+  description = "RECOPS_STORE: the cycle's store, s3://<bucket>/<prefix>."
+  value       = module.store.uri
+}
+
 output "mlflow_tracking_uri" {
-  description = "MLFLOW_TRACKING_URI of the shared tracking server and registry (reachable from the VPC and client_cidr_blocks)."
+  description = "MLFLOW_TRACKING_URI of the shared tracking server and registry (https://<mlflow_hostname> with a certificate); basic auth, see client_secrets."
   value       = module.mlflow.tracking_uri
 }
 
 output "bento_endpoint_url" {
-  description = "Base URL of the bento service: POST <url>/recommend."
+  description = "Base URL of the bento service: POST <url>/recommend with Authorization: Bearer <RECOPS_API_TOKEN>."
   value       = module.bento_service.endpoint_url
 }
 
 output "client_environment" {
-  description = "Environment variables that point recops, Metaflow and MLflow clients at this stack (`terraform output -json client_environment`)."
-  value = merge(module.metaflow.metaflow_profile, {
-    MLFLOW_TRACKING_URI = module.mlflow.tracking_uri
-  })
+  description = "Plain environment of every flow run, and of a person or CI running the cycle: the store, the deploy target, Metaflow on Batch, MLflow (`terraform output -json client_environment`)."
+  value       = local.client_environment
+}
+
+output "client_secrets" {
+  description = "Environment that flow runs get from Secrets Manager (ECS `secrets`): name => valueFrom (<secret ARN>:<json key>::). Others read it with `aws secretsmanager get-secret-value`."
+  value       = local.client_secrets
+}
+
+output "bento_api_token_secret_arn" {
+  description = "Secret holding RECOPS_API_TOKEN, the bearer token callers of the bento send."
+  value       = module.bento_service.api_token_secret_arn
 }
 
 output "image_repositories" {
-  description = "ECR repositories to push to: the training image (Batch), the MLflow server and the bento."
+  description = "ECR repositories to push to: the training image (Batch), the MLflow server, the Prefect worker and the bento."
   value = {
-    training = module.metaflow.training_image_repository_url
-    mlflow   = module.mlflow.image_repository_url
-    bento    = module.bento_service.repository_url
+    training       = module.metaflow.training_image_repository_url
+    mlflow         = module.mlflow.image_repository_url
+    prefect_worker = module.prefect_worker.image_repository_url
+    bento          = module.bento_service.repository_url
   }
 }
 
 output "prefect" {
-  description = "What the Prefect side needs: the work pool, the secrets to fill with PREFECT_API_URL and PREFECT_API_KEY, and the ECS job variables for the pool's deployments."
+  description = "What the Prefect side needs: the work pool, the secrets to fill with PREFECT_API_URL and PREFECT_API_KEY, the pool's base job template (flow runs' environment and secrets included) and its job variables."
   value = {
     work_pool          = module.prefect_worker.work_pool_name
     api_url_secret_arn = module.prefect_worker.api_url_secret_arn
     api_key_secret_arn = module.prefect_worker.api_key_secret_arn
+    base_job_template  = module.prefect_worker.base_job_template
     job_variables      = module.prefect_worker.job_variables
   }
 }

@@ -26,15 +26,53 @@ variable "single_nat_gateway" {
 }
 
 variable "client_cidr_blocks" {
-  description = "Ranges allowed to reach MLflow and the bento service besides the VPC itself (a VPN, a peered VPC)."
+  description = "Ranges allowed to reach MLflow and the bento service (a VPN for people, a peered network). The VPC itself is not: in-VPC callers are admitted by security group."
+  type        = list(string)
+  default     = []
+}
+
+variable "mlflow_client_security_group_ids" {
+  description = "Security groups admitted to MLflow besides Batch, the Prefect worker and its flow runs (which always are)."
+  type        = list(string)
+  default     = []
+}
+
+variable "bento_client_security_group_ids" {
+  description = "Security groups of the backends that call the recommender (the bento load balancer admits these and client_cidr_blocks, nothing else)."
   type        = list(string)
   default     = []
 }
 
 variable "certificate_arn" {
-  description = "ACM certificate for HTTPS on the MLflow and bento load balancers; null serves HTTP inside the VPC."
+  description = "ACM certificate for HTTPS on the MLflow and bento load balancers, covering mlflow_hostname and bento_hostname (port 80 then redirects to 443); null serves plain HTTP inside the VPC."
   type        = string
   default     = null
+}
+
+variable "mlflow_hostname" {
+  description = "DNS name of the MLflow server (required with certificate_arn): MLFLOW_TRACKING_URI is https://<mlflow_hostname>."
+  type        = string
+  default     = null
+}
+
+variable "bento_hostname" {
+  description = "DNS name of the bento service (required with certificate_arn)."
+  type        = string
+  default     = null
+}
+
+variable "dns_zone_id" {
+  description = "Route 53 hosted zone (private, for the internal load balancers) in which to create mlflow_hostname and bento_hostname as aliases; null creates no records."
+  type        = string
+  default     = null
+}
+
+# --- Store ----------------------------------------------------------------------------------------
+
+variable "store_prefix" {
+  description = "Key prefix of the recops store in its bucket: RECOPS_STORE is s3://<bucket>/<store_prefix>."
+  type        = string
+  default     = "recops"
 }
 
 # --- Metaflow -----------------------------------------------------------------------------------
@@ -89,6 +127,12 @@ variable "mlflow_db_multi_az" {
   default     = false
 }
 
+variable "mlflow_admin_password_generation" {
+  description = "Raise by one (in envs/<env>/main.tf, committed: going back writes a new value too) to generate a new MLflow admin password; then set it in MLflow (modules/mlflow/README.md)."
+  type        = number
+  default     = 1
+}
+
 # --- Prefect ------------------------------------------------------------------------------------
 
 variable "prefect_work_pool" {
@@ -97,8 +141,14 @@ variable "prefect_work_pool" {
   default     = "recops-ecs"
 }
 
+variable "prefect_worker_image_tag" {
+  description = "Tag of the Prefect worker image (infra/docker/prefect-worker) in its repository; null runs no worker yet."
+  type        = string
+  default     = null
+}
+
 variable "prefect_worker_count" {
-  description = "Prefect worker tasks (0 pauses scheduled retraining)."
+  description = "Prefect worker tasks once the image is set (0 pauses scheduled retraining)."
   type        = number
   default     = 1
 }
@@ -106,9 +156,21 @@ variable "prefect_worker_count" {
 # --- Bento --------------------------------------------------------------------------------------
 
 variable "bento_image_tag" {
-  description = "Tag of the bento image to serve; a new tag rolls out a new version. Null serves nothing yet."
+  description = "Tag of the serving image the bento service is created with. Null creates no service yet; once it exists, the deployer (recops' ECS backend) sets its image and Terraform leaves it alone."
   type        = string
   default     = null
+}
+
+variable "bento_api_token_generation" {
+  description = "Raise by one (in envs/<env>/main.tf, committed) to generate a new bento API token; redeploy the bento and give callers the new one."
+  type        = number
+  default     = 1
+}
+
+variable "bento_require_api_token" {
+  description = "RECOPS_API_TOKEN_REQUIRED=1 on the bento: a task without its token refuses to start."
+  type        = bool
+  default     = true
 }
 
 variable "bento_min_tasks" {

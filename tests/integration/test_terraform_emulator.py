@@ -1,10 +1,12 @@
 """Emulator-level test of infra/terraform: apply and destroy the real modules against moto.
 
 Real AWS is out of reach here, so the modules that a local AWS emulator can create are applied
-to moto's server on 127.0.0.1 (the root in infra/terraform/tests/emulator: network, metaflow,
-prefect_worker and the bento image repository), read back with boto3 to check the settings that
-matter (bucket encryption and TLS-only policy, immutable scanned images, the GPU compute
-environment, least-privilege roles), then destroyed. The provider comes from the local mirror
+to moto's server on 127.0.0.1 (the root in infra/terraform/tests/emulator: network, the recops
+store, metaflow, prefect_worker, the bento image repository and the generated secrets of the
+mlflow and bento_service modules), read back with boto3 to check the settings that matter
+(bucket encryption and TLS-only policy, immutable scanned images, the GPU compute environment,
+least-privilege roles, one security group per workload, secrets generated outside the state,
+what a flow run is given), then destroyed. The provider comes from the local mirror
 (infra/tf-mirror.sh), so nothing is downloaded. `make infra-check` covers what the emulator
 cannot: validate, an offline plan of every environment, and checkov.
 
@@ -135,8 +137,29 @@ def stack(emulator, tmp_path_factory) -> Stack:
     return stack
 
 
-def test_datastore_bucket_is_versioned_encrypted_private_and_tls_only(stack, emulator):
-    s3, bucket = emulator.client("s3"), stack.outputs["datastore_bucket"]
+def statements(document: Any) -> list[dict[str, Any]]:
+    """The statements of a policy document as IAM returns it (a dict, or JSON text)."""
+    document = json.loads(document) if isinstance(document, str) else document
+    return document["Statement"]
+
+
+def listed(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
+
+
+def inline_statements(iam: Any, role_name: str) -> list[dict[str, Any]]:
+    (name,) = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+    return statements(iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"])
+
+
+@pytest.mark.parametrize("bucket_output", ["datastore_bucket", "store_bucket"])
+def test_buckets_are_versioned_encrypted_private_and_tls_only(stack, emulator, bucket_output):
+    s3 = emulator.client("s3")
+    buckets = {
+        "datastore_bucket": stack.outputs["datastore_bucket"],
+        "store_bucket": stack.outputs["store"]["bucket"],
+    }
+    bucket = buckets[bucket_output]
 
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
     (rule,) = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
@@ -161,7 +184,7 @@ def test_image_repositories_scan_on_push_with_immutable_tags(stack, emulator):
     names = [url.split("/", 1)[1] for url in stack.outputs["repositories"].values()]
 
     repositories = ecr.describe_repositories(repositoryNames=names)["repositories"]
-    assert len(repositories) == 2
+    assert len(repositories) == 3
     for repo in repositories:
         assert repo["imageTagMutability"] == "IMMUTABLE", repo["repositoryName"]
         assert repo["imageScanningConfiguration"]["scanOnPush"] is True, repo["repositoryName"]
@@ -201,18 +224,81 @@ def test_roles_hold_only_what_their_holder_needs(stack, emulator):
     job_role = stack.outputs["job_role_arn"].split("/")[-1]
     trust = iam.get_role(RoleName=job_role)["Role"]["AssumeRolePolicyDocument"]
     assert trust["Statement"][0]["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
-    (name,) = iam.list_role_policies(RoleName=job_role)["PolicyNames"]
-    document = iam.get_role_policy(RoleName=job_role, PolicyName=name)["PolicyDocument"]
-    statements = document["Statement"] if isinstance(document, dict) else json.loads(document)["Statement"]
+    granted = inline_statements(iam, job_role)
     bucket_arn = f"arn:aws:s3:::{stack.outputs['datastore_bucket']}"
-    resources = {
-        r for s in statements for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
+    store = stack.outputs["store"]
+    store_arn = f"arn:aws:s3:::{store['bucket']}"
+    resources = {r for s in granted for r in listed(s["Resource"])}
+    assert resources == {
+        bucket_arn,
+        f"{bucket_arn}/*",
+        stack.outputs["kms_key_arn"],
+        store_arn,
+        f"{store_arn}/recops/*",  # the store: read only, under its prefix
+        stack.outputs["secrets"]["mlflow_credentials_arn"],  # for Metaflow's @secrets
     }
-    assert resources == {bucket_arn, f"{bucket_arn}/*", stack.outputs["kms_key_arn"]}
-    actions = {
-        a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
-    }
+    actions = {a for s in granted for a in listed(s["Action"])}
     assert not any(a.endswith("*") for a in actions), actions
+    store_actions = {
+        a for s in granted if f"{store_arn}/recops/*" in listed(s["Resource"]) for a in listed(s["Action"])
+    }
+    assert store_actions == {"s3:GetObject"}
+
+
+def test_flow_runs_may_write_the_store_under_its_prefix_only(stack, emulator):
+    iam = emulator.client("iam")
+    store = stack.outputs["store"]
+    assert store["uri"] == f"s3://{store['bucket']}/recops"
+
+    flow_run_role = stack.outputs["prefect"]["flow_run_role_arn"].split("/")[-1]
+    attached = {
+        p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=flow_run_role)["AttachedPolicies"]
+    }
+    assert store["read_write_policy_arn"] in attached
+    policy = iam.get_policy(PolicyArn=store["read_write_policy_arn"])["Policy"]
+    document = iam.get_policy_version(PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"])
+    writes = [
+        s for s in statements(document["PolicyVersion"]["Document"]) if "s3:PutObject" in listed(s["Action"])
+    ]
+    assert [listed(s["Resource"]) for s in writes] == [[f"arn:aws:s3:::{store['bucket']}/recops/*"]]
+
+
+def test_generated_secrets_are_in_secrets_manager_and_never_in_the_state(stack, emulator):
+    manager = emulator.client("secretsmanager")
+    secrets = stack.outputs["secrets"]
+
+    credentials = manager.get_secret_value(SecretId=secrets["mlflow_credentials_arn"])["SecretString"]
+    fields = json.loads(credentials)
+    assert fields["MLFLOW_TRACKING_USERNAME"] == "recops"
+    assert len(fields["MLFLOW_TRACKING_PASSWORD"]) == 64 and int(fields["MLFLOW_TRACKING_PASSWORD"], 16) >= 0
+    assert secrets["mlflow_credentials_value_from"] == {
+        key: f"{secrets['mlflow_credentials_arn']}:{key}::"
+        for key in ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_USERNAME")
+    }
+    token = manager.get_secret_value(SecretId=secrets["bento_api_token_arn"])["SecretString"]
+    assert len(token) == 64 and token != fields["MLFLOW_TRACKING_PASSWORD"]
+    for arn in (secrets["mlflow_credentials_arn"], secrets["bento_api_token_arn"]):
+        assert manager.describe_secret(SecretId=arn)["KmsKeyId"] == stack.outputs["kms_key_arn"]
+
+    # Written through the write-only secret_string_wo: neither value is in Terraform's state.
+    state = stack.terraform("show", "-json")
+    assert fields["MLFLOW_TRACKING_PASSWORD"] not in state and token not in state
+
+
+def test_each_workload_has_its_own_security_group(stack, emulator):
+    groups = stack.outputs["workload_security_group_ids"]
+    assert set(groups) == {"batch", "prefect-worker", "flow-runs"} and len(set(groups.values())) == 3
+
+    ec2 = emulator.client("ec2")
+    for group in ec2.describe_security_groups(GroupIds=list(groups.values()))["SecurityGroups"]:
+        assert group["IpPermissions"] == [], group["GroupName"]  # outbound only
+        egress = {(p["IpProtocol"], p.get("FromPort"), p.get("ToPort")) for p in group["IpPermissionsEgress"]}
+        assert egress == {("tcp", 443, 443), ("tcp", 0, 65535)}, group["GroupName"]
+
+    batch = emulator.client("batch")
+    ce = stack.outputs["compute_environment_arns"]["gpu"]
+    (described,) = batch.describe_compute_environments(computeEnvironments=[ce])["computeEnvironments"]
+    assert described["computeResources"]["securityGroupIds"] == [groups["batch"]]
 
 
 def test_metaflow_profile_points_at_the_created_stack(stack):
@@ -222,30 +308,65 @@ def test_metaflow_profile_points_at_the_created_stack(stack):
     assert profile["METAFLOW_DEFAULT_DATASTORE"] == "s3"
     assert profile["METAFLOW_DATASTORE_SYSROOT_S3"] == f"s3://{bucket}/metaflow"
     assert profile["METAFLOW_DATATOOLS_S3ROOT"] == f"s3://{bucket}/data"
-    assert profile["METAFLOW_BATCH_JOB_QUEUE"].endswith(":job-queue/recops-emu-gpu")
+    assert profile["METAFLOW_BATCH_JOB_QUEUE"].endswith(":job-queue/recops-emu-cpu")  # GPU: named per step
     assert profile["METAFLOW_ECS_S3_ACCESS_IAM_ROLE"] == stack.outputs["job_role_arn"]
     assert profile["METAFLOW_BATCH_CONTAINER_IMAGE"] == "recops-emu/train:emulator"
+    assert profile["METAFLOW_DEFAULT_SECRETS_BACKEND_TYPE"] == "aws-secrets-manager"
 
 
-def test_prefect_worker_runs_with_its_api_settings_from_secrets(stack, emulator):
+def test_prefect_worker_runs_its_pinned_image_with_its_api_settings_from_secrets(stack, emulator):
     prefect = stack.outputs["prefect"]
+    groups = stack.outputs["workload_security_group_ids"]
     ecs = emulator.client("ecs")
     (service,) = ecs.describe_services(cluster=prefect["cluster"], services=[prefect["service"]])["services"]
     assert service["desiredCount"] == 1
     network = service["networkConfiguration"]["awsvpcConfiguration"]
     assert network["assignPublicIp"] == "DISABLED"
+    assert network["securityGroups"] == [groups["prefect-worker"]]
 
     task = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
     (container,) = task["containerDefinitions"]
     assert container["command"][:3] == ["prefect", "worker", "start"]
+    assert container["image"] == f"{stack.outputs['repositories']['prefect_worker']}:emulator"
+    assert "EXTRA_PIP_PACKAGES" not in {
+        e["name"] for e in container["environment"]
+    }  # nothing installed at start
     secrets = {s["name"]: s["valueFrom"] for s in container["secrets"]}
     assert secrets == {
         "PREFECT_API_URL": prefect["api_url_secret_arn"],
         "PREFECT_API_KEY": prefect["api_key_secret_arn"],
     }
     assert sorted(prefect["job_variables"]["network_configuration"]["subnets"]) == sorted(network["subnets"])
+    assert prefect["job_variables"]["network_configuration"]["securityGroups"] == [groups["flow-runs"]]
     names = {s["Name"] for s in emulator.client("secretsmanager").list_secrets()["SecretList"]}
     assert any(n.startswith("recops-emu/prefect/api-key-") for n in names)
+
+
+def test_flow_runs_get_settings_as_environment_and_credentials_as_ecs_secrets(stack, emulator):
+    prefect = stack.outputs["prefect"]
+    template = prefect["base_job_template"]
+    (container,) = template["job_configuration"]["task_definition"]["containerDefinitions"]
+    assert container["image"] == "{{ image }}"  # still the deployment's
+    environment = {e["name"]: e["value"] for e in container["environment"]}
+    assert environment == {"RECOPS_STORE": stack.outputs["store"]["uri"], "RECOPS_DEPLOY_BACKEND": "ecs"}
+    secrets = {s["name"]: s["valueFrom"] for s in container["secrets"]}
+    assert secrets == stack.outputs["secrets"]["mlflow_credentials_value_from"]
+
+    defaults = {k: v.get("default") for k, v in template["variables"]["properties"].items()}
+    for name, value in prefect["job_variables"].items():
+        assert defaults[name] == value, name
+    assert (defaults["cpu"], defaults["memory"]) == (1024, 4096)
+
+    # The flow-run execution role reads those secrets (ECS injects them), nothing else's.
+    iam = emulator.client("iam")
+    role = defaults["execution_role_arn"].split("/")[-1]
+    reads = [
+        s for s in inline_statements(iam, role) if "secretsmanager:GetSecretValue" in listed(s["Action"])
+    ]
+    assert {r for s in reads for r in listed(s["Resource"])} == {
+        prefect["api_key_secret_arn"],
+        stack.outputs["secrets"]["mlflow_credentials_arn"],
+    }
 
 
 def test_network_keeps_s3_off_the_nat_gateway(stack, emulator):
@@ -266,7 +387,15 @@ def test_destroy_leaves_nothing_behind(stack, emulator):
     assert json.loads(stack.terraform("show", "-json")).get("values") is None
     with pytest.raises(ClientError, match=r"404|NoSuchBucket|Not Found"):
         emulator.client("s3").head_bucket(Bucket=stack.outputs["datastore_bucket"])
+    with pytest.raises(ClientError, match=r"404|NoSuchBucket|Not Found"):
+        emulator.client("s3").head_bucket(Bucket=stack.outputs["store"]["bucket"])
     assert emulator.client("ecr").describe_repositories()["repositories"] == []
+    generated = {
+        stack.outputs["secrets"]["mlflow_credentials_arn"],
+        stack.outputs["secrets"]["bento_api_token_arn"],
+    }
+    left = {s["ARN"] for s in emulator.client("secretsmanager").list_secrets()["SecretList"]}
+    assert not generated & left
     roles = emulator.client("iam").list_roles()["Roles"]
     assert [r["RoleName"] for r in roles if r["RoleName"].startswith("recops-emu")] == []
     queues = emulator.client("batch").describe_job_queues()["jobQueues"]

@@ -25,6 +25,13 @@ module "recops" {
   single_nat_gateway = true
   client_cidr_blocks = var.client_cidr_blocks
 
+  certificate_arn                  = var.certificate_arn
+  mlflow_hostname                  = var.mlflow_hostname
+  bento_hostname                   = var.bento_hostname
+  dns_zone_id                      = var.dns_zone_id
+  mlflow_client_security_group_ids = var.mlflow_client_security_group_ids
+  bento_client_security_group_ids  = var.bento_client_security_group_ids
+
   gpu_max_vcpus      = 16
   cpu_max_vcpus      = 32
   use_spot           = true
@@ -34,9 +41,13 @@ module "recops" {
   mlflow_db_instance_class = "db.t4g.micro"
   mlflow_db_multi_az       = false
 
+  prefect_worker_image_tag = var.prefect_worker_image_tag
+
   bento_image_tag = var.bento_image_tag
   bento_min_tasks = 1
   bento_max_tasks = 2
+  # The token is injected and enforced in dev too; dev only does not refuse to start without it.
+  bento_require_api_token = false
 
   deletion_protection = false
   force_destroy       = true

@@ -17,7 +17,19 @@ variable "offline_plan" {
 }
 
 variable "client_cidr_blocks" {
-  description = "Ranges besides the VPC allowed to reach MLflow and the bento service (VPN)."
+  description = "Ranges allowed to reach MLflow and the bento service (a VPN); in-VPC callers are admitted by security group."
+  type        = list(string)
+  default     = []
+}
+
+variable "mlflow_client_security_group_ids" {
+  description = "Security groups admitted to MLflow besides Batch, the Prefect worker and its flow runs."
+  type        = list(string)
+  default     = []
+}
+
+variable "bento_client_security_group_ids" {
+  description = "Security groups of the backends that call the recommender."
   type        = list(string)
   default     = []
 }
@@ -35,7 +47,37 @@ variable "mlflow_image_tag" {
 }
 
 variable "bento_image_tag" {
-  description = "Tag of the bento image to serve: `terraform apply -var bento_image_tag=<tag>` rolls it out."
+  description = "Tag of the serving image the bento service is created with; later images are deployed by the cycle (recops' ECS backend), not by Terraform."
+  type        = string
+  default     = null
+}
+
+variable "certificate_arn" {
+  description = "ACM certificate covering mlflow_hostname and bento_hostname: HTTPS on both load balancers, port 80 redirecting. Null (dev's default) serves plain HTTP inside the VPC."
+  type        = string
+  default     = null
+}
+
+variable "mlflow_hostname" {
+  description = "DNS name of MLflow, required with certificate_arn."
+  type        = string
+  default     = null
+}
+
+variable "bento_hostname" {
+  description = "DNS name of the bento service, required with certificate_arn."
+  type        = string
+  default     = null
+}
+
+variable "dns_zone_id" {
+  description = "Route 53 private hosted zone in which to create the two host names as aliases of the load balancers; null: create the records elsewhere."
+  type        = string
+  default     = null
+}
+
+variable "prefect_worker_image_tag" {
+  description = "Tag of the Prefect worker image (infra/docker/prefect-worker); null runs no worker yet."
   type        = string
   default     = null
 }

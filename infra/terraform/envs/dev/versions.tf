@@ -1,5 +1,5 @@
 terraform {
-  required_version = ">= 1.6, < 2.0"
+  required_version = ">= 1.11, < 2.0" # write-only secret values; S3 state locking without DynamoDB
 
   required_providers {
     aws = {
@@ -8,5 +8,12 @@ terraform {
     }
   }
 
-  # State: local by default. A platform team keeps it in S3; see README.md "Remote state".
+  # State in S3, locked with a lock file beside it (no DynamoDB table). Partial configuration: the
+  # bucket, key and region come at init (README.md), so no account is named here:
+  #   terraform init -backend-config=bucket=<state bucket> -backend-config=key=recops/dev.tfstate -backend-config=region=<region>
+  # `make infra-check` inits with -backend=false.
+  backend "s3" {
+    use_lockfile = true
+    encrypt      = true
+  }
 }

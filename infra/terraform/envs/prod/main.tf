@@ -26,6 +26,13 @@ module "recops" {
   single_nat_gateway = false
   client_cidr_blocks = var.client_cidr_blocks
 
+  certificate_arn                  = var.certificate_arn
+  mlflow_hostname                  = var.mlflow_hostname
+  bento_hostname                   = var.bento_hostname
+  dns_zone_id                      = var.dns_zone_id
+  mlflow_client_security_group_ids = var.mlflow_client_security_group_ids
+  bento_client_security_group_ids  = var.bento_client_security_group_ids
+
   gpu_max_vcpus      = 64
   cpu_max_vcpus      = 128
   use_spot           = false
@@ -35,9 +42,13 @@ module "recops" {
   mlflow_db_instance_class = "db.t4g.small"
   mlflow_db_multi_az       = true
 
+  prefect_worker_image_tag = var.prefect_worker_image_tag
+
   bento_image_tag = var.bento_image_tag
   bento_min_tasks = 2
   bento_max_tasks = 8
+  # A bento task that gets no token refuses to start rather than serve unauthenticated.
+  bento_require_api_token = true
 
   deletion_protection = true
   force_destroy       = false

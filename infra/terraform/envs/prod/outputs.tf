@@ -8,6 +8,11 @@ output "metaflow_job_queues" {
   value       = module.recops.metaflow_job_queues
 }
 
+output "recops_store" {
+  description = "RECOPS_STORE: the cycle's store, s3://<bucket>/<prefix>."
+  value       = module.recops.recops_store
+}
+
 output "mlflow_tracking_uri" {
   description = "MLFLOW_TRACKING_URI of the shared tracking server."
   value       = module.recops.mlflow_tracking_uri
@@ -19,8 +24,18 @@ output "bento_endpoint_url" {
 }
 
 output "client_environment" {
-  description = "METAFLOW_* and MLFLOW_TRACKING_URI for clients."
+  description = "Plain environment of every flow run (RECOPS_*, METAFLOW_*, MLFLOW_TRACKING_URI)."
   value       = module.recops.client_environment
+}
+
+output "client_secrets" {
+  description = "Environment flow runs get from Secrets Manager: name => valueFrom."
+  value       = module.recops.client_secrets
+}
+
+output "bento_api_token_secret_arn" {
+  description = "Secret holding RECOPS_API_TOKEN for callers of the bento."
+  value       = module.recops.bento_api_token_secret_arn
 }
 
 output "image_repositories" {
@@ -29,6 +44,6 @@ output "image_repositories" {
 }
 
 output "prefect" {
-  description = "Work pool, API secrets and ECS job variables for Prefect."
+  description = "Work pool, API secrets, base job template and ECS job variables for Prefect."
   value       = module.recops.prefect
 }

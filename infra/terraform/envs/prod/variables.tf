@@ -17,7 +17,19 @@ variable "offline_plan" {
 }
 
 variable "client_cidr_blocks" {
-  description = "Ranges besides the VPC allowed to reach MLflow and the bento service (VPN)."
+  description = "Ranges allowed to reach MLflow and the bento service (a VPN); in-VPC callers are admitted by security group."
+  type        = list(string)
+  default     = []
+}
+
+variable "mlflow_client_security_group_ids" {
+  description = "Security groups admitted to MLflow besides Batch, the Prefect worker and its flow runs."
+  type        = list(string)
+  default     = []
+}
+
+variable "bento_client_security_group_ids" {
+  description = "Security groups of the backends that call the recommender."
   type        = list(string)
   default     = []
 }
@@ -35,7 +47,54 @@ variable "mlflow_image_tag" {
 }
 
 variable "bento_image_tag" {
-  description = "Tag of the bento image to serve: `terraform apply -var bento_image_tag=<tag>` rolls it out."
+  description = "Tag of the serving image the bento service is created with; later images are deployed by the cycle (recops' ECS backend), not by Terraform."
+  type        = string
+  default     = null
+}
+
+# prod serves HTTPS only: no default certificate, and the plan stops with these messages when one
+# is missing. `make infra-check` plans prod with offline-plan.tfvars (placeholder values).
+variable "certificate_arn" {
+  description = "ACM certificate (required) covering mlflow_hostname and bento_hostname: HTTPS on both load balancers, port 80 redirecting."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.certificate_arn != null && can(regex("^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[0-9a-f-]+$", var.certificate_arn))
+    error_message = "prod needs certificate_arn: the ARN of an ACM certificate (arn:aws:acm:<region>:<account>:certificate/<id>) in this region that covers mlflow_hostname and bento_hostname. prod serves MLflow and the bento over HTTPS only."
+  }
+}
+
+variable "mlflow_hostname" {
+  description = "DNS name of MLflow (required), covered by certificate_arn: MLFLOW_TRACKING_URI is https://<mlflow_hostname>."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.mlflow_hostname != null
+    error_message = "prod needs mlflow_hostname, the DNS name certificate_arn covers and clients use for MLflow (TLS verification fails on the load balancer's own name)."
+  }
+}
+
+variable "bento_hostname" {
+  description = "DNS name of the bento service (required), covered by certificate_arn."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.bento_hostname != null
+    error_message = "prod needs bento_hostname, the DNS name certificate_arn covers and clients use for the recommender."
+  }
+}
+
+variable "dns_zone_id" {
+  description = "Route 53 private hosted zone in which to create the two host names as aliases of the load balancers; null: create the records elsewhere."
+  type        = string
+  default     = null
+}
+
+variable "prefect_worker_image_tag" {
+  description = "Tag of the Prefect worker image (infra/docker/prefect-worker); null runs no worker yet."
   type        = string
   default     = null
 }

@@ -10,7 +10,7 @@ variable "bento_name" {
 }
 
 variable "image_tag" {
-  description = "Tag of the bento image to run (`bentoml containerize` output pushed to this module's repository). Null runs no task: the first apply creates the repository before any image exists."
+  description = "Tag of the serving image the ECS service is created with (pushed to this module's repository). Null creates no service yet: the first apply creates the repository before any image exists. Once the service exists, the deployer sets its image and changing this has no effect on it."
   type        = string
   default     = null
 }
@@ -28,6 +28,12 @@ variable "vpc_id" {
 variable "vpc_cidr_block" {
   description = "IPv4 range of the VPC."
   type        = string
+}
+
+variable "allowed_security_groups" {
+  description = "Security groups of the service's callers, by a name known at plan time (the backends that ask for recommendations)."
+  type        = map(string)
+  default     = {}
 }
 
 variable "private_subnet_ids" {
@@ -48,14 +54,39 @@ variable "internal" {
 }
 
 variable "allowed_cidr_blocks" {
-  description = "Client ranges allowed to call the service."
+  description = "Client ranges allowed to call the service besides allowed_security_groups (a VPN, a peered network)."
   type        = list(string)
+  default     = []
 }
 
 variable "certificate_arn" {
-  description = "ACM certificate for HTTPS on the load balancer; null serves HTTP (internal only)."
+  description = "ACM certificate for HTTPS on the load balancer (needs hostname); null serves HTTP (internal only)."
   type        = string
   default     = null
+}
+
+variable "hostname" {
+  description = "DNS name clients use for the service, covered by certificate_arn; null uses the load balancer's name (HTTP only)."
+  type        = string
+  default     = null
+}
+
+variable "dns_zone_id" {
+  description = "Route 53 hosted zone in which to create hostname as an alias of the load balancer; null creates no record."
+  type        = string
+  default     = null
+}
+
+variable "require_api_token" {
+  description = "Set RECOPS_API_TOKEN_REQUIRED=1: a task that gets no token refuses to start instead of serving unauthenticated (prod)."
+  type        = bool
+  default     = true
+}
+
+variable "api_token_generation" {
+  description = "Raise by one to generate a new API token (tasks read it when they start: redeploy, and give clients the new one)."
+  type        = number
+  default     = 1
 }
 
 variable "container_port" {
@@ -83,7 +114,7 @@ variable "environment" {
 }
 
 variable "min_tasks" {
-  description = "Fewest tasks while an image is set; at least two across zones for availability in prod."
+  description = "Fewest tasks once the service exists; at least two across zones for availability in prod."
   type        = number
   default     = 1
 }

@@ -1,5 +1,5 @@
 terraform {
-  required_version = ">= 1.6, < 2.0"
+  required_version = ">= 1.11, < 2.0" # write-only secret values (modules/generated_secret)
 
   required_providers {
     aws = {

@@ -1,6 +1,8 @@
 # One Fargate service behind an Application Load Balancer: the shape shared by the MLflow server
 # and the bento service. The task count always goes through Application Auto Scaling (a floor and
 # a ceiling), so callers can attach scaling policies and Terraform never fights them over it.
+# The load balancer admits the clients it is given by name (security groups) or range (CIDR
+# blocks); with a certificate it serves HTTPS under `hostname` and redirects plain HTTP.
 
 data "aws_partition" "current" {}
 data "aws_region" "current" {}
@@ -8,6 +10,9 @@ data "aws_region" "current" {}
 locals {
   https          = var.certificate_arn != null
   container_name = "app"
+  ports          = local.https ? [443, 80] : [80]
+  host           = coalesce(var.hostname, aws_lb.this.dns_name)
+  service_name   = var.name
 }
 
 # --- Network ----------------------------------------------------------------------------------
@@ -34,18 +39,33 @@ resource "aws_security_group" "task" {
   }
 }
 
-resource "aws_vpc_security_group_ingress_rule" "lb_clients" {
+resource "aws_vpc_security_group_ingress_rule" "lb_client_ranges" {
   for_each = {
-    for pair in setproduct(var.allowed_cidr_blocks, local.https ? [443, 80] : [80]) :
+    for pair in setproduct(var.allowed_cidr_blocks, local.ports) :
     "${pair[0]} port ${pair[1]}" => { cidr = pair[0], port = pair[1] }
   }
 
   security_group_id = aws_security_group.lb.id
-  description       = "Clients on port ${each.value.port}"
+  description       = "Clients in ${each.value.cidr} on port ${each.value.port}"
   ip_protocol       = "tcp"
   from_port         = each.value.port
   to_port           = each.value.port
   cidr_ipv4         = each.value.cidr
+}
+
+# Keyed by the callers' names, which are known at plan time (the group IDs are not, on a first apply).
+resource "aws_vpc_security_group_ingress_rule" "lb_client_groups" {
+  for_each = {
+    for pair in setproduct(keys(var.allowed_security_groups), local.ports) :
+    "${pair[0]} port ${pair[1]}" => { client = pair[0], port = pair[1] }
+  }
+
+  security_group_id            = aws_security_group.lb.id
+  description                  = "${each.value.client} on port ${each.value.port}"
+  ip_protocol                  = "tcp"
+  from_port                    = each.value.port
+  to_port                      = each.value.port
+  referenced_security_group_id = var.allowed_security_groups[each.value.client]
 }
 
 resource "aws_vpc_security_group_egress_rule" "lb_to_task" {
@@ -76,6 +96,8 @@ resource "aws_vpc_security_group_egress_rule" "task_https" {
 }
 
 resource "aws_vpc_security_group_egress_rule" "task_in_vpc" {
+  count = var.allow_vpc_egress ? 1 : 0
+
   security_group_id = aws_security_group.task.id
   description       = "TCP inside the VPC (databases, other services)"
   ip_protocol       = "tcp"
@@ -104,6 +126,26 @@ resource "aws_lb" "this" {
       condition     = var.internal || var.certificate_arn != null
       error_message = "An internet-facing load balancer needs certificate_arn: plain HTTP is allowed only inside the VPC."
     }
+    precondition {
+      condition     = var.certificate_arn == null || var.hostname != null
+      error_message = "certificate_arn needs hostname, the name the certificate covers and clients use: TLS verification fails on the load balancer's own DNS name."
+    }
+  }
+}
+
+# The name clients use, when the caller keeps its DNS zone in Route 53 (a private hosted zone for
+# an internal load balancer); otherwise the caller points `hostname` at load_balancer_dns_name.
+resource "aws_route53_record" "this" {
+  count = var.hostname != null && var.dns_zone_id != null ? 1 : 0
+
+  zone_id = var.dns_zone_id
+  name    = var.hostname
+  type    = "A"
+
+  alias {
+    name                   = aws_lb.this.dns_name
+    zone_id                = aws_lb.this.zone_id
+    evaluate_target_health = true
   }
 }
 
@@ -137,7 +179,7 @@ resource "aws_lb_listener" "https" {
   load_balancer_arn = aws_lb.this.arn
   port              = 443
   protocol          = "HTTPS"
-  ssl_policy        = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+  ssl_policy        = var.ssl_policy
   certificate_arn   = var.certificate_arn
   tags              = var.tags
 
@@ -149,7 +191,7 @@ resource "aws_lb_listener" "https" {
 
 resource "aws_lb_listener" "http" {
   #checkov:skip=CKV_AWS_2:Plain HTTP only without a certificate, which the aws_lb precondition allows on an internal load balancer alone; with certificate_arn this listener redirects to HTTPS.
-  #checkov:skip=CKV_AWS_103:Same listener: TLS applies to the HTTPS listener, which uses ELBSecurityPolicy-TLS13-1-2-2021-06.
+  #checkov:skip=CKV_AWS_103:Same listener: TLS applies to the HTTPS listener, whose ssl_policy is TLS 1.2/1.3 (var.ssl_policy, validated).
   #checkov:skip=CKV2_AWS_20:Redirects to HTTPS whenever certificate_arn is set; see CKV_AWS_2.
   load_balancer_arn = aws_lb.this.arn
   port              = 80
@@ -268,8 +310,21 @@ resource "aws_ecs_task_definition" "this" {
   }])
 }
 
+# Two forms of the one service, so that the owner of its task definition is a choice: Terraform
+# (a change registers a revision and rolls it out), or a deployer outside Terraform
+# (ignore_task_definition_changes: the service keeps the revision the deployer set, and an apply
+# registers Terraform's revision without rolling the service back to it). `lifecycle` cannot
+# depend on a variable, hence two resources with the same arguments. A stack applied before
+# holds the service as aws_ecs_service.this, which Terraform reads as this[0]; bento_service
+# moves it to externally_deployed[0] with a moved block.
+locals {
+  service_count = var.create_service ? 1 : 0
+}
+
 resource "aws_ecs_service" "this" {
-  name                              = var.name
+  count = var.ignore_task_definition_changes ? 0 : local.service_count
+
+  name                              = local.service_name
   cluster                           = var.cluster_arn
   task_definition                   = aws_ecs_task_definition.this.arn
   desired_count                     = var.min_count
@@ -307,12 +362,56 @@ resource "aws_ecs_service" "this" {
   depends_on = [aws_lb_listener.http, aws_lb_listener.https]
 }
 
+resource "aws_ecs_service" "externally_deployed" {
+  count = var.ignore_task_definition_changes ? local.service_count : 0
+
+  name                               = local.service_name
+  cluster                            = var.cluster_arn
+  task_definition                    = aws_ecs_task_definition.this.arn # the first revision only
+  desired_count                      = var.min_count
+  launch_type                        = "FARGATE"
+  platform_version                   = "LATEST"
+  health_check_grace_period_seconds  = var.health_check_grace_seconds
+  propagate_tags                     = "SERVICE"
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
+  tags                               = var.tags
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  network_configuration {
+    subnets          = var.task_subnet_ids
+    security_groups  = [aws_security_group.task.id]
+    assign_public_ip = false
+  }
+
+  load_balancer {
+    target_group_arn = aws_lb_target_group.this.arn
+    container_name   = local.container_name
+    container_port   = var.container_port
+  }
+
+  lifecycle {
+    # desired_count: Application Auto Scaling's; task_definition: the deployer's (see above).
+    ignore_changes = [desired_count, task_definition]
+  }
+
+  depends_on = [aws_lb_listener.http, aws_lb_listener.https]
+}
+
 # Registering the floor moves the service to it at once: raising min_count from 0 starts tasks.
 resource "aws_appautoscaling_target" "this" {
+  count = local.service_count
+
   service_namespace  = "ecs"
   scalable_dimension = "ecs:service:DesiredCount"
-  resource_id        = "service/${split("/", var.cluster_arn)[1]}/${aws_ecs_service.this.name}"
+  resource_id        = "service/${split("/", var.cluster_arn)[1]}/${local.service_name}"
   min_capacity       = var.min_count
   max_capacity       = var.max_count
   tags               = var.tags
+
+  depends_on = [aws_ecs_service.this, aws_ecs_service.externally_deployed]
 }

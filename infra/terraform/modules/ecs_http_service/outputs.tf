@@ -1,6 +1,6 @@
 output "url" {
-  description = "Base URL of the service (http or https on the load balancer's DNS name)."
-  value       = "${local.https ? "https" : "http"}://${aws_lb.this.dns_name}"
+  description = "Base URL of the service: https://<hostname> with a certificate, else http:// on hostname or the load balancer's DNS name."
+  value       = "${local.https ? "https" : "http"}://${local.host}"
 }
 
 output "load_balancer_dns_name" {
@@ -19,8 +19,28 @@ output "target_group_arn_suffix" {
 }
 
 output "service_name" {
-  description = "Name of the ECS service."
-  value       = aws_ecs_service.this.name
+  description = "Name of the ECS service (known before it exists: it is var.name)."
+  value       = local.service_name
+}
+
+output "container_name" {
+  description = "Name of the container in the task definition (the one behind the load balancer)."
+  value       = local.container_name
+}
+
+output "task_definition_family" {
+  description = "Family of the service's task definition (revisions a deployer registers join it)."
+  value       = aws_ecs_task_definition.this.family
+}
+
+output "task_role_arn" {
+  description = "Role the application runs as (null when it calls no AWS API)."
+  value       = var.task_role_arn
+}
+
+output "load_balancer_security_group_id" {
+  description = "Security group of the load balancer."
+  value       = aws_security_group.lb.id
 }
 
 output "task_security_group_id" {
@@ -34,12 +54,12 @@ output "execution_role_arn" {
 }
 
 output "scalable_target" {
-  description = "Application Auto Scaling target of the service, for scaling policies."
-  value = {
-    service_namespace  = aws_appautoscaling_target.this.service_namespace
-    scalable_dimension = aws_appautoscaling_target.this.scalable_dimension
-    resource_id        = aws_appautoscaling_target.this.resource_id
-  }
+  description = "Application Auto Scaling target of the service, for scaling policies (null while create_service is false)."
+  value = var.create_service ? {
+    service_namespace  = aws_appautoscaling_target.this[0].service_namespace
+    scalable_dimension = aws_appautoscaling_target.this[0].scalable_dimension
+    resource_id        = aws_appautoscaling_target.this[0].resource_id
+  } : null
 }
 
 output "log_group_name" {

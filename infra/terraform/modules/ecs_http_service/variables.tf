@@ -19,8 +19,14 @@ variable "vpc_id" {
 }
 
 variable "vpc_cidr_block" {
-  description = "IPv4 range of the VPC (tasks may open TCP connections inside it, e.g. to a database)."
+  description = "IPv4 range of the VPC (with allow_vpc_egress, tasks may open TCP connections inside it, e.g. to a database)."
   type        = string
+}
+
+variable "allow_vpc_egress" {
+  description = "Let the tasks open TCP connections inside the VPC (a database); false leaves them HTTPS out only (AWS APIs, ECR)."
+  type        = bool
+  default     = true
 }
 
 variable "task_subnet_ids" {
@@ -40,12 +46,42 @@ variable "internal" {
 }
 
 variable "allowed_cidr_blocks" {
-  description = "Client ranges allowed to reach the load balancer."
+  description = "Client ranges allowed to reach the load balancer (a VPN, a peered network); in-VPC clients are better named in allowed_security_groups."
   type        = list(string)
+  default     = []
+}
+
+variable "allowed_security_groups" {
+  description = "Client security groups allowed to reach the load balancer, by a name known at plan time: { batch = sg-..., flow-runs = sg-... }."
+  type        = map(string)
+  default     = {}
 }
 
 variable "certificate_arn" {
-  description = "ACM certificate for an HTTPS listener (plain HTTP is then redirected). Null serves plain HTTP, allowed only on an internal load balancer."
+  description = "ACM certificate for an HTTPS listener (plain HTTP is then redirected). Null serves plain HTTP, allowed only on an internal load balancer. Needs hostname."
+  type        = string
+  default     = null
+}
+
+variable "ssl_policy" {
+  description = "ELB security policy of the HTTPS listener: TLS 1.2 and 1.3 only."
+  type        = string
+  default     = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+  validation {
+    condition     = can(regex("^ELBSecurityPolicy-TLS13-1-[23]-", var.ssl_policy))
+    error_message = "ssl_policy must be a TLS 1.3 policy with TLS 1.2 or 1.3 as the minimum (ELBSecurityPolicy-TLS13-1-2-* or ELBSecurityPolicy-TLS13-1-3-*)."
+  }
+}
+
+variable "hostname" {
+  description = "DNS name clients use (the one certificate_arn covers), e.g. mlflow.recops.internal. Null: the load balancer's own DNS name (HTTP only)."
+  type        = string
+  default     = null
+}
+
+variable "dns_zone_id" {
+  description = "Route 53 hosted zone in which to create `hostname` as an alias of the load balancer; null creates no record (point the name at load_balancer_dns_name elsewhere)."
   type        = string
   default     = null
 }
@@ -112,6 +148,18 @@ variable "memory" {
   description = "Fargate memory per task in MiB."
   type        = number
   default     = 1024
+}
+
+variable "create_service" {
+  description = "Create the ECS service (and its scaling target). False keeps the load balancer and task definition alone, e.g. until a first image exists."
+  type        = bool
+  default     = true
+}
+
+variable "ignore_task_definition_changes" {
+  description = "A deployer outside Terraform sets the service's task definition: after creation, the service keeps the revision it was last set to, and an apply does not roll it back to Terraform's revision."
+  type        = bool
+  default     = false
 }
 
 variable "min_count" {

@@ -184,13 +184,19 @@ data "aws_iam_policy_document" "datastore_access" {
   }
 }
 
+# The datastore, and what the caller adds (e.g. read the recops store's snapshots, read the
+# MLflow credentials for @secrets). Statement IDs must differ across the documents.
+data "aws_iam_policy_document" "job" {
+  source_policy_documents = concat([data.aws_iam_policy_document.datastore_access.json], var.job_policy_documents)
+}
+
 module "job_role" {
   source      = "../iam_role"
   name_prefix = "${var.name}-batch-job-"
-  description = "What a Metaflow step on Batch may do: read and write the datastore"
+  description = "What a Metaflow step on Batch may do: read and write the datastore, and what the stack adds"
   service     = "ecs-tasks.amazonaws.com"
-  policy_name = "metaflow-datastore"
-  policy_json = data.aws_iam_policy_document.datastore_access.json
+  policy_name = "metaflow-job"
+  policy_json = data.aws_iam_policy_document.job.json
   tags        = var.tags
 }
 
@@ -253,14 +259,20 @@ resource "aws_iam_policy" "client" {
 locals {
   metaflow_profile = merge(
     {
-      METAFLOW_DEFAULT_DATASTORE      = "s3"
-      METAFLOW_DATASTORE_SYSROOT_S3   = "s3://${module.datastore.id}/metaflow"
-      METAFLOW_DATATOOLS_S3ROOT       = "s3://${module.datastore.id}/data"
-      METAFLOW_BATCH_JOB_QUEUE        = aws_batch_job_queue.this["gpu"].arn
+      METAFLOW_DEFAULT_DATASTORE    = "s3"
+      METAFLOW_DATASTORE_SYSROOT_S3 = "s3://${module.datastore.id}/metaflow"
+      METAFLOW_DATATOOLS_S3ROOT     = "s3://${module.datastore.id}/data"
+      # Every step of `--with batch` goes to the CPU queue; a step that needs a GPU names the GPU
+      # queue (@batch(queue=...); recops' GpuQueue mutator does it from RECOPS_BATCH_GPU_QUEUE).
+      METAFLOW_BATCH_JOB_QUEUE        = aws_batch_job_queue.this["cpu"].arn
       METAFLOW_ECS_S3_ACCESS_IAM_ROLE = module.job_role.arn
       # No metadata service in this stack: Metaflow keeps each task's metadata in the datastore
       # and syncs it back to the launching machine.
       METAFLOW_DEFAULT_METADATA = "local"
+      # @secrets(sources=[<secret ARN>]) reads Secrets Manager inside the job (Metaflow passes
+      # both settings on to Batch); a JSON secret's keys become environment variables.
+      METAFLOW_DEFAULT_SECRETS_BACKEND_TYPE       = "aws-secrets-manager"
+      METAFLOW_AWS_SECRETS_MANAGER_DEFAULT_REGION = local.region
     },
     var.training_image_tag == null ? {} : {
       METAFLOW_BATCH_CONTAINER_REGISTRY = module.training_image.registry

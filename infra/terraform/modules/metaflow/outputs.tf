@@ -9,12 +9,12 @@ output "datastore_bucket_arn" {
 }
 
 output "gpu_job_queue_arn" {
-  description = "Job queue of the GPU environment (the profile's default queue)."
+  description = "Job queue of the GPU environment (RECOPS_BATCH_GPU_QUEUE; `@batch(queue=...)` for steps that need a GPU)."
   value       = aws_batch_job_queue.this["gpu"].arn
 }
 
 output "cpu_job_queue_arn" {
-  description = "Job queue of the CPU environment (`@batch(queue=...)` for steps that need no GPU)."
+  description = "Job queue of the CPU environment (the profile's METAFLOW_BATCH_JOB_QUEUE)."
   value       = aws_batch_job_queue.this["cpu"].arn
 }
 

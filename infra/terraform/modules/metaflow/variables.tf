@@ -18,6 +18,12 @@ variable "kms_key_arn" {
   type        = string
 }
 
+variable "job_policy_documents" {
+  description = "Policy documents (JSON) added to the Batch job role beside the datastore access, e.g. read the recops store or a secret for @secrets. Statement IDs must be unique across them."
+  type        = list(string)
+  default     = []
+}
+
 variable "service_role_arn" {
   description = "Role that AWS Batch itself acts as. Null (recommended) uses Batch's service-linked role AWSServiceRoleForBatch, which AWS maintains; an emulator that lacks it takes an explicit role."
   type        = string

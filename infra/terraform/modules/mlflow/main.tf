@@ -1,6 +1,8 @@
 # A shared MLflow tracking server and model registry: `mlflow server` on Fargate behind an internal
 # load balancer, PostgreSQL on RDS as the backend store, S3 as the artifact store. Clients talk
-# HTTP only: artifacts are proxied by the server (--serve-artifacts), so no client needs S3 rights.
+# HTTP(S) only: artifacts are proxied by the server (--serve-artifacts), so no client needs S3
+# rights. MLflow's basic-auth app guards the server: its admin credentials are generated into
+# Secrets Manager, and the load balancer admits only the security groups and ranges it is given.
 
 data "aws_partition" "current" {}
 data "aws_region" "current" {}
@@ -136,6 +138,47 @@ resource "aws_secretsmanager_secret_rotation" "db" {
   }
 }
 
+# --- Authentication (MLflow's basic-auth app) ---------------------------------------------------
+
+# The admin account, in the JSON keys that MLflow clients read, so that one secret serves the
+# server (MLFLOW_AUTH_ADMIN_* from these keys), ECS clients (`secrets` valueFrom <arn>:<key>::)
+# and Metaflow's @secrets on Batch (a JSON secret's keys become environment variables).
+module "admin_credentials" {
+  source = "../generated_secret"
+
+  name_prefix   = "${var.name}/mlflow/admin-"
+  description   = "MLflow basic-auth admin: MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD for the server (as MLFLOW_AUTH_ADMIN_*) and its clients"
+  kms_key_arn   = var.kms_key_arn
+  generated_key = "MLFLOW_TRACKING_PASSWORD"
+  fixed_fields  = { MLFLOW_TRACKING_USERNAME = var.admin_username }
+  generation    = var.admin_password_generation
+  tags          = var.tags
+}
+
+# The auth app signs its CSRF tokens with this key and refuses to start without one; every worker
+# of every task must share it.
+module "flask_secret_key" {
+  source = "../generated_secret"
+
+  name_prefix = "${var.name}/mlflow/flask-secret-key-"
+  description = "MLFLOW_FLASK_SERVER_SECRET_KEY of the MLflow server (CSRF tokens of the basic-auth app)"
+  kms_key_arn = var.kms_key_arn
+  tags        = var.tags
+}
+
+data "aws_iam_policy_document" "client_credentials" {
+  statement {
+    sid       = "ReadMlflowCredentials"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [module.admin_credentials.arn]
+  }
+  statement {
+    sid       = "DecryptMlflowCredentials"
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key_arn]
+  }
+}
+
 # --- Tracking server --------------------------------------------------------------------------
 
 data "aws_iam_policy_document" "artifacts" {
@@ -177,7 +220,10 @@ module "server" {
   load_balancer_subnet_ids = var.private_subnet_ids
   internal                 = true
   allowed_cidr_blocks      = var.allowed_cidr_blocks
+  allowed_security_groups  = var.allowed_security_groups
   certificate_arn          = var.certificate_arn
+  hostname                 = var.hostname
+  dns_zone_id              = var.dns_zone_id
   deletion_protection      = var.deletion_protection
 
   image          = "${module.image.url}:${coalesce(var.image_tag, "unset")}"
@@ -188,15 +234,19 @@ module "server" {
     MLFLOW_DB_PORT        = tostring(aws_db_instance.this.port)
     MLFLOW_DB_NAME        = local.db_name
     MLFLOW_ARTIFACTS      = "s3://${module.artifacts.id}/artifacts"
-    MLFLOW_ALLOWED_HOSTS  = join(",", concat([module.server.load_balancer_dns_name], var.hostnames, local.health_check_hosts))
+    MLFLOW_ALLOWED_HOSTS  = join(",", concat([module.server.load_balancer_dns_name], compact([var.hostname]), var.hostnames, local.health_check_hosts))
     MLFLOW_SERVER_WORKERS = "2"
     AWS_DEFAULT_REGION    = data.aws_region.current.name
   }
+  # Nothing secret on the command line or in plain environment: serve.py reads these.
   secrets = {
-    MLFLOW_DB_USER     = "${local.db_secret}:username::"
-    MLFLOW_DB_PASSWORD = "${local.db_secret}:password::"
+    MLFLOW_DB_USER                 = "${local.db_secret}:username::"
+    MLFLOW_DB_PASSWORD             = "${local.db_secret}:password::"
+    MLFLOW_AUTH_ADMIN_USERNAME     = module.admin_credentials.value_from["MLFLOW_TRACKING_USERNAME"]
+    MLFLOW_AUTH_ADMIN_PASSWORD     = module.admin_credentials.value_from["MLFLOW_TRACKING_PASSWORD"]
+    MLFLOW_FLASK_SERVER_SECRET_KEY = module.flask_secret_key.arn
   }
-  secret_arns         = [local.db_secret]
+  secret_arns         = [local.db_secret, module.admin_credentials.arn, module.flask_secret_key.arn]
   ecr_repository_arns = [module.image.arn]
   task_role_arn       = module.server_role.arn
 

@@ -24,8 +24,27 @@ variable "private_subnet_ids" {
 }
 
 variable "allowed_cidr_blocks" {
-  description = "Client ranges allowed to reach the tracking server (the VPC, a VPN range)."
+  description = "Client ranges allowed to reach the tracking server besides allowed_security_groups (a VPN range for people)."
   type        = list(string)
+  default     = []
+}
+
+variable "allowed_security_groups" {
+  description = "Client security groups allowed to reach the tracking server, by a name known at plan time (Batch instances, the Prefect worker and its flow runs). Serving tasks are not among them."
+  type        = map(string)
+  default     = {}
+}
+
+variable "admin_username" {
+  description = "User name of MLflow's basic-auth admin, which the server creates on its first start and clients log in as."
+  type        = string
+  default     = "recops"
+}
+
+variable "admin_password_generation" {
+  description = "Raise by one to generate a new admin password into the secret (then change it in MLflow too: see README)."
+  type        = number
+  default     = 1
 }
 
 variable "kms_key_arn" {
@@ -46,7 +65,19 @@ variable "hostnames" {
 }
 
 variable "certificate_arn" {
-  description = "ACM certificate for HTTPS on the load balancer; null serves HTTP inside the VPC."
+  description = "ACM certificate for HTTPS on the load balancer (needs hostname); null serves HTTP inside the VPC."
+  type        = string
+  default     = null
+}
+
+variable "hostname" {
+  description = "DNS name clients use for the server, covered by certificate_arn (e.g. mlflow.recops.internal); null uses the load balancer's name (HTTP only)."
+  type        = string
+  default     = null
+}
+
+variable "dns_zone_id" {
+  description = "Route 53 hosted zone in which to create hostname as an alias of the load balancer; null creates no record."
   type        = string
   default     = null
 }

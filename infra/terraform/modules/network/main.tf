@@ -110,31 +110,39 @@ resource "aws_vpc_endpoint" "s3" {
   tags              = merge(var.tags, { Name = "${var.name}-s3" })
 }
 
-# Workloads that only call out: Batch instances, the Prefect worker and its flow runs.
-resource "aws_security_group" "workloads" {
-  #checkov:skip=CKV2_AWS_5:Attached outside this module: the Batch compute environments and the Prefect worker and flow runs take it through workloads_security_group_id.
-  name_prefix = "${var.name}-workloads-"
-  description = "Batch instances and ECS tasks that only open outbound connections"
+# One security group per kind of workload that only calls out (Batch instances, the Prefect
+# worker, its flow runs), with the same egress: a service admits a kind by naming its group (the
+# MLflow load balancer admits all three), never the whole VPC range.
+resource "aws_security_group" "workload" {
+  #checkov:skip=CKV2_AWS_5:Attached outside this module: the Batch compute environments, the Prefect worker and its flow runs take them through workload_security_group_ids.
+  for_each = toset(var.workloads)
+
+  name_prefix = "${var.name}-${each.key}-"
+  description = "${each.key}: outbound connections only"
   vpc_id      = aws_vpc.this.id
-  tags        = merge(var.tags, { Name = "${var.name}-workloads" })
+  tags        = merge(var.tags, { Name = "${var.name}-${each.key}" })
 
   lifecycle {
     create_before_destroy = true
   }
 }
 
-resource "aws_vpc_security_group_egress_rule" "workloads_https" {
-  security_group_id = aws_security_group.workloads.id
-  description       = "HTTPS to AWS APIs (ECS, ECR, Batch, S3, Secrets Manager) and package indexes"
+resource "aws_vpc_security_group_egress_rule" "workload_https" {
+  for_each = aws_security_group.workload
+
+  security_group_id = each.value.id
+  description       = "HTTPS to AWS APIs (ECS, ECR, Batch, S3, Secrets Manager), the Prefect API and package indexes"
   ip_protocol       = "tcp"
   from_port         = 443
   to_port           = 443
   cidr_ipv4         = "0.0.0.0/0"
 }
 
-resource "aws_vpc_security_group_egress_rule" "workloads_in_vpc" {
-  security_group_id = aws_security_group.workloads.id
-  description       = "TCP to services inside the VPC (MLflow and bento load balancers)"
+resource "aws_vpc_security_group_egress_rule" "workload_in_vpc" {
+  for_each = aws_security_group.workload
+
+  security_group_id = each.value.id
+  description       = "TCP to services inside the VPC (the MLflow and bento load balancers admit by security group)"
   ip_protocol       = "tcp"
   from_port         = 0
   to_port           = 65535
@@ -172,4 +180,21 @@ resource "aws_flow_log" "this" {
   log_destination      = aws_cloudwatch_log_group.flow_logs.arn
   iam_role_arn         = module.flow_logs_role.arn
   tags                 = var.tags
+}
+
+# Stacks applied before the per-workload groups had one shared group, attached to all three; it
+# becomes the Batch group, so the compute environments keep theirs.
+moved {
+  from = aws_security_group.workloads
+  to   = aws_security_group.workload["batch"]
+}
+
+moved {
+  from = aws_vpc_security_group_egress_rule.workloads_https
+  to   = aws_vpc_security_group_egress_rule.workload_https["batch"]
+}
+
+moved {
+  from = aws_vpc_security_group_egress_rule.workloads_in_vpc
+  to   = aws_vpc_security_group_egress_rule.workload_in_vpc["batch"]
 }

@@ -18,9 +18,9 @@ output "public_subnet_ids" {
   value       = aws_subnet.public[*].id
 }
 
-output "workloads_security_group_id" {
-  description = "Security group for compute that only calls out (HTTPS anywhere, TCP inside the VPC)."
-  value       = aws_security_group.workloads.id
+output "workload_security_group_ids" {
+  description = "Security group per kind of workload (var.workloads), each for compute that only calls out (HTTPS anywhere, TCP inside the VPC): attach it to the workload, and name it where a service admits its clients."
+  value       = { for kind, group in aws_security_group.workload : kind => group.id }
 }
 
 output "s3_endpoint_id" {

@@ -30,6 +30,17 @@ variable "single_nat_gateway" {
   default     = false
 }
 
+variable "workloads" {
+  description = "Kinds of workload that only call out; each gets its own security group (same egress rules), so that services can admit a kind by reference."
+  type        = list(string)
+  default     = ["batch", "prefect-worker", "flow-runs"]
+
+  validation {
+    condition     = length(var.workloads) > 0 && alltrue([for w in var.workloads : can(regex("^[a-z][a-z0-9-]{0,20}$", w))])
+    error_message = "workloads must be short lower-case names (letters, digits, hyphens)."
+  }
+}
+
 variable "kms_key_arn" {
   description = "KMS key that encrypts the VPC flow-log group."
   type        = string

@@ -1,6 +1,9 @@
 # A Prefect worker for an ECS work pool, as an ECS service. The worker polls the Prefect API
 # (server or Cloud) and starts each flow run as its own Fargate task. The API URL and key live in
 # Secrets Manager; the platform team puts their values there, so they never enter Terraform state.
+# The worker runs its own image (infra/docker/prefect-worker: Prefect with prefect-aws pinned, so
+# nothing is installed when it starts). Flow runs get the stack's settings as environment and its
+# credentials as ECS `secrets`, through the work pool's base job template (base_job_template).
 
 data "aws_partition" "current" {}
 data "aws_region" "current" {}
@@ -10,6 +13,15 @@ locals {
   partition    = data.aws_partition.current.partition
   region       = data.aws_region.current.name
   cluster_name = split("/", var.cluster_arn)[1]
+}
+
+module "image" {
+  source = "../ecr_repository"
+
+  name         = "${var.name}/prefect-worker"
+  kms_key_arn  = var.kms_key_arn
+  force_delete = var.force_destroy
+  tags         = var.tags
 }
 
 # --- Secrets (values set out of band: see README) ---------------------------------------------
@@ -50,7 +62,7 @@ resource "aws_cloudwatch_log_group" "flow_runs" {
 
 # --- Roles ------------------------------------------------------------------------------------
 
-# ECS's own role for the worker task: write its logs, read both secrets.
+# ECS's own role for the worker task: pull its image, write its logs, read both secrets.
 data "aws_iam_policy_document" "worker_execution" {
   statement {
     sid       = "WriteLogs"
@@ -58,12 +70,22 @@ data "aws_iam_policy_document" "worker_execution" {
     resources = ["${aws_cloudwatch_log_group.worker.arn}:*"]
   }
   statement {
+    sid       = "EcrLogin"
+    actions   = ["ecr:GetAuthorizationToken"] # account-wide by design: no resource-level form
+    resources = ["*"]
+  }
+  statement {
+    sid       = "PullWorkerImage"
+    actions   = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+    resources = [module.image.arn]
+  }
+  statement {
     sid       = "ReadApiSecrets"
     actions   = ["secretsmanager:GetSecretValue"]
     resources = [aws_secretsmanager_secret.api_url.arn, aws_secretsmanager_secret.api_key.arn]
   }
   statement {
-    sid       = "DecryptSecrets"
+    sid       = "DecryptSecretsAndImage"
     actions   = ["kms:Decrypt"]
     resources = [var.kms_key_arn]
   }
@@ -78,7 +100,8 @@ module "worker_execution_role" {
   tags        = var.tags
 }
 
-# ECS's role for flow-run tasks: pull their image, write their logs, read the API key.
+# ECS's role for flow-run tasks: pull their image, write their logs, read the API key and the
+# secrets that flow_run_secrets inject.
 data "aws_iam_policy_document" "flow_run_execution" {
   statement {
     sid       = "WriteLogs"
@@ -86,9 +109,9 @@ data "aws_iam_policy_document" "flow_run_execution" {
     resources = [aws_cloudwatch_log_group.flow_runs.arn, "${aws_cloudwatch_log_group.flow_runs.arn}:*"]
   }
   statement {
-    sid       = "ReadApiKey"
+    sid       = "ReadApiKeyAndFlowRunSecrets"
     actions   = ["secretsmanager:GetSecretValue"]
-    resources = [aws_secretsmanager_secret.api_key.arn]
+    resources = concat([aws_secretsmanager_secret.api_key.arn], var.flow_run_secret_arns)
   }
   statement {
     sid       = "DecryptSecretAndImages"
@@ -196,7 +219,7 @@ module "worker_role" {
 # --- Worker service ---------------------------------------------------------------------------
 
 resource "aws_ecs_task_definition" "worker" {
-  #checkov:skip=CKV_AWS_336:The Prefect image installs EXTRA_PIP_PACKAGES (prefect-aws) into its environment when it starts, which needs a writable root file system.
+  #checkov:skip=CKV_AWS_336:Prefect writes its home (~/.prefect: profiles, the worker's memo store) and temporary files at start; a read-only root needs those paths mapped to volumes and checked against a real worker first.
   family                   = local.service_name
   requires_compatibilities = ["FARGATE"]
   network_mode             = "awsvpc"
@@ -213,12 +236,11 @@ resource "aws_ecs_task_definition" "worker" {
 
   container_definitions = jsonencode([{
     name                   = "worker"
-    image                  = var.image
+    image                  = "${module.image.url}:${coalesce(var.image_tag, "unset")}"
     essential              = true
     readonlyRootFilesystem = false
     command                = ["prefect", "worker", "start", "--pool", var.work_pool_name, "--type", "ecs"]
     environment = [
-      { name = "EXTRA_PIP_PACKAGES", value = var.extra_pip_packages },
       { name = "AWS_DEFAULT_REGION", value = local.region },
     ]
     secrets = [
@@ -240,7 +262,7 @@ resource "aws_ecs_service" "worker" {
   name             = local.service_name
   cluster          = var.cluster_arn
   task_definition  = aws_ecs_task_definition.worker.arn
-  desired_count    = var.worker_count
+  desired_count    = var.image_tag == null ? 0 : var.worker_count
   launch_type      = "FARGATE"
   platform_version = "LATEST"
   propagate_tags   = "SERVICE"
@@ -253,7 +275,59 @@ resource "aws_ecs_service" "worker" {
 
   network_configuration {
     subnets          = var.subnet_ids
-    security_groups  = var.security_group_ids
+    security_groups  = var.worker_security_group_ids
     assign_public_ip = false
+  }
+}
+
+# --- The work pool's base job template --------------------------------------------------------
+
+# prefect-aws's own default template (ecs-base-job-template.json: ECSWorker.get_default_base_job_
+# template() of the version the worker image pins), with this stack's values as the variables'
+# defaults and the flow-run container's environment and secrets in the task definition. Secrets
+# can only go there: the ECS job variables have none but the Prefect API key. Deployments still
+# override any variable (image, env, cpu...) in prefect.yaml; `env` adds to this environment.
+locals {
+  default_template = jsondecode(file("${path.module}/ecs-base-job-template.json"))
+
+  job_variables = {
+    cluster                    = var.cluster_arn
+    vpc_id                     = var.vpc_id
+    launch_type                = "FARGATE"
+    cpu                        = var.flow_run_cpu
+    memory                     = var.flow_run_memory
+    execution_role_arn         = module.flow_run_execution_role.arn
+    task_role_arn              = module.flow_run_role.arn
+    prefect_api_key_secret_arn = aws_secretsmanager_secret.api_key.arn
+    configure_cloudwatch_logs  = true
+    cloudwatch_logs_options = {
+      awslogs-group  = aws_cloudwatch_log_group.flow_runs.name
+      awslogs-region = local.region
+    }
+    network_configuration = {
+      subnets        = var.subnet_ids
+      securityGroups = var.flow_run_security_group_ids
+      assignPublicIp = "DISABLED"
+    }
+  }
+
+  template_task_definition = local.default_template.job_configuration.task_definition
+  flow_run_container = merge(local.template_task_definition.containerDefinitions[0], {
+    environment = [for name, value in var.flow_run_environment : { name = name, value = value }]
+    secrets     = [for name, value_from in var.flow_run_secrets : { name = name, valueFrom = value_from }]
+  })
+
+  base_job_template = {
+    job_configuration = merge(local.default_template.job_configuration, {
+      task_definition = merge(local.template_task_definition, {
+        containerDefinitions = [local.flow_run_container]
+      })
+    })
+    variables = merge(local.default_template.variables, {
+      properties = {
+        for variable, schema in local.default_template.variables.properties :
+        variable => merge(schema, { for name, value in local.job_variables : "default" => value if name == variable })
+      }
+    })
   }
 }

@@ -24,23 +24,31 @@ output "flow_run_role_arn" {
 }
 
 output "job_variables" {
-  description = "prefect-aws ECS job variables for this pool's deployments (prefect.yaml `work_pool.job_variables`, or the pool's base job template defaults)."
-  value = {
-    cluster                    = var.cluster_arn
-    vpc_id                     = var.vpc_id
-    launch_type                = "FARGATE"
-    execution_role_arn         = module.flow_run_execution_role.arn
-    task_role_arn              = module.flow_run_role.arn
-    prefect_api_key_secret_arn = aws_secretsmanager_secret.api_key.arn
-    configure_cloudwatch_logs  = true
-    cloudwatch_logs_options = {
-      awslogs-group  = aws_cloudwatch_log_group.flow_runs.name
-      awslogs-region = local.region
-    }
-    network_configuration = {
-      subnets        = var.subnet_ids
-      securityGroups = var.security_group_ids
-      assignPublicIp = "DISABLED"
-    }
-  }
+  description = "prefect-aws ECS job variables of this pool (the defaults that base_job_template holds): for prefect.yaml `work_pool.job_variables` when a pool was created without the template."
+  value       = local.job_variables
+}
+
+output "base_job_template" {
+  description = "Base job template for the work pool: `prefect work-pool create <pool> --type ecs --base-job-template <file>` (or `prefect work-pool update`). prefect-aws's default with this stack's job variables as defaults, and flow_run_environment and flow_run_secrets on the flow-run container."
+  value       = local.base_job_template
+}
+
+output "flow_run_environment" {
+  description = "Plain environment of every flow run (as given in flow_run_environment)."
+  value       = var.flow_run_environment
+}
+
+output "flow_run_secrets" {
+  description = "Environment variables of every flow run that ECS reads from Secrets Manager at start: name => valueFrom."
+  value       = var.flow_run_secrets
+}
+
+output "image_repository_url" {
+  description = "ECR repository for the worker image (docker build infra/docker/prefect-worker)."
+  value       = module.image.url
+}
+
+output "image_repository_arn" {
+  description = "ARN of the worker image repository."
+  value       = module.image.arn
 }

@@ -18,8 +18,13 @@ variable "subnet_ids" {
   type        = list(string)
 }
 
-variable "security_group_ids" {
-  description = "Security groups for the worker and its flow runs (outbound only)."
+variable "worker_security_group_ids" {
+  description = "Security groups of the worker task (outbound only)."
+  type        = list(string)
+}
+
+variable "flow_run_security_group_ids" {
+  description = "Security groups of the flow-run tasks (outbound only); the services a flow run calls admit them by reference."
   type        = list(string)
 }
 
@@ -34,20 +39,14 @@ variable "work_pool_name" {
   default     = "recops-ecs"
 }
 
-variable "image" {
-  description = "Worker image: Prefect with the same minor version as the server, prefect-aws added at start by EXTRA_PIP_PACKAGES."
+variable "image_tag" {
+  description = "Tag of the worker image (infra/docker/prefect-worker: Prefect and prefect-aws pinned) in this module's repository. Null runs no worker until an image has been pushed."
   type        = string
-  default     = "prefecthq/prefect:3.9.1-python3.11"
-}
-
-variable "extra_pip_packages" {
-  description = "Packages the Prefect image installs when it starts (the ECS worker type lives in prefect-aws)."
-  type        = string
-  default     = "prefect-aws"
+  default     = null
 }
 
 variable "worker_count" {
-  description = "Worker tasks (one is enough: a worker only submits flow runs; zero pauses the pool)."
+  description = "Worker tasks once image_tag is set (one is enough: a worker only submits flow runs; zero pauses the pool)."
   type        = number
   default     = 1
 }
@@ -64,6 +63,36 @@ variable "memory" {
   default     = 1024
 }
 
+variable "flow_run_cpu" {
+  description = "Fargate CPU units of a flow-run task (the flow orchestrates; training runs on Batch)."
+  type        = number
+  default     = 1024
+}
+
+variable "flow_run_memory" {
+  description = "Fargate memory of a flow-run task in MiB."
+  type        = number
+  default     = 4096
+}
+
+variable "flow_run_environment" {
+  description = "Plain environment variables of every flow run (settings, never credentials)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "flow_run_secrets" {
+  description = "Environment variables of every flow run read from Secrets Manager when the task starts: name => valueFrom (a secret ARN, optionally with :json-key:: appended)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "flow_run_secret_arns" {
+  description = "Secrets (plain ARNs) behind flow_run_secrets, which the flow-run execution role may read."
+  type        = list(string)
+  default     = []
+}
+
 variable "flow_run_policy_arns" {
   description = "Managed policies for the role that flow runs run as (e.g. the Metaflow client policy, so that a retraining flow can launch training on Batch)."
   type        = list(string)
@@ -74,6 +103,12 @@ variable "flow_run_ecr_repository_arns" {
   description = "ECR repositories that flow-run images are pulled from."
   type        = list(string)
   default     = []
+}
+
+variable "force_destroy" {
+  description = "Let `terraform destroy` delete the worker image repository with its images (dev and tests only)."
+  type        = bool
+  default     = false
 }
 
 variable "log_retention_days" {

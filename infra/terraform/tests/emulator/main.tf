@@ -5,7 +5,9 @@
 # Left out, and covered by `make infra-check` (validate, offline plan, checkov) instead:
 #   mlflow, bento_service: moto lacks Application Auto Scaling's ListTagsForResource, which the
 #   provider reads after creating the scalable target; RDS and load balancers would also add a
-#   minute of the provider's waiting. The bento image repository is applied on its own below.
+#   minute of the provider's waiting. Their parts that moto can hold are applied on their own
+#   below, as those modules configure them: the bento image repository, the MLflow credentials
+#   secret (generated, write-only) and the bento's API token.
 
 provider "aws" {
   region                      = "us-east-1"
@@ -57,6 +59,48 @@ module "network" {
   kms_key_arn        = aws_kms_key.this.arn
 }
 
+locals {
+  workload = module.network.workload_security_group_ids
+}
+
+module "store" {
+  source = "../../modules/recops_store"
+
+  name          = var.name
+  kms_key_arn   = aws_kms_key.this.arn
+  force_destroy = true
+}
+
+# The mlflow module's admin credentials, with the same settings.
+module "mlflow_credentials" {
+  source = "../../modules/generated_secret"
+
+  name_prefix             = "${var.name}/mlflow/admin-"
+  description             = "MLflow basic-auth admin (emulator)"
+  kms_key_arn             = aws_kms_key.this.arn
+  generated_key           = "MLFLOW_TRACKING_PASSWORD"
+  fixed_fields            = { MLFLOW_TRACKING_USERNAME = "recops" }
+  recovery_window_in_days = 0
+}
+
+# The bento_service module's API token, with the same settings.
+module "bento_api_token" {
+  source = "../../modules/generated_secret"
+
+  name_prefix             = "${var.name}/bento/api-token-"
+  description             = "RECOPS_API_TOKEN of the bento service (emulator)"
+  kms_key_arn             = aws_kms_key.this.arn
+  recovery_window_in_days = 0
+}
+
+data "aws_iam_policy_document" "mlflow_credentials" {
+  statement {
+    sid       = "ReadMlflowCredentials"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [module.mlflow_credentials.arn]
+  }
+}
+
 # Real accounts use Batch's service-linked role (service_role_arn = null); the emulator has none.
 data "aws_iam_policy_document" "batch_assume" {
   statement {
@@ -76,13 +120,14 @@ resource "aws_iam_role" "batch_service" {
 module "metaflow" {
   source = "../../modules/metaflow"
 
-  name               = var.name
-  subnet_ids         = module.network.private_subnet_ids
-  security_group_ids = [module.network.workloads_security_group_id]
-  kms_key_arn        = aws_kms_key.this.arn
-  service_role_arn   = aws_iam_role.batch_service.arn
-  training_image_tag = "emulator"
-  force_destroy      = true
+  name                 = var.name
+  subnet_ids           = module.network.private_subnet_ids
+  security_group_ids   = [local.workload["batch"]]
+  kms_key_arn          = aws_kms_key.this.arn
+  service_role_arn     = aws_iam_role.batch_service.arn
+  training_image_tag   = "emulator"
+  job_policy_documents = [module.store.read_only_policy_json, data.aws_iam_policy_document.mlflow_credentials.json]
+  force_destroy        = true
 }
 
 module "prefect_worker" {
@@ -92,10 +137,19 @@ module "prefect_worker" {
   cluster_arn                  = aws_ecs_cluster.this.arn
   vpc_id                       = module.network.vpc_id
   subnet_ids                   = module.network.private_subnet_ids
-  security_group_ids           = [module.network.workloads_security_group_id]
+  worker_security_group_ids    = [local.workload["prefect-worker"]]
+  flow_run_security_group_ids  = [local.workload["flow-runs"]]
   kms_key_arn                  = aws_kms_key.this.arn
-  flow_run_policy_arns         = [module.metaflow.client_policy_arn]
+  image_tag                    = "emulator"
+  flow_run_policy_arns         = [module.metaflow.client_policy_arn, module.store.read_write_policy_arn]
   flow_run_ecr_repository_arns = [module.metaflow.training_image_repository_arn]
+  flow_run_environment = {
+    RECOPS_STORE          = module.store.uri
+    RECOPS_DEPLOY_BACKEND = "ecs"
+  }
+  flow_run_secrets     = module.mlflow_credentials.value_from
+  flow_run_secret_arns = [module.mlflow_credentials.arn]
+  force_destroy        = true
 }
 
 # The bento_service module's repository, the same module with the same settings.

@@ -13,6 +13,29 @@ output "s3_endpoint_id" {
   value       = module.network.s3_endpoint_id
 }
 
+output "workload_security_group_ids" {
+  description = "Security group per workload kind."
+  value       = module.network.workload_security_group_ids
+}
+
+output "store" {
+  description = "The recops store: RECOPS_STORE and its bucket."
+  value = {
+    uri                   = module.store.uri
+    bucket                = module.store.bucket
+    read_write_policy_arn = module.store.read_write_policy_arn
+  }
+}
+
+output "secrets" {
+  description = "Generated secrets: the MLflow credentials (JSON) and the bento API token (plain)."
+  value = {
+    mlflow_credentials_arn        = module.mlflow_credentials.arn
+    mlflow_credentials_value_from = module.mlflow_credentials.value_from
+    bento_api_token_arn           = module.bento_api_token.arn
+  }
+}
+
 output "datastore_bucket" {
   description = "Metaflow's datastore bucket."
   value       = module.metaflow.datastore_bucket
@@ -44,10 +67,11 @@ output "metaflow_profile_json" {
 }
 
 output "repositories" {
-  description = "ECR repositories: training image and bento."
+  description = "ECR repositories: training image, Prefect worker and bento."
   value = {
-    training = module.metaflow.training_image_repository_url
-    bento    = module.bento_repository.url
+    training       = module.metaflow.training_image_repository_url
+    prefect_worker = module.prefect_worker.image_repository_url
+    bento          = module.bento_repository.url
   }
 }
 
@@ -59,5 +83,7 @@ output "prefect" {
     api_url_secret_arn = module.prefect_worker.api_url_secret_arn
     api_key_secret_arn = module.prefect_worker.api_key_secret_arn
     job_variables      = module.prefect_worker.job_variables
+    base_job_template  = module.prefect_worker.base_job_template
+    flow_run_role_arn  = module.prefect_worker.flow_run_role_arn
   }
 }

@@ -1,0 +1,10 @@
+terraform {
+  required_version = ">= 1.11, < 2.0" # write-only attributes (secret_string_wo)
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.100.0, < 6.0.0"
+    }
+  }
+}
