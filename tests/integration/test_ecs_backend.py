@@ -118,3 +118,32 @@ def test_an_unfinished_rollout_is_not_the_new_version(aws, monkeypatch):
     (state,) = backend.services("1", timeout=1)
     assert state.model_version is None
     assert "0/2 tasks running" in state.detail and "in progress" in state.detail
+
+
+def test_a_revision_terraform_registered_since_is_the_template_of_the_next_deploy(aws):
+    emu, service = aws
+    ecs = emu.client("ecs")
+    backend = EcsBackend(EcsTarget.from_env())
+    image_v1, _ = backend.deployed()
+    push_image(emu, service.repository, "v2")
+    backend.deploy(backend.artifact(2)[0])  # revision 2
+    # `terraform apply` with a changed environment registers revision 3 with its bootstrap
+    # image tag (the service ignores it)
+    template = ecs.describe_task_definition(taskDefinition=revisions(emu)[0])["taskDefinition"]
+    (container,) = template["containerDefinitions"]
+    container["environment"] = [{"name": "RECOPS_BENTO_WORKERS", "value": "4"}]
+    ecs.register_task_definition(
+        family=template["family"],
+        networkMode=template["networkMode"],
+        requiresCompatibilities=template["requiresCompatibilities"],
+        cpu=template["cpu"],
+        memory=template["memory"],
+        containerDefinitions=[container | {"image": image_v1.replace(":v1", ":bootstrap")}],
+    )
+    backend.deploy(image_v1)  # not revision 1 again: it lacks what Terraform changed
+    current = current_task_definition(emu, service)["taskDefinition"]
+    assert current["revision"] == 4
+    assert current["containerDefinitions"][0]["image"] == image_v1
+    assert current["containerDefinitions"][0]["environment"] == [
+        {"name": "RECOPS_BENTO_WORKERS", "value": "4"}
+    ]

@@ -8,9 +8,10 @@ version N:
 1. find the serving image ``<repository>:v<N>`` in ECR (CI builds and pushes it: ``bentoml
    containerize`` of the version's bento, tagged with the model version; ECR tags are
    immutable in infra/terraform, so the tag names one image);
-2. reuse a task-definition revision of the service's family that already names that image
-   (a rollback returns to the earlier revision), else register a new revision: the service's
-   current task definition with the image of container ``RECOPS_ECS_CONTAINER`` replaced;
+2. the definition to run is the family's newest revision (so what Terraform changed since,
+   environment, secrets, sizes, arrives with the next deploy) with the image of container
+   ``RECOPS_ECS_CONTAINER`` replaced; a revision that already is exactly that definition is
+   reused (a rollback returns to the earlier revision), else a new revision is registered;
 3. ``update-service`` to that revision; ECS rolls the tasks, and its deployment circuit breaker
    (enabled in infra/terraform) rolls back a rollout whose tasks do not become healthy;
 4. wait with boto3's ``services_stable`` waiter (one deployment, running = desired), then read
@@ -140,6 +141,11 @@ def record_deployment(target: EcsTarget, revision: str, image: str) -> str:
     return key
 
 
+def _registrable(definition: dict[str, Any]) -> dict[str, Any]:
+    """The part of a described task definition that register-task-definition takes back."""
+    return {key: definition[key] for key in REGISTER_FIELDS if definition.get(key) not in (None, [], {})}
+
+
 class EcsBackend:
     """Deploys images to one ECS service; see the module docstring for the steps."""
 
@@ -164,8 +170,12 @@ class EcsBackend:
 
     def deploy(self, image: str) -> None:
         service = self._service()
-        current = self._task_definition(service["taskDefinition"])
-        revision = self._revision_with(current["family"], image) or self._register(current, image)
+        family = self._task_definition(service["taskDefinition"])["family"]
+        recent = self._recent_revisions(family)  # newest first; Terraform's template among them
+        wanted = self._with_image(_registrable(recent[0]), image)
+        revision = next(
+            (str(d["taskDefinitionArn"]) for d in recent if _registrable(d) == wanted), None
+        ) or self._register(wanted, image)
         self.ecs.update_service(
             cluster=self.target.cluster, service=self.target.service, taskDefinition=revision
         )
@@ -229,23 +239,27 @@ class EcsBackend:
     def _image(self, definition: dict[str, Any]) -> str:
         return str(self._container(definition)["image"])
 
-    def _revision_with(self, family: str, image: str) -> str | None:
-        """The newest active revision of ``family`` that runs ``image`` (a rollback's target)."""
+    def _recent_revisions(self, family: str) -> list[dict[str, Any]]:
+        """The newest active revisions of ``family``, newest first."""
         arns = self.ecs.list_task_definitions(
             familyPrefix=family, status="ACTIVE", sort="DESC", maxResults=REVISIONS_SEARCHED
         )["taskDefinitionArns"]
-        for arn in arns:
-            definition = self._task_definition(arn)
-            if definition["family"] == family and self._image(definition) == image:
-                return str(definition["taskDefinitionArn"])
-        return None
+        found = [self._task_definition(arn) for arn in arns]
+        found = [d for d in found if d["family"] == family]  # a prefix matches longer names too
+        found.sort(key=lambda d: d["revision"], reverse=True)  # sort=DESC is not every ECS API's
+        if not found:
+            raise EcsDeployError(f"task-definition family {family!r} has no active revision")
+        return found
 
-    def _register(self, current: dict[str, Any], image: str) -> str:
-        spec = {key: current[key] for key in REGISTER_FIELDS if current.get(key) not in (None, [], {})}
-        spec["containerDefinitions"] = [
+    def _with_image(self, spec: dict[str, Any], image: str) -> dict[str, Any]:
+        self._container(spec | {"taskDefinitionArn": spec["family"]})  # the container must exist
+        containers = [
             {**c, "image": image} if c["name"] == self.target.container else c
-            for c in current["containerDefinitions"]
+            for c in spec["containerDefinitions"]
         ]
+        return {**spec, "containerDefinitions": containers}
+
+    def _register(self, spec: dict[str, Any], image: str) -> str:
         version = version_of_image(image) or "unknown"
         registered = self.ecs.register_task_definition(**spec, tags=[{"key": VERSION_TAG, "value": version}])
         arn = str(registered["taskDefinition"]["taskDefinitionArn"])
