@@ -23,7 +23,18 @@ pytestmark = pytest.mark.integration  # about 5 s: the compile is quick against 
 FLOW = "flows/train_recommender.py"
 ROLE = "arn:aws:iam::123456789012:role/recops-batch"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/recops-training:1"
-COMPILE = ["--no-pylint", "--with", "batch", "step-functions", "create", "--only-json"]
+COMPILE = ["step-functions", "create", "--only-json"]
+SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:recops-mlflow-client-AbCdEf"
+
+
+def remote_options_in(env: dict[str, str]) -> dict:
+    """What the cycle's Runner adds in ``env`` (Metaflow reads its configuration once per
+    process, so a fresh one is asked)."""
+    code = "import json; from recops.pipeline import batch; print(json.dumps(batch.remote_options()))"
+    found = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True
+    )
+    return json.loads(found.stdout)
 
 
 def batch_queues(emu) -> None:
@@ -73,9 +84,12 @@ def test_train_step_goes_to_the_gpu_queue_and_the_rest_to_the_cpu_queue():
             "METAFLOW_ECS_S3_ACCESS_IAM_ROLE": ROLE,
             "METAFLOW_SFN_IAM_ROLE": ROLE,
             "METAFLOW_SFN_DYNAMO_DB_TABLE": "recops-sfn",
+            "MLFLOW_TRACKING_URI": "https://mlflow.internal.example",
+            "RECOPS_MLFLOW_CREDENTIALS_SECRET_ARN": SECRET,
         }
+        launch = [f"--with={spec}" for spec in remote_options_in(env)["decospecs"]]  # as the cycle
         compiled = subprocess.run(
-            [sys.executable, FLOW, *COMPILE],
+            [sys.executable, FLOW, "--no-pylint", *launch, *COMPILE],
             env=env,
             capture_output=True,
             text=True,
@@ -96,6 +110,14 @@ def test_train_step_goes_to_the_gpu_queue_and_the_rest_to_the_cpu_queue():
     assert requirements("train") == {"GPU": "1", "VCPU": "2", "MEMORY": "8000"}  # configs/default.toml
     assert "GPU" not in requirements("split")
 
+    # every job gets the tracking URI, and the credentials' secret to fetch (never the values)
+    for name in ("train", "register"):
+        overrides = states[name]["Parameters"]["ContainerOverrides"]["Environment"]
+        job_env = {e["Name"]: e.get("Value") for e in overrides}
+        assert job_env.get("MLFLOW_TRACKING_URI") == "https://mlflow.internal.example", sorted(job_env)
+    assert SECRET in compiled.stdout
+    assert "MLFLOW_TRACKING_PASSWORD" not in compiled.stdout
+
 
 @pytest.mark.parametrize(
     ("env", "expected"),
@@ -109,15 +131,6 @@ def test_train_step_goes_to_the_gpu_queue_and_the_rest_to_the_cpu_queue():
     ],
 )
 def test_the_cycle_launches_on_batch_only_when_metaflow_is_configured_for_it(env, expected, tmp_path):
-    # Metaflow reads its configuration once per process, so each case asks a fresh one.
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("METAFLOW_")}
-    code = "import json; from recops.pipeline import batch; print(json.dumps(batch.remote_options()))"
-    found = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**clean, **env, "METAFLOW_HOME": str(tmp_path)},  # no profile from ~/.metaflowconfig
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert json.loads(found.stdout) == expected
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("METAFLOW_", "MLFLOW_", "RECOPS_"))}
+    # METAFLOW_HOME: no profile from ~/.metaflowconfig
+    assert remote_options_in({**clean, **env, "METAFLOW_HOME": str(tmp_path)}) == expected

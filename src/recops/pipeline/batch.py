@@ -12,16 +12,28 @@ the Batch jobs either way.
 
 The variable is read in the launching process only: inside a Batch job it is unset, the step
 there carries the ``--with batch`` of the command line, and nothing changes where it runs.
+
+A Batch job starts with Metaflow's variables only, but the ``register`` step talks to MLflow:
+the launcher passes ``MLFLOW_TRACKING_URI`` (and the store and region) with ``--with
+environment``, and the MLflow credentials with ``--with secrets`` naming the Secrets Manager
+secret ``$RECOPS_MLFLOW_CREDENTIALS_SECRET_ARN`` (its JSON keys are ``MLFLOW_TRACKING_USERNAME``
+and ``MLFLOW_TRACKING_PASSWORD``): Metaflow fetches it inside the job, so no credential is on a
+command line or in a job definition.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from metaflow import FlowMutator
 
 GPU_QUEUE_ENV = "RECOPS_BATCH_GPU_QUEUE"
+CREDENTIALS_SECRET_ENV = "RECOPS_MLFLOW_CREDENTIALS_SECRET_ARN"
+# What a step on Batch needs from the launcher's environment that is not a secret.
+PASSED_TO_JOBS = ("MLFLOW_TRACKING_URI", "RECOPS_STORE", "AWS_DEFAULT_REGION")
 
 
 def on_aws_batch() -> bool:
@@ -31,9 +43,18 @@ def on_aws_batch() -> bool:
     return DEFAULT_DATASTORE == "s3" and bool(BATCH_JOB_QUEUE)
 
 
-def remote_options() -> dict[str, Any]:
-    """Top-level options for Metaflow's Runner: ``--with batch`` on AWS, none locally."""
-    return {"decospecs": ["batch"]} if on_aws_batch() else {}
+def remote_options(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Top-level options for Metaflow's Runner: ``--with batch`` (plus the environment and the
+    MLflow credentials' secret the jobs need) on AWS, none locally."""
+    if not on_aws_batch():
+        return {}
+    env = os.environ if environ is None else environ
+    specs = ["batch"]
+    if passed := {name: env[name] for name in PASSED_TO_JOBS if env.get(name)}:
+        specs.append(f"environment:vars={json.dumps(passed)}")
+    if secret := env.get(CREDENTIALS_SECRET_ENV):
+        specs.append(f"secrets:sources={json.dumps([secret])}")
+    return {"decospecs": specs}
 
 
 class GpuQueue(FlowMutator):
