@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from recops.serving.ecs import EcsBackend, EcsDeployError, EcsTarget, version_of_image
+from recops.serving.ecs import EcsBackend, EcsDeployError, EcsTarget, _registrable, version_of_image
 from recops.serving.reconcile import default_backend
 from recops.store import open_store
 from tests.emulator import ecs_service, emulator, push_image
@@ -147,3 +147,17 @@ def test_a_revision_terraform_registered_since_is_the_template_of_the_next_deplo
     assert current["containerDefinitions"][0]["environment"] == [
         {"name": "RECOPS_BENTO_WORKERS", "value": "4"}
     ]
+
+
+def test_a_deploy_that_died_after_registering_is_finished_by_the_next_one(aws):
+    emu, service = aws
+    backend = EcsBackend(EcsTarget.from_env())
+    push_image(emu, service.repository, "v2")
+    image_v2 = backend.artifact(2)[0]
+    # the process died between register-task-definition and update-service
+    template = emu.client("ecs").describe_task_definition(taskDefinition=revisions(emu)[0])["taskDefinition"]
+    orphan = backend._register(backend._with_image(_registrable(template), image_v2), image_v2)
+    assert backend.deployed()[1] == "1"  # the service never moved
+    backend.deploy(image_v2)  # the next reconcile
+    assert current_task_definition(emu, service)["taskDefinition"]["taskDefinitionArn"] == orphan
+    assert len(revisions(emu)) == 2  # the orphan was reused, not registered again
