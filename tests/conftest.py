@@ -5,6 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+# torch first: metaflow's vendored typing_extensions patches `typing`, and a torch imported after
+# it fails ("Type parameter ... without a default follows type parameter with a default"), so a
+# worker's outcome would depend on which module it happened to import first.
+import torch  # noqa: F401  (isort: keep before anything that may import metaflow)
+
 from tests.helpers import cycle_events
 
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
 import pandas as pd
@@ -204,7 +204,10 @@ def test_a_cycle_on_s3_deploys_to_ecs_and_a_rollback_returns_the_service(aws, tm
     port = free_port()
     serve_env = {**env, "RECOPS_API_TOKEN": token, "RECOPS_API_TOKEN_REQUIRED": "1"}
     command = [sys.executable, "-m", "recops.cli.main", "serve", bento, "--port", str(port)]
-    with start_server("bento", command, env=serve_env, log_path=tmp_path / "serve.log") as server:
+    # `recops serve` stops its bentoml server on Ctrl-C (SIGINT); SIGTERM would orphan it
+    stop = ((signal.SIGINT, 30.0), (signal.SIGKILL, 5.0))
+    log = tmp_path / "serve.log"
+    with start_server("bento", command, env=serve_env, log_path=log, stop_steps=stop) as server:
         url = f"http://127.0.0.1:{port}"
         server.wait_ready(lambda: http_ok(f"{url}/readyz"), timeout=180)
         body = {"session": [101, 102], "k": 3}
@@ -215,4 +218,4 @@ def test_a_cycle_on_s3_deploys_to_ecs_and_a_rollback_returns_the_service(aws, tm
         answer = httpx.post(f"{url}/recommend", json=body, headers=right, timeout=30)
         assert answer.status_code == 200, answer.text
         assert str(answer.json()["model"]["version"]) == "1"
-    assert token not in Path(tmp_path / "serve.log").read_text()  # never logged
+    assert token not in log.read_text()  # never logged
