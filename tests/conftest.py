@@ -8,7 +8,8 @@ import pytest
 # torch first: metaflow's vendored typing_extensions patches `typing`, and a torch imported after
 # it fails ("Type parameter ... without a default follows type parameter with a default"), so a
 # worker's outcome would depend on which module it happened to import first.
-import torch  # noqa: F401  (isort: keep before anything that may import metaflow)
+import torch
+import torch._dynamo  # noqa: F401  (torch imports it lazily, at the first optimizer: too late)
 
 from tests.helpers import cycle_events
 
