@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,11 +35,12 @@ def runs_dir() -> Path:
 
 
 @contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
-    """A temporary path beside ``target`` that replaces it when the block succeeds.
+def atomic_path(target: str | Path, *, commit: Callable[[str, Path], None] = os.replace) -> Iterator[Path]:
+    """A temporary path beside ``target`` that ``commit`` puts in its place when the block succeeds.
 
-    A failure (or crash) leaves the old file or none, never half a file; the temporary
-    file is removed on failure.
+    ``commit`` is ``os.replace`` by default: a failure (or crash) leaves the old file or none,
+    never half a file. The store passes a hard link there to write only where the name is free.
+    The temporary file is gone afterwards, whatever happens.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -47,10 +48,9 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     os.close(handle)
     try:
         yield Path(temporary)
-        os.replace(temporary, target)
-    except BaseException:
+        commit(temporary, target)
+    finally:
         Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def prefect_home() -> Path:

@@ -12,13 +12,13 @@ import json
 import pandas as pd
 import pytest
 
-from recops import store as store_module
 from recops.config import load_config
 from recops.continuous import inputs as inputs_module
 from recops.continuous.inputs import commit_manifest, gather_inputs
 from recops.continuous.manifest import InputsError, prune_snapshots, read_manifest
 from recops.data import DataValidationError, load_events, read_raw_events
 from recops.store import STORE_ENV, open_store
+from recops.store.backends import S3Backend
 from tests.emulator import emulator
 
 pytestmark = [pytest.mark.integration]
@@ -177,7 +177,7 @@ def test_a_move_interrupted_between_copy_and_delete_is_finished_next_cycle(s3, c
         raise RuntimeError("killed between the copy and the delete")
 
     with monkeypatch.context() as patch:
-        patch.setattr(store_module._S3, "move", copy_then_die)
+        patch.setattr(S3Backend, "move", copy_then_die)
         with pytest.raises(RuntimeError, match="killed"):
             gather_inputs("synthetic", None, config)
     left = ["incoming/0001.csv", "incoming/quarantine/0001.csv", "incoming/quarantine/0001.csv.reason.txt"]
