@@ -21,19 +21,20 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 demo: $(STAMP)
-	@echo "== baseline: most-popular on the built-in synthetic sessions =="
-	$(BIN)/recops train --dataset synthetic --model popular --out $(RECOPS_HOME)/runs/demo-popular
 	@echo "== TrainRecommenderFlow (Metaflow, local): validate, split, train SASRec, evaluate, report, register + gate =="
+	@echo "   (the gate rejects a challenger that the best simple baseline, trained on the same split, beats)"
 	$(BIN)/python flows/train_recommender.py --no-pylint run --dataset synthetic --model sasrec
-	@echo "== MLflow registry =="
+	@echo "== The same flow with the first-order Markov chain, a simple baseline (seconds to train) =="
+	$(BIN)/python flows/train_recommender.py --no-pylint run --dataset synthetic --model markov
+	@echo "== MLflow registry: each version's lead over the best simple baseline, and the champion =="
 	$(BIN)/recops registry list
 	@echo "== BentoML: deploy the champion (build its bento, record it), serve it on 127.0.0.1, one request, shut down =="
 	$(BIN)/recops deploy
 	$(BIN)/recops serve --port 3917 --smoke '{"session": [11, 42, 7], "k": 5}'
 	@echo "== Continuous training (Prefect): new events with shifted popularity land in $(RECOPS_HOME)/incoming =="
 	$(BIN)/recops simulate-events $(RECOPS_HOME)/incoming/demo-0001.csv --sessions 500 --shift-popularity
-	@echo "== One retrain cycle: detect change and drift, train (Metaflow), gate, bento, deploy =="
-	$(BIN)/recops retrain
+	@echo "== One retrain cycle of the champion (the Markov chain on this data): detect change and drift, train (Metaflow), gate, bento, deploy =="
+	$(BIN)/recops retrain --model markov
 	@echo "== The deployed model answers (recops schedule serve would run this nightly and hourly) =="
 	$(BIN)/recops serve --port 3917 --smoke '{"session": [11, 42, 7], "k": 5}'
 	@echo "== Desired (champion) against actual (deployed) state =="
@@ -49,9 +50,10 @@ lint: $(STAMP)
 # The whole suite on three workers, one test module per worker at a time (module fixtures stay
 # in one process): the terraform emulator and the fault suite spend much of their time waiting
 # (the AWS provider's sleeps, servers stopping and starting), so a third worker fills the gaps.
+# Modules go out in collection order, the longest first (tests/conftest.py LONG_MODULES).
 PYTEST_WORKERS ?= 3
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 # Unit tests and the integration tests that take seconds, not minutes (no `slow` marker).
 test-fast: $(STAMP)
