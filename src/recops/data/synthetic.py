@@ -4,6 +4,12 @@ Items have a long-tail (Zipf) popularity and belong to categories. Each item has
 list of "successors" (items usually viewed next: accessories, the next size, the sequel),
 so the next click depends on the current one; the rest of the time shoppers stay in the
 category or jump to a popular item. A sequence model should beat popularity by a wide margin.
+
+With ``order = 2`` each item has one successor list per context, and the context is the
+category of the item viewed before the current one (a lens after a camera, a strap after a
+watch): the last two items together decide the next one. A first-order Markov chain sees only
+the mixture of the lists; a sequence model can tell them apart. ``order = 1`` generates exactly
+the data it always did.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import pandas as pd
 from recops.config import SyntheticConfig
 
 N_SUCCESSORS = 3
+N_CONTEXTS = 4  # successor lists per item with order = 2
 SUCCESSOR_WEIGHTS = np.array([0.6, 0.3, 0.1])
 START_TIME = 1_700_000_000.0  # 2023-11-14, seconds since the epoch
 EVENT_TYPES = np.array(["view", "view", "view", "view", "view", "view", "cart", "purchase"])
@@ -36,29 +43,36 @@ def generate_sessions(config: SyntheticConfig) -> pd.DataFrame:
 
     successors = np.empty((n_items, N_SUCCESSORS), dtype=np.int64)
     for i in range(n_items):
-        pool = by_category[category[i]]
-        pool = pool[pool != i]
-        if len(pool) < N_SUCCESSORS:
-            pool = np.delete(np.arange(n_items), i)
-        successors[i] = rng.choice(pool, size=N_SUCCESSORS, replace=False)
+        successors[i] = rng.choice(_pool(by_category, category, i, n_items), size=N_SUCCESSORS, replace=False)
+    tables = [successors]  # one per context; drawn after the first so order = 1 data is unchanged
+    for _ in range(1, N_CONTEXTS if config.order == 2 else 1):
+        tables.append(
+            np.stack(
+                [
+                    rng.choice(_pool(by_category, category, i, n_items), size=N_SUCCESSORS, replace=False)
+                    for i in range(n_items)
+                ]
+            )
+        )
 
     lengths = 2 + rng.geometric(1.0 / max(config.mean_session_length - 1.0, 1.0), size=config.n_sessions)
     starts = np.sort(rng.uniform(0, 30 * 86_400, size=config.n_sessions)) + START_TIME
 
     rows_session, rows_item, rows_time = [], [], []
     for s in range(config.n_sessions):
-        current = rng.choice(n_items, p=popularity)
+        current, previous = rng.choice(n_items, p=popularity), None
         t = starts[s]
         for step in range(lengths[s]):
             if step > 0:
                 r = rng.random()
                 if r < config.successor_prob:
-                    current = successors[current, rng.choice(N_SUCCESSORS, p=SUCCESSOR_WEIGHTS)]
+                    table = tables[0 if previous is None else category[previous] % len(tables)]
+                    previous, current = current, table[current, rng.choice(N_SUCCESSORS, p=SUCCESSOR_WEIGHTS)]
                 elif r < config.successor_prob + (1 - config.successor_prob) * 0.6:
                     pool = by_category[category[current]]
-                    current = rng.choice(pool, p=category_probs[category[current]])
+                    previous, current = current, rng.choice(pool, p=category_probs[category[current]])
                 else:
-                    current = rng.choice(n_items, p=popularity)
+                    previous, current = current, rng.choice(n_items, p=popularity)
                 t += rng.exponential(45.0) + 1.0
             rows_session.append(s + 1)
             rows_item.append(current)
@@ -74,6 +88,13 @@ def generate_sessions(config: SyntheticConfig) -> pd.DataFrame:
             "category": category[items],
         }
     )
+
+
+def _pool(by_category: list[np.ndarray], category: np.ndarray, item: int, n_items: int) -> np.ndarray:
+    """Where the successors of ``item`` come from: its category, else the whole catalogue."""
+    pool = by_category[category[item]]
+    pool = pool[pool != item]
+    return pool if len(pool) >= N_SUCCESSORS else np.delete(np.arange(n_items), item)
 
 
 def new_events_like(

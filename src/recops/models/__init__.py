@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from recops.config import GRU4RecConfig, PopularConfig, SASRecConfig
+from recops.config import GRU4RecConfig, MarkovConfig, PopularConfig, SASRecConfig, SRConfig, VSKNNConfig
 from recops.models.base import SequenceModel, pad_left, trim_padding
 from recops.models.gru4rec import GRU4Rec
 from recops.models.popularity import Popular
+from recops.models.rules import Markov, SequentialRules
 from recops.models.sasrec import SASRec
+from recops.models.sknn import VSKNN
 
 MODELS: dict[str, tuple[type[SequenceModel], type]] = {
     "sasrec": (SASRec, SASRecConfig),
     "gru4rec": (GRU4Rec, GRU4RecConfig),
     "popular": (Popular, PopularConfig),
+    "markov": (Markov, MarkovConfig),
+    "sr": (SequentialRules, SRConfig),
+    "vsknn": (VSKNN, VSKNNConfig),
 }
 
 
@@ -28,10 +33,13 @@ def build_model(name: str, config: Any, n_items: int) -> SequenceModel:
 
 __all__ = [
     "MODELS",
+    "VSKNN",
     "GRU4Rec",
+    "Markov",
     "Popular",
     "SASRec",
     "SequenceModel",
+    "SequentialRules",
     "build_model",
     "pad_left",
     "trim_padding",

@@ -96,3 +96,60 @@ def trim_padding(*batches: torch.Tensor) -> tuple[torch.Tensor, ...]:
     nonzero = (batches[0] != 0).any(dim=0)
     first = int(torch.argmax(nonzero.int())) if bool(nonzero.any()) else batches[0].shape[1] - 1
     return tuple(b[:, first:] for b in batches)
+
+
+class CountedModel(SequenceModel):
+    """A model fitted by counting, not by gradient steps: ``fit(train sequences)`` fills its
+    buffers. Their sizes depend on the data (a sparse table of rules, the training sessions), so
+    loading a checkpoint resizes each buffer to the saved one before copying it."""
+
+    trainable = False
+
+    def fit(self, sequences: tuple[np.ndarray, ...]) -> None:
+        raise NotImplementedError
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        for name in self._buffers:
+            if (key := prefix + name) in state_dict:
+                self._buffers[name] = torch.empty_like(state_dict[key], device=self._buffers[name].device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def item_popularity(sequences: tuple[np.ndarray, ...], n_items: int) -> torch.Tensor:
+    """(n_items + 1,) share of training events per item index (padding 0)."""
+    counts = (
+        np.bincount(np.concatenate(sequences), minlength=n_items + 1) if sequences else np.zeros(n_items + 1)
+    )
+    counts = counts.astype(np.float64)
+    counts[0] = 0.0
+    total = counts.sum()
+    return torch.as_tensor(counts / total if total else counts, dtype=torch.float32)
+
+
+def csr_row_entries(crow: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The entries of ``rows`` of a CSR matrix with row pointers ``crow``, as (position in ``rows``,
+    index into the matrix's column and value arrays) pairs, without a Python loop."""
+    starts = crow[rows]
+    counts = crow[rows + 1] - starts
+    which = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), counts)
+    first = torch.cumsum(counts, 0) - counts  # where each row's entries begin in the output
+    index = torch.repeat_interleave(starts - first, counts) + torch.arange(len(which), device=rows.device)
+    return which, index
+
+
+def csr_from_pairs(
+    rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, n_rows: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(crow, col, val) of the sparse ``n_rows``-row matrix summing ``weights`` per (row, col)."""
+    if len(rows) == 0:
+        return torch.zeros(n_rows + 1, dtype=torch.long), torch.zeros(0, dtype=torch.long), torch.zeros(0)
+    width = int(cols.max()) + 1
+    keys, inverse = np.unique(rows.astype(np.int64) * width + cols, return_inverse=True)
+    sums = np.bincount(inverse, weights=weights)
+    key_rows = keys // width
+    crow = np.concatenate([[0], np.cumsum(np.bincount(key_rows, minlength=n_rows))])
+    return (
+        torch.as_tensor(crow, dtype=torch.long),
+        torch.as_tensor(keys % width, dtype=torch.long),
+        torch.as_tensor(sums, dtype=torch.float32),
+    )
