@@ -1,6 +1,6 @@
 """TrainRecommenderFlow: the production training pipeline for the session recommender.
 
-    start -> validate -> split -> train -> evaluate -> report -> register (MLflow + gate) -> end
+    start -> validate -> split -> train -> evaluate -> report -> register (baseline, MLflow, gate) -> end
 
 Every step is a thin call into ``recops``. Run it locally, or on AWS Batch:
 
@@ -31,7 +31,9 @@ class TrainRecommenderFlow(FlowSpec):
         help="TOML config (configs/default.toml lists every key); validated at launch.",
     )
     dataset = Parameter("dataset", default="synthetic", help=DATASET_HELP)
-    model = Parameter("model", default="sasrec", help="sasrec, gru4rec or popular")
+    model = Parameter(
+        "model", default="sasrec", help="sasrec, gru4rec, or a simple baseline: markov, sr, vsknn, popular"
+    )
     epochs = Parameter("epochs", default=0, help="maximum epochs; 0 keeps the config's train.epochs")
     report_template = IncludeFile(
         "report_template",
@@ -128,9 +130,12 @@ class TrainRecommenderFlow(FlowSpec):
 
     @step
     def register(self):
-        """Register in MLflow as `challenger` with lineage, then gate it against the `champion`."""
+        """Train the best simple baseline on the same split; register in MLflow as `challenger`
+        with lineage and the baseline's ranks, then gate it against the baseline and the `champion`."""
         from recops.pipeline.steps import register_and_gate
+        from recops.training.baselines import baseline_to_beat
 
+        self.baseline = baseline_to_beat(self.model, self.data, self.settings)  # None: not required
         pathspec = f"{current.flow_name}/{current.run_id}"
         self.model_version, self.decision = register_and_gate(
             self.checkpoint,
@@ -140,6 +145,7 @@ class TrainRecommenderFlow(FlowSpec):
             pathspec,
             self.settings,
             self.data_profile,
+            self.baseline,
         )
         self.next(self.end)
 

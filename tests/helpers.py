@@ -49,6 +49,9 @@ max_len = 20
 hidden = 32
 [gate]
 latency_budget_ms = 5000.0  # latency is the benchmark's business; CI shares two cores
+# two epochs of SASRec lose to the simple baselines on this data; these tests are about the
+# pipeline, and the baseline gate has its own (tests/integration/test_gate_baseline.py)
+require_beat_baseline = false
 """
 
 

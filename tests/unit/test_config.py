@@ -88,7 +88,11 @@ def test_parse_override():
         ({"train.epochs": True}, "train.epochs: expected int, got True"),
         ({"sasrec.history_bias": "yes"}, "sasrec.history_bias: expected bool"),
         ({"train.device": 3}, "train.device: expected str, got 3"),
-        ({"retrain.model": "bert4rec"}, "retrain.model must be sasrec, gru4rec or popular"),
+        ({"retrain.model": "bert4rec"}, "retrain.model must be sasrec, gru4rec, popular, markov, sr or"),
+        ({"tune.models": ["sasrec", "bert4rec"]}, "tune.models names unknown model bert4rec; choose from"),
+        ({"tune.models": []}, "tune.models must name at least one model"),
+        ({"vsknn.recency": "log"}, "vsknn.recency must be div, linear or same"),
+        ({"data.synthetic.order": 3}, "data.synthetic.order"),
         (
             {"store.uri": "gs://bucket/recops"},
             "store.uri must be a local folder or s3://bucket[/prefix] (the scheme gs:// is not "
@@ -176,10 +180,14 @@ def test_to_dict_is_plain_nested_data():
         "sasrec",
         "gru4rec",
         "popular",
+        "markov",
+        "sr",
+        "vsknn",
         "resources",
         "gate",
         "drift",
         "retrain",
+        "tune",
         "store",
     ]
     assert tree["data"]["synthetic"]["n_items"] == 800 and tree["gate"]["margin"] == 0.0

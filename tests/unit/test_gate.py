@@ -6,7 +6,13 @@ import pytest
 from recops.config import ConfigError, GateConfig, SASRecConfig
 from recops.data.interactions import ItemVocab
 from recops.models import build_model
-from recops.registry.gate_rules import CheckResult, behavioural_checks, decide, paired_bootstrap
+from recops.registry.gate_rules import (
+    BaselineRanks,
+    CheckResult,
+    behavioural_checks,
+    decide,
+    paired_bootstrap,
+)
 from recops.serving.recommender import Recommendation, Recommender
 from recops.training.checkpoint import Checkpoint
 
@@ -113,6 +119,62 @@ def test_a_small_loss_within_the_margin_is_still_rejected_when_the_mean_drops():
     challenger = champion.copy()
     challenger[0] = 2  # one sequence slightly worse
     assert not decide(challenger, champion, PASSING, margin=0.5).promote
+
+
+@pytest.mark.parametrize("champion", [None, BAD_RANKS], ids=["no-champion", "worse-champion"])
+def test_a_challenger_the_baseline_beats_is_rejected_whatever_the_champion(champion):
+    """A challenger must beat the best simple baseline as well as the champion."""
+    decision = decide(BAD_RANKS, champion, PASSING, baseline=BaselineRanks("markov", GOOD_RANKS))
+    figures = decision.figures
+    assert not decision.promote
+    assert figures["baseline_model"] == "markov"
+    assert figures["baseline_ndcg"] > figures["challenger_ndcg"]
+    assert figures["baseline_ci_low"] <= figures["baseline_mean_diff"] <= figures["baseline_ci_high"] < 0
+    assert (
+        f"rejected: markov beats it: NDCG@10 {figures['baseline_ndcg']:.4f} vs "
+        f"{figures['challenger_ndcg']:.4f}, 95% CI of the difference "
+        f"[{figures['baseline_ci_low']:+.4f}, {figures['baseline_ci_high']:+.4f}]"
+    ) in decision.reason
+
+
+def test_a_challenger_clearly_above_the_baseline_and_the_champion_is_promoted():
+    worse = np.random.default_rng(5).integers(3, 12, size=400)  # between GOOD and BAD
+    decision = decide(GOOD_RANKS, worse, PASSING, baseline=BaselineRanks("sr", BAD_RANKS))
+    assert decision.promote, decision.reason
+    assert decision.figures["baseline_ci_low"] > 0
+    assert "beats the best simple baseline sr (NDCG@10" in decision.reason
+    assert decision.reason.endswith("promoted")
+
+
+def test_matching_the_baseline_is_not_enough():
+    """No margin for the baseline: a tie (lower bound 0) rejects."""
+    decision = decide(GOOD_RANKS, None, PASSING, baseline=BaselineRanks("vsknn", GOOD_RANKS.copy()))
+    assert not decision.promote
+    assert "it does not clearly beat vsknn" in decision.reason
+    assert "lower bound is not above 0" in decision.reason
+
+
+def test_the_baseline_is_reported_before_the_champion_and_the_checks():
+    failing = [CheckResult("latency_p95", False, "p95 80 ms")]
+    decision = decide(BAD_RANKS, GOOD_RANKS, failing, baseline=BaselineRanks("markov", GOOD_RANKS))
+    problems = decision.reason.split("; rejected: ")[1]
+    assert problems.index("markov beats it") < problems.index("mean difference is negative")
+    assert problems.index("mean difference is negative") < problems.index("latency_p95")
+
+
+def test_the_baseline_is_ignored_when_not_required():
+    baseline = BaselineRanks("markov", GOOD_RANKS)
+    decision = decide(BAD_RANKS, None, PASSING, baseline=baseline, require_beat_baseline=False)
+    assert decision.promote, decision.reason
+    assert "markov" not in decision.reason and "baseline_model" not in decision.figures
+    assert decision.figures["baseline"] == "not required (gate.require_beat_baseline = false)"
+    assert decision == decide(BAD_RANKS, None, PASSING, require_beat_baseline=False)
+
+
+def test_without_a_recorded_baseline_the_decision_is_as_before_and_says_so():
+    decision = decide(GOOD_RANKS, BAD_RANKS, PASSING)
+    assert decision.promote and decision.figures["baseline"] == "none recorded at registration"
+    assert "baseline" not in decision.reason
 
 
 def test_gate_config_validates():

@@ -6,6 +6,7 @@ The store is ``$MLFLOW_TRACKING_URI`` when set, else the embedded SQLite store u
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -32,9 +33,22 @@ def short_dataset(spec: str, width: int = 16) -> str:
     return spec if len(spec) <= width else spec[: width - 1] + "…"
 
 
+def versus_baseline(tags: Mapping[str, str]) -> str:
+    """How far the version's test NDCG@10 stands above the best simple baseline trained on its
+    split, e.g. ``+0.0312 sr`` (``-`` when none was recorded)."""
+    lift, model = tags.get("baseline_lift_ndcg_10"), tags.get("baseline_model")
+    if not lift or not model:
+        return "-"
+    try:
+        return f"{float(lift):+.4f} {model}"
+    except ValueError:
+        return f"? {model}"
+
+
 @registry_app.command("list")
 def list_command() -> None:
-    """List every version with its aliases, lineage, test NDCG@10 and gate decision."""
+    """List every version with its aliases, lineage, test NDCG@10, its lead over the best simple
+    baseline on the same split (NDCG@10 points) and gate decision."""
     from recops.redact import redact
     from recops.registry import MODEL_NAME, list_versions, tracking_uri
 
@@ -42,13 +56,17 @@ def list_command() -> None:
     if not versions:
         typer.echo(f"no versions of {MODEL_NAME} in {redact(tracking_uri())} yet")
         return
-    typer.echo(f"{'version':>7}  {'aliases':<21} {'model':<8} {'dataset':<16} {'ndcg@10':>8}  gate")
+    typer.echo(
+        f"{'version':>7}  {'aliases':<21} {'model':<8} {'dataset':<16} {'ndcg@10':>8}  "
+        f"{'vs baseline':<15} gate"
+    )
     for v in versions:
         tags = v.tags
+        rolled_back = " (rolled back)" if "rolled_back_at" in tags else ""
         typer.echo(
             f"{v.version:>7}  {','.join(v.aliases) or '-':<21} {tags.get('model', '?'):<8} "
             f"{short_dataset(tags.get('dataset', '?')):<16} {tags.get('test_ndcg_10', '?')[:8]:>8}  "
-            f"{tags.get('gate_decision', '-')}{' (rolled back)' if 'rolled_back_at' in tags else ''}"
+            f"{versus_baseline(tags):<15} {tags.get('gate_decision', '-')}{rolled_back}"
         )
 
 
@@ -65,18 +83,28 @@ def gate(
     latency_budget_ms: Annotated[
         float | None, typer.Option(help="Budget for the p95 latency of one recommendation [50].")
     ] = None,
+    require_beat_baseline: Annotated[
+        bool,
+        typer.Option(help="Reject a challenger that does not beat the best simple baseline saved with it."),
+    ] = True,
 ) -> None:
     """Compare the challenger with the champion on the same test sequences and decide.
 
-    Paired bootstrap of per-sequence NDCG@10 plus behavioural checks (well-formed top-k, finite
-    scores, latency). On promotion the champion alias moves to the challenger. The decision and
-    its figures are written to the version's gate_* tags. Exit code 0: promoted, 3: rejected.
+    Paired bootstrap of per-sequence NDCG@10, against the champion and against the best simple
+    baseline trained on the challenger's split at registration, plus behavioural checks
+    (well-formed top-k, finite scores, latency). On promotion the champion alias moves to the
+    challenger. The decision and its figures are written to the version's gate_* tags. Exit
+    code 0: promoted, 3: rejected.
     """
     from recops.config import GateConfig
     from recops.continuous.lock import cycle_lock
     from recops.registry import gate as run_gate
 
-    overrides = {"margin": margin, "latency_budget_ms": latency_budget_ms}
+    overrides = {
+        "margin": margin,
+        "latency_budget_ms": latency_budget_ms,
+        "require_beat_baseline": require_beat_baseline,
+    }
     with cycle_lock("recops registry gate"):
         decision = run_gate(version, GateConfig(**{k: v for k, v in overrides.items() if v is not None}))
     figures = decision.figures

@@ -15,7 +15,12 @@ from recops.config import MODEL_SECTIONS, ConfigError
 
 def train_command(
     dataset: DatasetOpt = "synthetic",
-    model: Annotated[str, typer.Option("--model", "-m", help="sasrec, gru4rec or popular.")] = "sasrec",
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", "-m", help="sasrec, gru4rec, or a simple baseline: markov, sr, vsknn, popular."
+        ),
+    ] = "sasrec",
     epochs: Annotated[
         int | None, typer.Option(help="Maximum epochs (early stopping may end sooner).")
     ] = None,

@@ -41,7 +41,7 @@ from recops.continuous.inputs import DataSnapshot, commit_manifest, gather_input
 from recops.continuous.lock import CycleBusyError, cycle_lock
 from recops.continuous.policy import ChangeReport, RetrainPlan, change_report, plan_retrain
 from recops.continuous.quarantine import Quarantined
-from recops.continuous.training_run import CycleError, TrainedRun, run_training_flow
+from recops.continuous.training_run import CycleError, TrainedRun, run_training_flow, training_flow
 from recops.data import DataValidationError
 from recops.registry.gate_rules import GateAction
 from recops.serving.reconcile import Reconciliation, reconcile
@@ -177,16 +177,20 @@ def repair_registry(config: Config, config_path: str | None) -> list[StuckState]
 def train(
     data: DataSnapshot, model: str, config_path: str | None, config: Config, inputs: dict
 ) -> TrainedRun:
-    """TrainRecommenderFlow (Metaflow) on the snapshot; its log lines go into this task's log.
-    The flow's register step registers the model and runs the gate. A failed run on the same
-    inputs is resumed rather than trained again."""
+    """TrainRecommenderFlow (Metaflow) on the snapshot, or with retrain.tune TuneRecommenderFlow
+    (a search over the config's tune.models); its log lines go into this task's log. The flow's
+    register step registers the model and runs the gate. A failed run on the same inputs is
+    resumed rather than trained again."""
     logger = get_run_logger()
-    logger.info("TrainRecommenderFlow run --dataset %s --model %s", data.spec, model)
+    flow_file = training_flow(config.retrain.tune)
+    flow_model = "" if config.retrain.tune else model  # "": the search's families, tune.models
+    logger.info("%s run --dataset %s --model %s", flow_file.name, data.spec, flow_model or "(tune.models)")
     run = run_training_flow(
         data.spec,
-        model,
+        flow_model,
         config_path,
         lambda line: logger.info("%s", line),
+        flow_file,
         timeout_s=config.retrain.train_timeout_s,
         inputs=inputs,
     )
@@ -323,6 +327,7 @@ def _cycle(
             "code": change.code_hash,
             "config": change.config_hash,
             "model": model,
+            "flow": training_flow(config.retrain.tune).name,  # a failed search resumes as a search
         }
         trained = train(data, model, config_path, config, inputs)
         promoted = trained.gate.action is GateAction.PROMOTED

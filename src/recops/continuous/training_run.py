@@ -2,7 +2,9 @@
 
 The flow registers its model and gates it in its ``register`` step; :class:`TrainedRun` is that
 run read back with the Metaflow client: where it is, its test metrics, the registered version
-and the gate's decision.
+and the gate's decision. With ``retrain.tune`` the cycle runs TuneRecommenderFlow instead (a
+search whose best trial is registered and gated the same way, :func:`training_flow`); both
+leave the same artifacts, so everything here reads either.
 """
 
 from __future__ import annotations
@@ -17,12 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from recops.errors import RecopsError
-from recops.paths import recops_home
+from recops.paths import REPO_ROOT, recops_home
 from recops.registry.gate_rules import GateDecision
 from recops.store import open_store
 from recops.training.lineage import TRAINING_FLOW
 
 EXCEPTION_LINE = re.compile(r"\b[A-Za-z_.]*(Error|Exception|Fault): ")
+TUNING_FLOW = REPO_ROOT / "flows" / "tune_recommender.py"
+
+
+def training_flow(tune: bool) -> Path:
+    """The flow a cycle runs: one training, or with ``retrain.tune`` the search of ``[tune]``."""
+    return TUNING_FLOW if tune else TRAINING_FLOW
 
 
 class CycleError(RecopsError):
@@ -77,7 +85,9 @@ async def run_training_flow(
     timeout_s: float | None = None,
     inputs: dict[str, str] | None = None,
 ) -> TrainedRun:
-    """Run TrainRecommenderFlow through Metaflow's Runner, passing each log line to ``log_line``.
+    """Run ``flow_file`` (TrainRecommenderFlow, or TuneRecommenderFlow: :func:`training_flow`)
+    through Metaflow's Runner, passing each log line to ``log_line``. An empty ``model`` leaves
+    the flow's own default (TuneRecommenderFlow: the config's tune.models).
 
     With ``inputs`` (data fingerprint, code and config hashes, model) a failed run is recorded,
     and a later call on the same inputs resumes it rather than training again. A run still
@@ -115,9 +125,9 @@ async def run_training_flow(
                 log_line(f"resuming failed run {origin} on the same inputs (its finished steps are reused)")
                 running = await runner.async_resume(origin_run_id=origin)
             else:
-                running = await runner.async_run(dataset=spec, model=model)
+                running = await runner.async_run(dataset=spec, **({"model": model} if model else {}))
         except RuntimeError as exc:  # the flow exited before starting a run (e.g. a bad config)
-            raise CycleError(f"TrainRecommenderFlow did not start: {exc}") from exc
+            raise CycleError(f"{flow_file.name} did not start: {exc}") from exc
         try:
             await asyncio.gather(
                 pump(running, "stdout"), pump(running, "stderr"), running.wait(timeout=timeout_s)
@@ -132,7 +142,7 @@ async def run_training_flow(
             timed_out = running.status == "timeout"
             why = f"was ended after {timeout_s:.0f} s" if timed_out else f"failed ({running.status})"
             last = "\n".join(dict.fromkeys(errors[-6:]))  # in order, each line once
-            raise CycleError(f"TrainRecommenderFlow run {run.pathspec} {why}:\n{last}")
+            raise CycleError(f"{run.pathspec.split('/')[0]} run {run.pathspec} {why}:\n{last}")
         open_store().delete(FAILED_RUN_KEY)
         data = run.data
         return TrainedRun(

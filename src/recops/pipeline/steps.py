@@ -121,9 +121,14 @@ def register_and_gate(
     pathspec: str,
     settings: Config,
     data_profile: Any = None,
+    baseline: Any = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Log and register the model (alias challenger), then gate it; both results as plain dicts
-    (Metaflow artifacts anyone can read; :meth:`GateDecision.from_dict` reads the second back)."""
+    (Metaflow artifacts anyone can read; :meth:`GateDecision.from_dict` reads the second back).
+
+    ``baseline``: the best simple baseline on the same split
+    (:func:`recops.training.baselines.baseline_to_beat`), computed by the caller before this
+    call so that nothing is registered when it fails; saved with the version for the gate."""
     from recops import registry
     from recops.training.lineage import code_hash, config_hash
 
@@ -134,7 +139,13 @@ def register_and_gate(
         "config_hash": config_hash(settings, checkpoint.model_name),
     }
     version = registry.log_and_register(
-        checkpoint, history, evaluation, lineage, test_set=test_set, data_profile=data_profile
+        checkpoint,
+        history,
+        evaluation,
+        lineage,
+        test_set=test_set,
+        data_profile=data_profile,
+        baseline=baseline,
     )
     decision = registry.gate(version.version, settings.gate)
     return (

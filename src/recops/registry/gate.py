@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 from mlflow import MlflowClient
 
-from recops.config import GateConfig
+from recops.config import BASELINES, GateConfig
 from recops.registry.aliases import move_champion
-from recops.registry.gate_rules import GateDecision, behavioural_checks, decide
+from recops.registry.gate_rules import BaselineRanks, GateDecision, behavioural_checks, decide
 from recops.registry.store import (
     CHALLENGER,
     CHAMPION,
@@ -42,9 +42,12 @@ def gate(version: int | None = None, config: GateConfig = GateConfig()) -> GateD
     same data (same ``data_fingerprint``) that is the champion's own split too, and its saved
     ranks are used; when the data changed (continuous training on new events), the champion
     is ranked on the challenger's saved test histories and targets, as it would serve them
-    (items it never saw rank last). The decision, its figures and reason are written to the
-    challenger's tags (``gate_*``); on promotion ``champion`` moves to it and ``challenger``
-    is removed from it.
+    (items it never saw rank last). Before that, when ``config.require_beat_baseline``, the
+    challenger is compared with the best simple baseline its registration trained on the same
+    split and saved (none for a version registered before baselines were, or one that is a
+    simple baseline itself: judged without). The decision, its figures and reason are written
+    to the challenger's tags (``gate_*``); on promotion ``champion`` moves to it and
+    ``challenger`` is removed from it.
     """
     with mlflow_client() as client, tempfile.TemporaryDirectory(prefix="recops-gate-") as tmp:
         if version is None and alias_version(client, CHALLENGER) is None:
@@ -74,9 +77,12 @@ def gate(version: int | None = None, config: GateConfig = GateConfig()) -> GateD
             resamples=config.resamples,
             seed=config.seed,
             confidence=config.confidence,
+            baseline=_baseline_ranks(mine),
+            require_beat_baseline=config.require_beat_baseline,
         )
         figures = {
             **decision.figures,
+            **_why_no_baseline(challenger, mine, config),
             "challenger_version": challenger.version,
             "champion_version": champion_version,
             "champion_evaluated_on": evaluated_on if theirs is not None else "",
@@ -117,6 +123,20 @@ def _champion_on_split(
     ranks = recommender.rank_targets(mine.test_set["histories"], mine.test_set["targets"])
     how = f"the challenger's test split (data changed: {theirs_fp or 'missing'} -> {mine_fp or 'missing'})"
     return SavedEvaluation(ranks, mine.sequence_ids, None, None), how
+
+
+def _baseline_ranks(mine: SavedEvaluation) -> BaselineRanks | None:
+    return None if mine.baseline is None else BaselineRanks(mine.baseline.name, mine.baseline.ranks)
+
+
+def _why_no_baseline(
+    challenger: ModelVersionInfo, mine: SavedEvaluation, config: GateConfig
+) -> dict[str, str]:
+    """A more precise ``baseline`` figure than the rule's "none recorded", where there is one."""
+    model = challenger.tags.get("model", "")
+    if config.require_beat_baseline and mine.baseline is None and model in BASELINES:
+        return {"baseline": f"not compared: {model} is itself a simple baseline"}
+    return {}
 
 
 def _check_sessions(

@@ -7,7 +7,10 @@ tighter than comparing two means whose sequences happen to be easy or hard for b
 
 A challenger is promoted when there is no champion yet, or when its mean difference is not
 negative and the lower bound of the confidence interval lies above ``-margin``; in both cases
-every behavioural check (well-formed top-K, finite scores, latency) must pass too.
+every behavioural check (well-formed top-K, finite scores, latency) must pass too. Before
+either, when a baseline is required and was recorded, the challenger must beat the best simple
+baseline trained on its split: the same paired bootstrap, with a lower bound above 0 (no
+margin: a model that a count table matches is not worth serving, champion or not).
 """
 
 from __future__ import annotations
@@ -34,6 +37,14 @@ class BootstrapResult:
     low: float  # confidence interval of the mean difference
     high: float
     resamples: int
+
+
+@dataclass(frozen=True)
+class BaselineRanks:
+    """The best simple baseline's 1-based test ranks, over the challenger's test sequences."""
+
+    name: str  # e.g. "markov"
+    ranks: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -159,11 +170,14 @@ def decide(
     resamples: int = 1000,
     seed: int = 0,
     confidence: float = 0.95,
+    baseline: BaselineRanks | None = None,
+    require_beat_baseline: bool = True,
 ) -> GateDecision:
     """Promote or reject the challenger, with a sentence that gives the figures behind it.
 
     Ranks are 1-based ranks of each held-out test item (same sequences, same order);
-    ``champion_ranks`` is None when there is no champion yet.
+    ``champion_ranks`` is None when there is no champion yet, ``baseline`` None when none was
+    recorded (the challenger is then judged as before baselines were, and a figure says so).
     """
     challenger_ndcg = ndcg(challenger_ranks, k)
     metric = f"NDCG@{k}"
@@ -174,6 +188,15 @@ def decide(
         "challenger_ndcg": float(challenger_ndcg.mean()) if len(challenger_ndcg) else 0.0,
         "checks_failed": ",".join(c.name for c in failed),
     }
+    versus_baseline, fails_baseline = "", ""
+    if not require_beat_baseline:
+        figures["baseline"] = "not required (gate.require_beat_baseline = false)"
+    elif baseline is None:
+        figures["baseline"] = "none recorded at registration"
+    else:
+        versus_baseline, fails_baseline = _versus_baseline(
+            challenger_ndcg, baseline, figures, k=k, resamples=resamples, seed=seed, confidence=confidence
+        )
     if champion_ranks is None:
         summary = (
             f"no champion yet: challenger {metric} {figures['challenger_ndcg']:.4f} "
@@ -203,9 +226,44 @@ def decide(
             fails_metric = f"the CI's lower bound {boot.low:+.4f} is not above -{margin:.4f} (the margin)"
         else:
             fails_metric = ""
-    problems = [fails_metric] if fails_metric else []
+    summary += versus_baseline
+    problems = [p for p in (fails_baseline, fails_metric) if p]
     if failed:
         problems.append("behavioural check(s) failed: " + "; ".join(f"{c.name} ({c.detail})" for c in failed))
     if problems:
         return GateDecision(GateAction.REJECTED, f"{summary}; rejected: {'; and '.join(problems)}", figures)
     return GateDecision(GateAction.PROMOTED, f"{summary}; all behavioural checks passed; promoted", figures)
+
+
+def _versus_baseline(
+    challenger_ndcg: np.ndarray,
+    baseline: BaselineRanks,
+    figures: dict[str, Any],
+    *,
+    k: int,
+    resamples: int,
+    seed: int,
+    confidence: float,
+) -> tuple[str, str]:
+    """Bootstrap challenger - baseline; adds the figures, returns (summary text when it beats
+    the baseline, the problem when it does not)."""
+    baseline_ndcg = ndcg(baseline.ranks, k)
+    boot = paired_bootstrap(challenger_ndcg, baseline_ndcg, resamples, seed, confidence)
+    figures.update(
+        baseline_model=baseline.name,
+        baseline_ndcg=float(baseline_ndcg.mean()),
+        baseline_mean_diff=boot.mean_diff,
+        baseline_ci_low=boot.low,
+        baseline_ci_high=boot.high,
+    )
+    mine, theirs = figures["challenger_ndcg"], figures["baseline_ndcg"]
+    interval = f"{confidence:.0%} CI of the difference [{boot.low:+.4f}, {boot.high:+.4f}]"
+    if boot.low > 0:
+        beats = f"; beats the best simple baseline {baseline.name}"
+        return f"{beats} (NDCG@{k} {mine:.4f} vs {theirs:.4f}, {interval})", ""
+    if boot.mean_diff < 0:
+        return "", f"{baseline.name} beats it: NDCG@{k} {theirs:.4f} vs {mine:.4f}, {interval}"
+    return "", (
+        f"it does not clearly beat {baseline.name}, the best simple baseline: NDCG@{k} {mine:.4f} vs "
+        f"{theirs:.4f}, {interval}, whose lower bound is not above 0"
+    )

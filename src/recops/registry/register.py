@@ -2,10 +2,11 @@
 
 What one registration holds (:func:`log_and_register`): an MLflow run in experiment ``recops``
 with params, per-epoch and test metrics, the checkpoint as a pyfunc model, and ``eval/``
-artifacts (per-sequence test ranks and their sequence ids, and the test histories with their
-targets) so that the gate can compare two models on the same sequences, and
-``data_profile.json`` (the training events' :class:`DataProfile`) for drift checks. The run's
-model becomes a version with lineage tags and alias ``challenger``. A failure leaves nothing
+artifacts (per-sequence test ranks and their sequence ids, the test histories with their
+targets, and the best simple baseline's ranks on the same sequences) so that the gate can
+compare two models on the same sequences, and ``data_profile.json`` (the training events'
+:class:`DataProfile`) for drift checks. The run's model becomes a version with lineage tags,
+the baseline's figures (``baseline_*``) and alias ``challenger``. A failure leaves nothing
 registered.
 """
 
@@ -18,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import mlflow.pyfunc
@@ -54,9 +55,17 @@ from recops.registry.store import (
     refused_status,
     tracking_uri,
 )
-from recops.registry.versions import ModelVersionInfo, version_from_mlflow
+from recops.registry.versions import (
+    BASELINE_FILE,
+    BASELINE_RANKS_FILE,
+    ModelVersionInfo,
+    version_from_mlflow,
+)
 from recops.training.checkpoint import Checkpoint
 from recops.training.evaluate import EvalResult
+
+if TYPE_CHECKING:  # its module imports the training loop; the registry only reads the result
+    from recops.training.baselines import BaselineResult
 
 METRIC_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 
@@ -69,6 +78,7 @@ def log_and_register(
     *,
     test_set: EvalSet | None = None,
     data_profile: DataProfile | None = None,
+    baseline: BaselineResult | None = None,
 ) -> ModelVersionInfo:
     """Log one run and register its model as a new version of ``session-recommender``.
 
@@ -78,11 +88,13 @@ def log_and_register(
     ``test_set``, when given, saves the test histories for the gate's behavioural checks and
     for ranking the champion on this version's test split when the data changed;
     ``data_profile`` describes the training events for drift checks (:func:`load_data_profile`).
+    ``baseline``, when given (:func:`recops.training.baselines.baseline_to_beat`, trained on the
+    same split before this call), saves its test ranks for the gate and its figures as tags.
 
     The new version gets alias ``challenger``. All or nothing: on any failure the run is marked
     FAILED, a version already created is deleted, no alias moves, and RegistryError is raised.
     """
-    tags = _version_tags(checkpoint, test_ranks, lineage)
+    tags = _version_tags(checkpoint, test_ranks, lineage, baseline)
     sequence_ids = _json_ids(test_ranks.sequence_ids)
     if len(test_ranks.ranks) == 0 or len(sequence_ids) != len(test_ranks.ranks):
         raise RegistryError(
@@ -91,6 +103,13 @@ def log_and_register(
         )
     if test_set is not None and _json_ids(test_set.sequence_ids) != sequence_ids:
         raise RegistryError("test_set and test_ranks are not over the same sequences")
+    if baseline is not None and (
+        _json_ids(baseline.test.sequence_ids) != sequence_ids or len(baseline.test.ranks) != len(sequence_ids)
+    ):
+        raise RegistryError(
+            f"the {baseline.name} baseline was not evaluated on the same test sequences as the model; "
+            "train it on the same split"
+        )
     run_name = f"{checkpoint.model_name}-{checkpoint.dataset or 'data'}"
     with mlflow_client() as client, tempfile.TemporaryDirectory(prefix="recops-register-") as tmp:
         experiment_id = recops_experiment_id(client)
@@ -99,8 +118,10 @@ def log_and_register(
         try:
             with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
                 run_id = run.info.run_id
-                _log_params_and_metrics(client, run_id, checkpoint, history, test_ranks)
-                eval_dir = _write_eval(Path(tmp) / EVAL_DIR, test_ranks, sequence_ids, checkpoint, test_set)
+                _log_params_and_metrics(client, run_id, checkpoint, history, test_ranks, baseline)
+                eval_dir = _write_eval(
+                    Path(tmp) / EVAL_DIR, test_ranks, sequence_ids, checkpoint, test_set, baseline
+                )
                 client.log_artifacts(run_id, str(eval_dir), EVAL_DIR)
                 if data_profile is not None:
                     profile = Path(tmp) / DATA_PROFILE_FILE
@@ -130,7 +151,9 @@ def log_and_register(
         return version_from_mlflow(client, client.get_model_version(MODEL_NAME, version.version))
 
 
-def _version_tags(checkpoint: Checkpoint, test: EvalResult, lineage: Mapping[str, str]) -> dict[str, str]:
+def _version_tags(
+    checkpoint: Checkpoint, test: EvalResult, lineage: Mapping[str, str], baseline: BaselineResult | None
+) -> dict[str, str]:
     tags = {str(k): str(v) for k, v in lineage.items() if v is not None and str(v) != ""}
     own = {
         "data_fingerprint": checkpoint.data_fingerprint,
@@ -149,6 +172,24 @@ def _version_tags(checkpoint: Checkpoint, test: EvalResult, lineage: Mapping[str
     if "ndcg@10" in test.metrics:
         tags["test_ndcg_10"] = f"{test.metrics['ndcg@10']:.6f}"
     tags["recops_version"] = checkpoint.recops_version or __version__
+    if baseline is not None:
+        tags.update(_baseline_tags(test, baseline))
+    return tags
+
+
+def _baseline_tags(test: EvalResult, baseline: BaselineResult) -> dict[str, str]:
+    """How far above the best simple baseline the model stands, readable without the artifacts
+    (``recops registry list``); the gate decides on the saved ranks, not on these."""
+    tags = {
+        "baseline_model": baseline.name,
+        "baseline_candidates": ",".join(f"{name}={ndcg:.4f}" for name, ndcg in baseline.valid_ndcg.items()),
+    }
+    for metric in ("ndcg@10", "hr@10"):
+        if metric in baseline.test.metrics:
+            tags[f"baseline_{_metric_name(metric)}"] = f"{baseline.test.metrics[metric]:.6f}"
+    if "ndcg@10" in test.metrics and "ndcg@10" in baseline.test.metrics:
+        lift = test.metrics["ndcg@10"] - baseline.test.metrics["ndcg@10"]  # NDCG points, not a ratio
+        tags["baseline_lift_ndcg_10"] = f"{lift:+.6f}"
     return tags
 
 
@@ -187,7 +228,12 @@ def _metric_name(name: str) -> str:
 
 
 def _log_params_and_metrics(
-    client: MlflowClient, run_id: str, checkpoint: Checkpoint, history: Sequence[Any], test: EvalResult
+    client: MlflowClient,
+    run_id: str,
+    checkpoint: Checkpoint,
+    history: Sequence[Any],
+    test: EvalResult,
+    baseline: BaselineResult | None,
 ) -> None:
     params = {
         "model_name": checkpoint.model_name,
@@ -199,6 +245,12 @@ def _log_params_and_metrics(
     now = int(time.time() * 1000)
     eval_k = checkpoint.train_config.get("eval_k", 10)
     metrics = [Metric(f"test_{_metric_name(k)}", float(v), now, 0) for k, v in test.metrics.items()]
+    if baseline is not None:
+        params["baseline.model"] = baseline.name
+        metrics += [
+            Metric(f"baseline_test_{_metric_name(k)}", float(v), now, 0)
+            for k, v in baseline.test.metrics.items()
+        ]
     for epoch in history:
         stats = asdict(epoch) if is_dataclass(epoch) else dict(epoch)
         step = int(stats["epoch"])
@@ -215,11 +267,26 @@ def _json_ids(ids: Sequence[Any]) -> list[Any]:
 
 
 def _write_eval(
-    folder: Path, test: EvalResult, ids: list[Any], checkpoint: Checkpoint, test_set: EvalSet | None
+    folder: Path,
+    test: EvalResult,
+    ids: list[Any],
+    checkpoint: Checkpoint,
+    test_set: EvalSet | None,
+    baseline: BaselineResult | None,
 ) -> Path:
     folder.mkdir(parents=True)
     np.save(folder / RANKS_FILE, np.asarray(test.ranks, dtype=np.int64))
     (folder / SEQUENCE_IDS_FILE).write_text(json.dumps(ids))
+    if baseline is not None:  # same sequences, same order as RANKS_FILE (checked by the caller)
+        np.save(folder / BASELINE_RANKS_FILE, np.asarray(baseline.test.ranks, dtype=np.int64))
+        about = {
+            "name": baseline.name,
+            "test_metrics": baseline.test.metrics,
+            "valid_metrics": baseline.valid_metrics,
+            "valid_ndcg": baseline.valid_ndcg,
+            "seconds": round(baseline.seconds, 3),
+        }
+        (folder / BASELINE_FILE).write_text(json.dumps(about))
     if test_set is not None:  # vocab items are plain Python, so JSON keeps their types
         full = {
             "histories": [checkpoint.vocab.decode(h[-HISTORY_TAIL:]) for h in test_set.inputs],

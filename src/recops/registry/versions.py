@@ -1,5 +1,5 @@
 """Reading the registry: versions, their aliases and tags, and what each version's run saved
-(the checkpoint, the evaluation, the data profile).
+(the checkpoint, the evaluation with the best simple baseline's ranks, the data profile).
 """
 
 from __future__ import annotations
@@ -38,6 +38,11 @@ from recops.registry.store import (
     tracking_uri,
 )
 from recops.training.checkpoint import Checkpoint
+
+# Beside RANKS_FILE in eval/: the best simple baseline's test ranks (same sequences, same
+# order) and what it was. Versions registered before baselines were saved have neither.
+BASELINE_RANKS_FILE = "baseline_ranks.npy"
+BASELINE_FILE = "baseline.json"  # {"name", "test_metrics", "valid_metrics", "valid_ndcg", "seconds"}
 
 
 @dataclass(frozen=True)
@@ -168,11 +173,22 @@ def load_checkpoint(alias_or_version: str | int = CHAMPION) -> tuple[Checkpoint,
 
 
 @dataclass(frozen=True)
+class SavedBaseline:
+    """The best simple baseline trained on a version's split at registration."""
+
+    name: str
+    ranks: np.ndarray  # per-sequence test ranks, over the version's test sequences in its order
+    test_metrics: dict[str, float]
+    valid_ndcg: dict[str, float]  # every baseline tried, by validation NDCG
+
+
+@dataclass(frozen=True)
 class SavedEvaluation:
     ranks: np.ndarray
     sequence_ids: list[Any]
     sessions: list[list[Any]] | None
     test_set: dict[str, list[Any]] | None  # {"histories", "targets"} in external item ids
+    baseline: SavedBaseline | None = None  # None: none was trained when it was registered
 
 
 def download_evaluation(client: MlflowClient, version: ModelVersionInfo, dst: Path) -> SavedEvaluation:
@@ -190,7 +206,20 @@ def download_evaluation(client: MlflowClient, version: ModelVersionInfo, dst: Pa
     sessions = None  # the behavioural checks' sessions: the test histories' most recent items
     if test_set is not None:
         sessions = [history[-SESSION_TAIL:] for history in test_set["histories"][:MAX_SAVED_SESSIONS]]
-    return SavedEvaluation(ranks, ids, sessions, test_set)
+    return SavedEvaluation(ranks, ids, sessions, test_set, _saved_baseline(folder, version, len(ranks)))
+
+
+def _saved_baseline(folder: Path, version: ModelVersionInfo, n_ranks: int) -> SavedBaseline | None:
+    if not (folder / BASELINE_RANKS_FILE).is_file():
+        return None
+    about = json.loads((folder / BASELINE_FILE).read_text())
+    ranks = np.load(folder / BASELINE_RANKS_FILE)
+    if len(ranks) != n_ranks:  # registration checks this; a store edited since may not hold it
+        raise RegistryError(
+            f"version {version.version} saved {len(ranks)} baseline ranks for {n_ranks} test sequences; "
+            "they cannot be paired"
+        )
+    return SavedBaseline(about["name"], ranks, dict(about["test_metrics"]), dict(about["valid_ndcg"]))
 
 
 def load_data_profile(alias_or_version: str | int = CHAMPION) -> DataProfile | None:
