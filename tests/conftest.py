@@ -20,13 +20,16 @@ from tests.helpers import cycle_events
 LONG_MODULES = (
     "tests/faults/test_cycle_kills.py",
     "tests/integration/test_continuous_training.py",
-    "tests/e2e/test_notebooks.py",
+    "tests/faults/test_registry_races.py",
     "tests/integration/test_reconcile.py",
+    "tests/faults/test_full_disk.py",
+    "tests/e2e/test_notebooks.py",
+    "tests/faults/test_mlflow_down.py",
+    "tests/faults/test_prefect_down.py",
     "tests/integration/test_aws_cycle.py",
+    "tests/integration/test_terraform_emulator.py",
     "tests/integration/test_train_flow.py",
     "tests/integration/test_tune_flow.py",
-    "tests/integration/test_terraform_emulator.py",
-    "tests/faults/test_registry_races.py",
     "tests/e2e/test_cli.py",
 )
 

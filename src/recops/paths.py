@@ -65,4 +65,7 @@ def use_local_prefect_home() -> None:
     """
     os.environ.setdefault("PREFECT_HOME", str(prefect_home()))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no network here, nor wanted
+    # Prefect gives its temporary server 20 s to start; on a busy 2-core machine (a training run
+    # beside the cycle) it took longer, and the cycle failed before doing anything
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # its SQLite file goes here
