@@ -50,10 +50,9 @@ lint: $(STAMP)
 # The whole suite on three workers, one test module per worker at a time (module fixtures stay
 # in one process): the terraform emulator and the fault suite spend much of their time waiting
 # (the AWS provider's sleeps, servers stopping and starting), so a third worker fills the gaps.
-# Modules go out in collection order, the longest first (tests/conftest.py LONG_MODULES).
 PYTEST_WORKERS ?= 3
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15
 
 # Unit tests and the integration tests that take seconds, not minutes (no `slow` marker).
 test-fast: $(STAMP)

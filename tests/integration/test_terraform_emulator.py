@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,8 +98,13 @@ def emulator() -> Iterator[Emulator]:
         patch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")  # AmazonEC2ContainerServiceforEC2Role
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()  # returns once it listens
+        endpoint = f"http://127.0.0.1:{port}"
+        # moto's backends are per process: one that another test in this worker created without
+        # the managed policies stays without them; a reset rebuilds them all with the setting on
+        reset = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+        urllib.request.urlopen(reset, timeout=10)
         try:
-            yield Emulator(f"http://127.0.0.1:{port}")
+            yield Emulator(endpoint)
         finally:
             server.stop()
 
