@@ -8,6 +8,9 @@ tool fails the test, so CI cannot pass by skipping what it was meant to check.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -132,3 +135,30 @@ def register(
     return registry.log_and_register(
         report.checkpoint, report.train.history, report.test, lineage, test_set=test_set
     )
+
+
+@contextmanager
+def module_registry_home(home: Path) -> Iterator[Path]:
+    """One embedded store for a whole test module (MLflow's schema migrations take seconds),
+    torch on one thread (two busy cores: more threads only oversubscribe them)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RECOPS_HOME", str(home))
+        patch.setenv("USERNAME", "pytest")
+        patch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        yield home
+    torch.set_num_threads(threads)
+
+
+def delete_registered_model() -> None:
+    """Empty the registry of the current store, so each test starts from no versions."""
+    from recops import registry
+    from recops.registry import MODEL_NAME
+
+    with registry.mlflow_client() as client:
+        if client.search_registered_models(f"name = '{MODEL_NAME}'"):
+            client.delete_registered_model(MODEL_NAME)

@@ -8,7 +8,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
@@ -16,12 +15,20 @@ from recops import registry
 from recops.cli.registry import registry_app
 from recops.config import BASELINES, load_config
 from recops.pipeline.steps import register_and_gate
-from recops.registry import CHALLENGER, CHAMPION, MODEL_NAME, RegistryError
+from recops.registry import CHALLENGER, CHAMPION, RegistryError
 from recops.registry.versions import download_evaluation, version_info
 from recops.training.baselines import BaselineResult, baseline_to_beat
 from recops.training.evaluate import EvalResult, evaluate_model
 from recops.training.experiment import PreparedData, fit, train_and_evaluate
-from tests.helpers import GATE, TINY, prepared, register, untrained_report
+from tests.helpers import (
+    GATE,
+    TINY,
+    delete_registered_model,
+    module_registry_home,
+    prepared,
+    register,
+    untrained_report,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -32,23 +39,13 @@ SETTINGS = load_config(overrides={**TINY, "gate.latency_budget_ms": 2000.0, "gat
 def recops_home(tmp_path_factory):
     """One embedded store per module (MLflow's schema migrations take seconds); each test starts
     from an empty registry (``empty_registry``)."""
-    home = tmp_path_factory.mktemp("gate-baseline") / "recops-home"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # two busy cores: more threads only oversubscribe them
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RECOPS_HOME", str(home))
-        patch.setenv("USERNAME", "pytest")
-        patch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with module_registry_home(tmp_path_factory.mktemp("gate-baseline") / "recops-home") as home:
         yield home
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)
 def empty_registry(recops_home):
-    with registry.mlflow_client() as client:
-        if client.search_registered_models(f"name = '{MODEL_NAME}'"):
-            client.delete_registered_model(MODEL_NAME)
+    delete_registered_model()
 
 
 @pytest.fixture(scope="module")

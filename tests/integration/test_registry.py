@@ -23,6 +23,8 @@ from tests.helpers import (
     LINEAGE,
     TINY,
     cycle_events,
+    delete_registered_model,
+    module_registry_home,
     prepared,
     register,
     require_tool,
@@ -37,23 +39,13 @@ pytestmark = pytest.mark.integration
 def recops_home(tmp_path_factory):
     """One embedded store per module (overrides conftest's per-test home): MLflow's schema
     migrations take seconds. Each test starts from an empty registry (``empty_registry``)."""
-    home = tmp_path_factory.mktemp("registry") / "recops-home"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # two busy cores: more threads only oversubscribe them
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RECOPS_HOME", str(home))
-        patch.setenv("USERNAME", "pytest")
-        patch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with module_registry_home(tmp_path_factory.mktemp("registry") / "recops-home") as home:
         yield home
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)
 def empty_registry(recops_home):
-    with registry.mlflow_client() as client:
-        if client.search_registered_models(f"name = '{MODEL_NAME}'"):
-            client.delete_registered_model(MODEL_NAME)
+    delete_registered_model()
 
 
 @pytest.fixture(scope="module")
