@@ -141,8 +141,22 @@ class SyntheticConfig(_Section):
     # 1: the pattern follows the current item only; 2: the last two items together decide it
     # (what a first-order Markov chain cannot see, and a sequence model can)
     order: Annotated[Int, Field(ge=1, le=2)] = 1
+    # "successors": each item's short successor lists (above). "intent": every session has a
+    # hidden shopping intent and items have latent attributes; the next item depends on the
+    # current one (its complements) and on the intent, which only the whole session reveals
+    structure: Annotated[Str, _one_of("successors", "intent")] = "successors"
+    intent_strength: Annotated[Float, Field(ge=0)] = 6.0  # "intent": weight of the session's intent
+    complement_strength: Annotated[Float, Field(ge=0)] = 6.0  # "intent": weight of the current item
+    intent_change: Probability = 0.05  # "intent": chance per step that the shopper's intent changes
     zipf_exponent: Annotated[Float, Field(ge=0)] = 1.1  # long-tail popularity (0: uniform)
     seed: Seed = 7
+
+    def _check_rules(self) -> None:
+        _require(
+            self.structure == "successors" or self.order == 1,
+            'data.synthetic.order = 2 applies to structure = "successors" only; '
+            '"intent" sessions depend on the whole session already',
+        )
 
 
 class DataConfig(_Section):

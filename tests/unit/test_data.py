@@ -137,6 +137,29 @@ def test_synthetic_is_seeded_and_long_tailed():
     validate_events(one)
 
 
+def two_back_same_category(events: pd.DataFrame) -> float:
+    """How often an item shares its category with the item two clicks before it."""
+    same = total = 0
+    for _, session in events.groupby("session_id", sort=False):
+        category = session["category"].to_numpy()
+        same += int((category[2:] == category[:-2]).sum())
+        total += len(category) - 2
+    return same / total
+
+
+def test_intent_sessions_are_seeded_and_the_session_reveals_the_intent():
+    cfg = SyntheticConfig(n_sessions=2000, n_items=300, structure="intent")
+    one = generate_sessions(cfg)
+    pd.testing.assert_frame_equal(one, generate_sessions(cfg))
+    validate_events(one)
+    assert one.groupby("session_id").size().min() >= 2 and one["session_id"].nunique() == 2000
+    assert one["item_id"].between(1, 300).all()
+    # the item two clicks back says something the last one does not: the shopper's intent
+    # (measured 0.214 with it, 0.142 without, 0.108 with neither intent nor complements)
+    without_intent = generate_sessions(cfg.model_copy(update={"intent_strength": 0.0}))
+    assert two_back_same_category(one) > 1.3 * two_back_same_category(without_intent)
+
+
 def test_profile_counts_lengths_repeats_and_gaps():
     from recops.data.profile import profile_events
 

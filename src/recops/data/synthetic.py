@@ -22,6 +22,7 @@ from recops.config import SyntheticConfig
 N_SUCCESSORS = 3
 N_CONTEXTS = 4  # successor lists per item with order = 2
 SUCCESSOR_WEIGHTS = np.array([0.6, 0.3, 0.1])
+LATENT_DIM = 16  # item attributes and shopper intents with structure = "intent"
 START_TIME = 1_700_000_000.0  # 2023-11-14, seconds since the epoch
 EVENT_TYPES = np.array(["view", "view", "view", "view", "view", "view", "cart", "purchase"])
 
@@ -30,6 +31,8 @@ def generate_sessions(config: SyntheticConfig) -> pd.DataFrame:
     """Return events with columns session_id, item_id, timestamp, event_type, category."""
     if config.n_items < N_SUCCESSORS + 1 or config.n_sessions < 1:
         raise ValueError("synthetic data needs at least 4 items and 1 session")
+    if config.structure == "intent":
+        return _intent_sessions(config)
     rng = np.random.default_rng(config.seed)
     n_items = config.n_items
     item_ids = np.arange(1, n_items + 1)
@@ -88,6 +91,76 @@ def generate_sessions(config: SyntheticConfig) -> pd.DataFrame:
             "category": category[items],
         }
     )
+
+
+def _intent_sessions(config: SyntheticConfig) -> pd.DataFrame:
+    """Sessions driven by a hidden intent and by complements, both low-rank.
+
+    Items have latent attribute vectors (their category's centre plus noise). Each session
+    draws an intent (a category's centre, blurred) that changes with ``intent_change`` per step.
+    The next item is drawn over the whole catalogue with logits
+    ``log popularity + complement_strength * (R v_current) . v + intent_strength * intent . v``,
+    where R maps an item to what goes with it (a camera to its lenses). The last item alone
+    leaves the intent open; the session so far narrows it down.
+    """
+    rng = np.random.default_rng(config.seed)
+    n_items, n_categories = config.n_items, config.n_categories
+    category = rng.integers(0, n_categories, size=n_items)
+    popularity = 1.0 / np.arange(1, n_items + 1) ** config.zipf_exponent
+    popularity = popularity[rng.permutation(n_items)]
+    popularity /= popularity.sum()
+
+    centres = _unit(rng.standard_normal((n_categories, LATENT_DIM)))
+    vectors = _unit(
+        centres[category] + 0.6 * rng.standard_normal((n_items, LATENT_DIM)) / np.sqrt(LATENT_DIM)
+    )
+    complement, _ = np.linalg.qr(rng.standard_normal((LATENT_DIM, LATENT_DIM)))
+    targets = vectors @ complement.T  # where each item points to next
+    log_pop = np.log(popularity)
+
+    lengths = 2 + rng.geometric(1.0 / max(config.mean_session_length - 1.0, 1.0), size=config.n_sessions)
+    starts = np.sort(rng.uniform(0, 30 * 86_400, size=config.n_sessions)) + START_TIME
+    n = config.n_sessions
+    intents = _unit(
+        centres[rng.integers(0, n_categories, size=n)] + 0.3 * rng.standard_normal((n, LATENT_DIM))
+    )
+    current = rng.choice(n_items, p=popularity, size=n)
+    items = np.empty((n, int(lengths.max())), dtype=np.int64)
+    times = np.empty(items.shape)
+    items[:, 0], times[:, 0] = current, starts
+    for step in range(1, items.shape[1]):
+        active = np.flatnonzero(lengths > step)
+        change = active[rng.random(len(active)) < config.intent_change]
+        intents[change] = _unit(
+            centres[rng.integers(0, n_categories, size=len(change))]
+            + 0.3 * rng.standard_normal((len(change), LATENT_DIM))
+        )
+        for chunk in np.array_split(active, max(1, len(active) // 2048)):
+            logits = (
+                config.complement_strength * targets[items[chunk, step - 1]]
+                + config.intent_strength * intents[chunk]
+            ) @ vectors.T + log_pop
+            probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+            cumulative = np.cumsum(probs, axis=1)
+            draws = rng.random(len(chunk)) * cumulative[:, -1]
+            items[chunk, step] = np.minimum((cumulative < draws[:, None]).sum(axis=1), n_items - 1)
+        times[active, step] = times[active, step - 1] + rng.exponential(45.0, size=len(active)) + 1.0
+
+    mask = np.arange(items.shape[1])[None, :] < lengths[:, None]
+    flat = items[mask]
+    return pd.DataFrame(
+        {
+            "session_id": np.repeat(np.arange(1, n + 1, dtype=np.int64), lengths),
+            "item_id": flat + 1,
+            "timestamp": np.round(times[mask], 3),
+            "event_type": EVENT_TYPES[rng.integers(0, len(EVENT_TYPES), size=len(flat))],
+            "category": category[flat],
+        }
+    )
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
 def _pool(by_category: list[np.ndarray], category: np.ndarray, item: int, n_items: int) -> np.ndarray:
