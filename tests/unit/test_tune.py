@@ -6,6 +6,7 @@ import pytest
 
 from recops.config import ConfigError, load_config
 from recops.training.checkpoint import Checkpoint
+from recops.training.experiment import fit
 from recops.training.tune import (
     Trial,
     TrialResult,
@@ -16,6 +17,7 @@ from recops.training.tune import (
     search_lineage,
     search_space,
     trial_config,
+    trial_threads,
     trials_per_family,
 )
 from tests.helpers import prepared
@@ -169,3 +171,25 @@ def test_run_trial_fits_the_trial_and_scores_it_on_validation():
         == outcome.valid_metrics["ndcg@10"]
         == outcome.checkpoint.metrics["valid"]["ndcg@10"]
     )
+
+
+def test_trials_running_at_once_share_the_cpus_and_a_batch_job_uses_all(monkeypatch):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert trial_threads(2, environ={}) == 2
+    assert trial_threads(3, environ={}) == 1
+    assert trial_threads(8, environ={}) == 1  # never zero
+    assert trial_threads(2, environ={"AWS_BATCH_JOB_ID": "job-1"}) == 4
+
+
+def test_run_trial_gives_the_process_its_torch_threads_back(monkeypatch):
+    import torch
+
+    monkeypatch.setattr("recops.training.tune.trial_threads", lambda parallel: 1)
+    before = torch.get_num_threads()
+    seen = []
+    monkeypatch.setattr(
+        "recops.training.tune.fit",
+        lambda data, model, settings: seen.append(torch.get_num_threads()) or fit(data, model, settings),
+    )
+    run_trial(prepared(), Trial(0, "popular", {}), config())
+    assert seen == [1] and torch.get_num_threads() == before

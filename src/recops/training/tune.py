@@ -19,7 +19,9 @@ win a tie.
 
 from __future__ import annotations
 
+import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -152,10 +154,27 @@ def trial_config(config: Config, trial: Trial) -> Config:
     return config.model_copy(update={trial.model: tuned, "train": train})
 
 
+def trial_threads(parallel: int, environ: Mapping[str, str] = os.environ) -> int:
+    """Torch threads for one trial task: the CPUs this process may use, split between the
+    ``parallel`` trials Metaflow runs at once on this machine. Two trials of two threads each on
+    two cores spin against each other and run many times slower than with one thread each. A
+    Batch job (AWS_BATCH_JOB_ID set) has its instance's CPUs to itself and uses them all."""
+    cpus = len(os.sched_getaffinity(0))
+    return cpus if "AWS_BATCH_JOB_ID" in environ else max(1, cpus // parallel)
+
+
 def run_trial(data: PreparedData, trial: Trial, config: Config) -> TrialResult:
-    """Train one trial (early stopping on validation NDCG@k) and score it on validation."""
+    """Train one trial (early stopping on validation NDCG@k) and score it on validation, with
+    this machine's CPUs shared between the trials running at once (:func:`trial_threads`)."""
+    import torch
+
     trial_settings = trial_config(config, trial)
-    fitted = fit(data, trial.model, trial_settings)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(trial_threads(config.tune.parallel))
+    try:
+        fitted = fit(data, trial.model, trial_settings)
+    finally:
+        torch.set_num_threads(threads)
     result = fitted.train
     return TrialResult(
         trial=trial,
