@@ -73,6 +73,10 @@ def test_bench_quality_prints_one_json_object(events_csv):
         entry = result["models"][model]
         assert set(entry) >= {"ndcg@10", "hr@10", "mrr@10", "epochs", "train_seconds", "seconds_per_epoch"}
     assert result["models"]["gru4rec"]["epochs"] == 1
+    assert result["best_baseline"] == "popular"  # the only one asked for
+    ratio = result["models"]["gru4rec"]["ndcg@10"] / result["models"]["popular"]["ndcg@10"]
+    assert result["models"]["gru4rec"]["vs_best_baseline"] == pytest.approx(ratio, abs=1e-4)
+    assert "vs_best_baseline" not in result["models"]["popular"]
 
 
 def test_invalid_data_is_a_clear_error_and_writes_nothing(tmp_path):
