@@ -145,7 +145,7 @@ class SyntheticConfig(_Section):
     # hidden shopping intent and items have latent attributes; the next item depends on the
     # current one (its complements) and on the intent, which only the whole session reveals
     structure: Annotated[Str, _one_of("successors", "intent")] = "successors"
-    intent_strength: Annotated[Float, Field(ge=0)] = 6.0  # "intent": weight of the session's intent
+    intent_strength: Annotated[Float, Field(ge=0)] = 10.0  # "intent": weight of the session's intent
     complement_strength: Annotated[Float, Field(ge=0)] = 6.0  # "intent": weight of the current item
     intent_change: Probability = 0.05  # "intent": chance per step that the shopper's intent changes
     zipf_exponent: Annotated[Float, Field(ge=0)] = 1.1  # long-tail popularity (0: uniform)

@@ -155,9 +155,9 @@ def test_intent_sessions_are_seeded_and_the_session_reveals_the_intent():
     assert one.groupby("session_id").size().min() >= 2 and one["session_id"].nunique() == 2000
     assert one["item_id"].between(1, 300).all()
     # the item two clicks back says something the last one does not: the shopper's intent
-    # (measured 0.214 with it, 0.142 without, 0.108 with neither intent nor complements)
+    # (measured 0.316 with it, 0.142 without, 0.108 with neither intent nor complements)
     without_intent = generate_sessions(cfg.model_copy(update={"intent_strength": 0.0}))
-    assert two_back_same_category(one) > 1.3 * two_back_same_category(without_intent)
+    assert two_back_same_category(one) > 1.8 * two_back_same_category(without_intent)
 
 
 def test_profile_counts_lengths_repeats_and_gaps():
