@@ -35,6 +35,12 @@ class ServerError(RecopsError):
     """A helper server did not start; the message carries the tail of its log."""
 
 
+def cpu_share(parts: int) -> int:
+    """The CPUs this process may use split ``parts`` ways, at least 1: the torch threads of one
+    of ``parts`` processes sharing the machine (server workers, search trials)."""
+    return max(1, len(os.sched_getaffinity(0)) // parts)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that nothing listens on right now."""
     with socket.socket() as sock:

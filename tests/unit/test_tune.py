@@ -174,7 +174,7 @@ def test_run_trial_fits_the_trial_and_scores_it_on_validation():
 
 
 def test_trials_running_at_once_share_the_cpus_and_a_batch_job_uses_all(monkeypatch):
-    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr("recops.localproc.os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
     assert trial_threads(2, environ={}) == 2
     assert trial_threads(3, environ={}) == 1
     assert trial_threads(8, environ={}) == 1  # never zero

@@ -36,10 +36,7 @@ def generate_sessions(config: SyntheticConfig) -> pd.DataFrame:
     rng = np.random.default_rng(config.seed)
     n_items = config.n_items
     item_ids = np.arange(1, n_items + 1)
-    category = rng.integers(0, config.n_categories, size=n_items)
-    popularity = 1.0 / np.arange(1, n_items + 1) ** config.zipf_exponent
-    popularity = popularity[rng.permutation(n_items)]
-    popularity /= popularity.sum()
+    category, popularity = _catalogue(rng, config)
 
     by_category = [np.flatnonzero(category == c) for c in range(config.n_categories)]
     category_probs = [popularity[idx] / popularity[idx].sum() if len(idx) else idx for idx in by_category]
@@ -58,8 +55,7 @@ def generate_sessions(config: SyntheticConfig) -> pd.DataFrame:
             )
         )
 
-    lengths = 2 + rng.geometric(1.0 / max(config.mean_session_length - 1.0, 1.0), size=config.n_sessions)
-    starts = np.sort(rng.uniform(0, 30 * 86_400, size=config.n_sessions)) + START_TIME
+    lengths, starts = _session_shapes(rng, config)
 
     rows_session, rows_item, rows_time = [], [], []
     for s in range(config.n_sessions):
@@ -105,10 +101,7 @@ def _intent_sessions(config: SyntheticConfig) -> pd.DataFrame:
     """
     rng = np.random.default_rng(config.seed)
     n_items, n_categories = config.n_items, config.n_categories
-    category = rng.integers(0, n_categories, size=n_items)
-    popularity = 1.0 / np.arange(1, n_items + 1) ** config.zipf_exponent
-    popularity = popularity[rng.permutation(n_items)]
-    popularity /= popularity.sum()
+    category, popularity = _catalogue(rng, config)
 
     centres = _unit(rng.standard_normal((n_categories, LATENT_DIM)))
     vectors = _unit(
@@ -118,8 +111,7 @@ def _intent_sessions(config: SyntheticConfig) -> pd.DataFrame:
     targets = vectors @ complement.T  # where each item points to next
     log_pop = np.log(popularity)
 
-    lengths = 2 + rng.geometric(1.0 / max(config.mean_session_length - 1.0, 1.0), size=config.n_sessions)
-    starts = np.sort(rng.uniform(0, 30 * 86_400, size=config.n_sessions)) + START_TIME
+    lengths, starts = _session_shapes(rng, config)
     n = config.n_sessions
     intents = _unit(
         centres[rng.integers(0, n_categories, size=n)] + 0.3 * rng.standard_normal((n, LATENT_DIM))
@@ -157,6 +149,23 @@ def _intent_sessions(config: SyntheticConfig) -> pd.DataFrame:
             "category": category[flat],
         }
     )
+
+
+def _catalogue(rng: np.random.Generator, config: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's category, and its popularity: Zipf over a random order of the items."""
+    n_items = config.n_items
+    category = rng.integers(0, config.n_categories, size=n_items)
+    popularity = 1.0 / np.arange(1, n_items + 1) ** config.zipf_exponent
+    popularity = popularity[rng.permutation(n_items)]
+    return category, popularity / popularity.sum()
+
+
+def _session_shapes(rng: np.random.Generator, config: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Each session's length (2 + geometric, mean ``mean_session_length``) and start time
+    (sorted, spread over 30 days)."""
+    lengths = 2 + rng.geometric(1.0 / max(config.mean_session_length - 1.0, 1.0), size=config.n_sessions)
+    starts = np.sort(rng.uniform(0, 30 * 86_400, size=config.n_sessions)) + START_TIME
+    return lengths, starts
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

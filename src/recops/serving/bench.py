@@ -35,7 +35,7 @@ import numpy as np
 
 from recops.config import Config, load_config
 from recops.data.interactions import ItemVocab
-from recops.localproc import free_port
+from recops.localproc import cpu_share, free_port
 from recops.models import build_model
 from recops.serving.auth import auth_headers
 from recops.serving.build import SERVICE_DIR
@@ -215,7 +215,7 @@ async def _http_level(
 
 def worker_threads(workers: int) -> int:
     """Torch threads per server worker (service.py's rule): the cores split between workers."""
-    return max(1, len(os.sched_getaffinity(0)) // workers)
+    return cpu_share(workers)
 
 
 def bench_catalog(

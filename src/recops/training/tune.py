@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from recops.config import Config, ConfigError, SearchDimension, TrainConfig, TuneConfig
+from recops.localproc import cpu_share
 from recops.training.checkpoint import Checkpoint
 from recops.training.experiment import PreparedData, fit
 
@@ -159,8 +160,7 @@ def trial_threads(parallel: int, environ: Mapping[str, str] = os.environ) -> int
     ``parallel`` trials Metaflow runs at once on this machine. Two trials of two threads each on
     two cores spin against each other and run many times slower than with one thread each. A
     Batch job (AWS_BATCH_JOB_ID set) has its instance's CPUs to itself and uses them all."""
-    cpus = len(os.sched_getaffinity(0))
-    return cpus if "AWS_BATCH_JOB_ID" in environ else max(1, cpus // parallel)
+    return cpu_share(1 if "AWS_BATCH_JOB_ID" in environ else parallel)
 
 
 def run_trial(data: PreparedData, trial: Trial, config: Config) -> TrialResult:
