@@ -4,7 +4,7 @@
           -> register (baseline, MLflow, gate; then the search as lineage) -> end
 
 Optuna samples every trial up front (one wave; recops.training.tune says why QMC), each trial
-trains as its own Metaflow task, the best by validation NDCG@10 is evaluated on the test set,
+trains as its own Metaflow task (the costliest start first, so that cheap ones fill the end), the best by validation NDCG@10 is evaluated on the test set,
 registered as `challenger` and gated exactly as TrainRecommenderFlow's model is.
 
     python flows/tune_recommender.py run --dataset synthetic                 # [tune] of the config
@@ -76,7 +76,7 @@ class TuneRecommenderFlow(FlowSpec):
         from recops.data.interactions import fingerprint_events
         from recops.data.profile import data_profile
         from recops.pipeline.steps import flow_config
-        from recops.training.tune import parse_models, plan_trials
+        from recops.training.tune import launch_order, parse_models, plan_trials
 
         overrides = {
             "tune.models": parse_models(self.model),
@@ -84,7 +84,7 @@ class TuneRecommenderFlow(FlowSpec):
             "tune.max_epochs": self.epochs or None,
         }
         self.settings = flow_config(self.config, overrides)
-        self.plan = plan_trials(self.settings)
+        self.plan = launch_order(plan_trials(self.settings), self.settings)  # costliest first
         self.events = load_events(self.dataset, self.settings.data)
         self.data_fingerprint = fingerprint_events(self.events)
         self.data_profile = data_profile(self.events, self.data_fingerprint)

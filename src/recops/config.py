@@ -15,7 +15,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -104,6 +104,19 @@ Dropout = Annotated[Float, Field(ge=0, lt=1)]
 Positive = Annotated[Float, Field(gt=0)]
 
 
+def _max_len(value: Any) -> Any:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 2):
+        return value
+    if isinstance(value, str) and value.strip().isdigit() and int(value) >= 2:
+        return int(value)
+    raise ValueError('must be a whole number of at least 2, or "auto" (set from the data)')
+
+
+# The most recent events a model reads. "auto": chosen from the training sequences when the
+# model is built (recops.models.auto_max_len); the checkpoint holds the number it chose.
+MaxLen = Annotated[int | Literal["auto"], BeforeValidator(_max_len)]
+
+
 class _Section(BaseModel):
     """Frozen, closed to unknown keys, and failing with a ConfigError that names the key."""
 
@@ -170,8 +183,9 @@ class SASRecConfig(_Section):
     """Self-attentive sequential recommendation (Kang & McAuley 2018), trained with full CE."""
 
     _path: ClassVar[str] = "sasrec"
+    longest_auto_len: ClassVar[int] = 200  # what max_len = "auto" chooses at most
 
-    max_len: Annotated[Int, Field(ge=2)] = 200
+    max_len: MaxLen = "auto"  # a number, or "auto": covers 95% of the training sequences
     hidden: Size = 64
     n_layers: Size = 2
     n_heads: Size = 1
@@ -192,10 +206,10 @@ class GRU4RecConfig(_Section):
     """Session-based recommendation with a GRU (Hidasi et al. 2016), trained with full CE."""
 
     _path: ClassVar[str] = "gru4rec"
+    # a GRU reads sequentially: long windows cost time and forget anyway
+    longest_auto_len: ClassVar[int] = 50
 
-    max_len: Annotated[Int, Field(ge=2)] = (
-        50  # a GRU reads sequentially: long windows cost time and forget anyway
-    )
+    max_len: MaxLen = "auto"
     embedding: Size = 64
     hidden: Size = 128
     n_layers: Size = 1
@@ -419,7 +433,8 @@ class TuneConfig(_Section):
     trials: Size = 20  # in all, split across the families in `models`
     models: Annotated[tuple[Str, ...], AfterValidator(_known_models)] = ("sasrec",)  # families searched
     sampler: Annotated[Str, _one_of("qmc", "random", "tpe")] = "qmc"  # one wave: QMC spreads it best
-    max_epochs: Size = 30  # per trial, in place of train.epochs (early stopping still applies)
+    max_epochs: Size = 20  # per trial, in place of train.epochs (early stopping still applies)
+    patience: Size = 3  # per trial, in place of train.patience: a search looks for the promising ones
     parallel: Size = 2  # trials running at once on one machine (Metaflow --max-workers)
     seed: Seed = 0
     sasrec: SASRecSpace = Field(  # type: ignore[valid-type]

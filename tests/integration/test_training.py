@@ -6,7 +6,7 @@ import torch
 
 from recops.config import load_config
 from recops.data import build_interactions, leave_one_out_split, validate_events
-from recops.models import build_model
+from recops.models import auto_max_len, build_model
 from recops.training.checkpoint import Checkpoint, CheckpointError
 from recops.training.evaluate import evaluate_model, score_histories, top_k
 from recops.training.experiment import PreparedData, train_and_evaluate
@@ -129,3 +129,18 @@ def test_scores_do_not_depend_on_left_padding(model):
     history = torch.tensor([[3, 7, 5]])
     padded = torch.tensor([[0, 0, 0, 3, 7, 5]])
     assert torch.allclose(net.predict(history), net.predict(padded), atol=1e-5)
+
+
+@pytest.mark.parametrize("model", ["sasrec", "gru4rec"])
+def test_auto_max_len_is_chosen_from_the_training_sequences(tmp_path, model):
+    """max_len = "auto" becomes a number at training, and the checkpoint keeps that number:
+    the served model reads exactly as far back as the trained one."""
+    data = prepared()
+    cfg = load_config(overrides={**TINY, "train.epochs": 1, f"{model}.max_len": "auto"})
+    report = train_and_evaluate(data, model, cfg)
+    expected = auto_max_len(data.split.train, 200 if model == "sasrec" else 50)
+    assert report.checkpoint.model_config["max_len"] == expected
+    assert isinstance(expected, int) and expected < 200  # short test sessions: not the ceiling
+    rebuilt = Checkpoint.load(report.checkpoint.save(tmp_path / "model.pt")).build_model()
+    assert rebuilt.max_len == expected
+    assert np.array_equal(evaluate_model(rebuilt, data.split.test).ranks, report.test.ranks)

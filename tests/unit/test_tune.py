@@ -11,6 +11,7 @@ from recops.training.tune import (
     Trial,
     TrialResult,
     best_trial,
+    launch_order,
     parse_models,
     plan_trials,
     run_trial,
@@ -82,18 +83,30 @@ def test_families_split_the_trials_each_starting_with_its_defaults():
     assert isinstance(trials[5].params["steps"], int)  # an integer key is sampled as one
 
 
+def test_the_costliest_trials_start_first():
+    cfg = config(**{"tune.models": ["markov", "sasrec", "popular"], "tune.trials": 8})
+    planned = plan_trials(cfg)
+    ordered = launch_order(planned, cfg)
+    assert sorted(ordered, key=lambda t: t.number) == planned  # the same trials, numbers kept
+    neural = [t for t in ordered if t.model == "sasrec"]
+    assert ordered[: len(neural)] == neural  # the counting baselines (cost 0) last
+    sizes = [t.params["hidden"] ** 2 * t.params["n_layers"] for t in neural]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > sizes[-1]
+    assert [t.model for t in ordered[len(neural) :]] == ["markov"] * 4 + ["popular"]  # planned order
+
+
 def test_a_family_table_replaces_its_default_space():
     cfg = load_config(overrides={"tune.trials": 3, "tune.sasrec": {"lr": {"low": 0.001, "high": 0.01}}})
     assert [set(t.params) for t in plan_trials(cfg)] == [{"lr"}] * 3
 
 
 def test_params_land_in_a_validated_config():
-    cfg = config(**{"tune.max_epochs": 3})
+    cfg = config(**{"tune.max_epochs": 3, "tune.patience": 2, "train.patience": 7})
     trial = plan_trials(cfg)[1]
     tuned = trial_config(cfg, trial)
     for key, value in trial.params.items():
         assert getattr(tuned.sasrec, key) == value
-    assert tuned.train.epochs == 3
+    assert (tuned.train.epochs, tuned.train.patience) == (3, 2)
     assert tuned.gru4rec == cfg.gru4rec and tuned.data == cfg.data  # nothing else moved
     with pytest.raises(ConfigError, match="divisible by n_heads"):
         trial_config(cfg, Trial(0, "sasrec", {"hidden": 63, "n_heads": 2}))

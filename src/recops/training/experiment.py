@@ -87,7 +87,8 @@ def fit(
 ) -> Fitted:
     """Train ``model_name`` on the split's training part; the checkpoint carries the lineage."""
     seed_everything(config.train.seed)  # initial weights are part of what the seed fixes
-    model = build_model(model_name, config.model_section(model_name), data.interactions.n_items)
+    section = config.model_section(model_name)
+    model = build_model(model_name, section, data.interactions.n_items, data.split.train)
     log.info("training %s on %s (%s)", model_name, resolve_device(config.train.device), data.dataset)
     result = train_model(model, data.split, config.train, on_epoch=on_epoch)
     checkpoint = Checkpoint.from_model(

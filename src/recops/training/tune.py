@@ -107,6 +107,22 @@ def plan_trials(config: Config) -> list[Trial]:
     return trials
 
 
+def launch_order(trials: list[Trial], config: Config) -> list[Trial]:
+    """``trials`` in the order to start them: the costliest first (longest processing time
+    first), so that the cheap ones fill the gaps at the end and no worker idles long while the
+    last big trial runs alone. The cost of a trial is its network's parameters without the item
+    table (what every training position multiplies through); a counting baseline costs 0.
+    Ties keep the planned order; the trial numbers do not change."""
+    from recops.models import build_model
+
+    def cost(trial: Trial) -> int:
+        model = build_model(trial.model, trial_config(config, trial).model_section(trial.model), n_items=1)
+        return sum(p.numel() for p in model.parameters()) if model.trainable else 0
+
+    costs = {trial.number: cost(trial) for trial in trials}
+    return sorted(trials, key=lambda trial: -costs[trial.number])  # sorted() is stable
+
+
 def _sample(config: Config, family: str, count: int) -> list[dict[str, Any]]:
     """``count`` parameter sets for ``family`` from one Optuna study, the config's own first."""
     import optuna
@@ -147,11 +163,13 @@ def _sampler(tune: TuneConfig) -> Any:
 
 
 def trial_config(config: Config, trial: Trial) -> Config:
-    """The config a trial trains with: its params in the family's section and tune.max_epochs as
-    train.epochs, both validated (a ConfigError names an unknown family or key, or a bad value)."""
+    """The config a trial trains with: its params in the family's section, tune.max_epochs and
+    tune.patience as train.epochs and train.patience, all validated (a ConfigError names an
+    unknown family or key, or a bad value)."""
     section = config.model_section(trial.model)
     tuned = type(section)(**{**section.model_dump(), **trial.params})
-    train = TrainConfig(**{**config.train.model_dump(), "epochs": config.tune.max_epochs})
+    budget = {"epochs": config.tune.max_epochs, "patience": config.tune.patience}
+    train = TrainConfig(**{**config.train.model_dump(), **budget})
     return config.model_copy(update={trial.model: tuned, "train": train})
 
 
@@ -203,6 +221,7 @@ def search_lineage(config: Config, results: list[TrialResult]) -> dict[str, Any]
         "sampler": tune.sampler,
         "seed": tune.seed,
         "max_epochs": tune.max_epochs,
+        "patience": tune.patience,
         "metric": f"valid ndcg@{config.train.eval_k}",
         "space": {
             family: {key: dim.describe() for key, dim in search_space(config, family).items()}
