@@ -4,8 +4,9 @@
           -> register (baseline, MLflow, gate; then the search as lineage) -> end
 
 Optuna samples every trial up front (one wave; recops.training.tune says why QMC), each trial
-trains as its own Metaflow task (the costliest start first, so that cheap ones fill the end), the best by validation NDCG@10 is evaluated on the test set,
-registered as `challenger` and gated exactly as TrainRecommenderFlow's model is.
+trains as its own Metaflow task (the costliest start first, so that cheap ones fill the end),
+the best by validation NDCG@10 is evaluated on the test set, registered as `challenger` and
+gated exactly as TrainRecommenderFlow's model is.
 
     python flows/tune_recommender.py run --dataset synthetic                 # [tune] of the config
     python flows/tune_recommender.py run --model sasrec,gru4rec --trials 8 --epochs 10

@@ -67,16 +67,16 @@ def build_model(
 
 
 __all__ = [
-    "MODELS",
     "AUTO_LENGTHS",
+    "MODELS",
     "VSKNN",
     "GRU4Rec",
     "Markov",
     "Popular",
-    "auto_max_len",
     "SASRec",
     "SequenceModel",
     "SequentialRules",
+    "auto_max_len",
     "build_model",
     "pad_left",
     "resolve_config",
