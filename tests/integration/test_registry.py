@@ -323,3 +323,17 @@ def test_a_missing_data_profile_is_none_but_an_unreadable_registry_is_an_error(t
     monkeypatch.setattr(MlflowClient, "list_artifacts", unreachable)
     with pytest.raises(RegistryError, match=r"cannot read the data profile of version .*connection refused"):
         registry.load_data_profile(without.version)
+
+
+def test_a_warm_started_version_names_what_it_started_from(trained, data):
+    first = register(trained, data)
+    assert "warm_started_from" not in first.tags
+    champion, info = registry.load_checkpoint(first.version)
+    cfg = load_config(overrides={**TINY, "train.warm_epochs": 1})
+    warm = train_and_evaluate(data, "sasrec", cfg, warm_from=(champion, f"version {info.version}"))
+    second = register(warm, data)
+    assert second.tags["warm_started_from"] == f"version {first.version}"
+    reloaded, _ = registry.load_checkpoint(second.version)
+    assert reloaded.warm_start == warm.checkpoint.warm_start and reloaded.warm_start["kept_items"] > 0
+    run = MlflowClient(registry.tracking_uri()).get_run(second.run_id)
+    assert run.data.params["train.epochs"] == "1"  # the warm budget is what it trained with

@@ -144,3 +144,38 @@ def test_auto_max_len_is_chosen_from_the_training_sequences(tmp_path, model):
     rebuilt = Checkpoint.load(report.checkpoint.save(tmp_path / "model.pt")).build_model()
     assert rebuilt.max_len == expected
     assert np.array_equal(evaluate_model(rebuilt, data.split.test).ranks, report.test.ranks)
+
+
+def test_warm_start_continues_the_champion_on_new_data():
+    """Train on the first snapshot, then start from that model on a snapshot with new items:
+    the old items' rows carry over, training takes at most train.warm_epochs epochs, and the
+    checkpoint says what it started from."""
+    events = cycle_events()
+    first = prepared(events[events["item_id"] != events["item_id"].max()])  # one item arrives later
+    cfg = load_config(overrides={**TINY, "train.epochs": 3, "train.warm_epochs": 2, "train.patience": 9})
+    champion = train_and_evaluate(first, "sasrec", cfg).checkpoint
+    data = prepared(events)
+    assert data.interactions.n_items == first.interactions.n_items + 1
+    warm = train_and_evaluate(data, "sasrec", cfg, warm_from=(champion, "version 1"))
+    assert warm.train.epochs_run == 2 and warm.checkpoint.train_config["epochs"] == 2
+    kept = first.interactions.n_items
+    assert warm.checkpoint.warm_start == {
+        "from": "version 1",
+        "kept_items": kept,
+        "new_items": 1,
+        "dropped_items": 0,
+    }
+    # from scratch on the same data: a different start, so different weights after training
+    cold = train_and_evaluate(data, "sasrec", cfg)
+    assert cold.checkpoint.warm_start == {} and cold.train.epochs_run == 3
+    # it starts where the champion ended: with a learning rate too small to learn much in one
+    # epoch (lr is not part of the shape), the warm model is good at once, a cold one is not
+    slow = load_config(overrides={**TINY, "train.epochs": 1, "train.warm_epochs": 1, "sasrec.lr": 1e-5})
+    slow_warm = train_and_evaluate(data, "sasrec", slow, warm_from=(champion, "version 1"))
+    slow_cold = train_and_evaluate(data, "sasrec", slow)
+    assert slow_warm.test.metrics["ndcg@10"] > slow_cold.test.metrics["ndcg@10"] + 0.3
+    # a champion of another shape is not continued: from scratch, and the reason kept
+    other = load_config(overrides={**TINY, "sasrec.hidden": 16, "train.epochs": 1})
+    refused = train_and_evaluate(data, "sasrec", other, warm_from=(champion, "version 1"))
+    assert refused.checkpoint.warm_start["refused"] == "version 1"
+    assert "hidden 32 -> 16" in refused.checkpoint.warm_start["reason"]

@@ -83,7 +83,7 @@ def test_parse_override():
         ({"train.seed": -1}, "train.seed must be in [0, 4294967295]"),
         ({"resources.gpu": -1}, "resources.gpu must be >= 0"),
         ({"gru4rec.max_len": 1}, 'gru4rec.max_len must be a whole number of at least 2, or "auto" (set'),
-        ({"sasrec.max_len": "long"}, "sasrec.max_len must be a whole number of at least 2, or \"auto\""),
+        ({"sasrec.max_len": "long"}, 'sasrec.max_len must be a whole number of at least 2, or "auto"'),
         ({"sasrec.max_len": True}, "sasrec.max_len must be a whole number of at least 2"),
         # wrong type
         ({"train.epochs": 1.5}, "train.epochs: expected int, got 1.5"),

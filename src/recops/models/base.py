@@ -18,6 +18,9 @@ HISTORY_BIAS_SCALE = 10.0
 
 class SequenceModel(nn.Module):
     trainable = True
+    # state-dict entries with one row per item index (padding first): the weights a new
+    # catalogue changes (recops.training.warm_start maps them by item id)
+    item_tables: tuple[str, ...] = ()
 
     def __init__(self, n_items: int, max_len: int, history_bias: bool = False) -> None:
         super().__init__()

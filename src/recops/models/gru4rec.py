@@ -15,6 +15,8 @@ from recops.models.base import SequenceModel
 
 
 class GRU4Rec(SequenceModel):
+    item_tables = ("item_emb.weight",)
+
     def __init__(self, config: GRU4RecConfig, n_items: int) -> None:
         super().__init__(n_items, config.max_len, config.history_bias)
         self.config = config

@@ -55,6 +55,8 @@ class Block(nn.Module):
 
 
 class SASRec(SequenceModel):
+    item_tables = ("item_emb.weight", "out_emb.weight")  # out_emb only with untied output
+
     def __init__(self, config: SASRecConfig, n_items: int) -> None:
         super().__init__(n_items, config.max_len, config.history_bias)
         self.config = config

@@ -174,6 +174,8 @@ def _version_tags(
     tags["recops_version"] = checkpoint.recops_version or __version__
     if baseline is not None:
         tags.update(_baseline_tags(test, baseline))
+    if source := checkpoint.warm_start.get("from"):
+        tags["warm_started_from"] = str(source)
     return tags
 
 

@@ -32,6 +32,9 @@ class Checkpoint:
     metrics: dict[str, Any] = field(default_factory=dict)
     dataset: str = ""
     item_counts: list[int] = field(default_factory=list)  # training frequency per vocab item
+    # set when training started from another model's weights (recops.training.warm_start):
+    # "from" (what it started from), kept_items, new_items, dropped_items
+    warm_start: dict[str, Any] = field(default_factory=dict)
     recops_version: str = __version__
 
     @classmethod
@@ -60,6 +63,7 @@ class Checkpoint:
             "metrics": self.metrics,
             "dataset": self.dataset,
             "item_counts": list(self.item_counts),
+            "warm_start": dict(self.warm_start),
             "recops_version": self.recops_version,
         }
         with atomic_path(path) as tmp:
@@ -89,5 +93,6 @@ class Checkpoint:
             metrics=payload["metrics"],
             dataset=payload.get("dataset", ""),
             item_counts=list(payload.get("item_counts", [])),
+            warm_start=dict(payload.get("warm_start", {})),
             recops_version=payload.get("recops_version", ""),
         )

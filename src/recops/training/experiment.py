@@ -21,6 +21,7 @@ from recops.models import build_model
 from recops.training.checkpoint import Checkpoint
 from recops.training.evaluate import EvalResult, evaluate_model
 from recops.training.train import EpochStats, TrainResult, resolve_device, seed_everything, train_model
+from recops.training.warm_start import WarmStartMismatch, warm_start_model
 
 log = logging.getLogger(__name__)
 
@@ -84,22 +85,43 @@ def fit(
     model_name: str,
     config: Config,
     on_epoch: Callable[[EpochStats], Any] | None = None,
+    warm_from: tuple[Checkpoint, str] | None = None,
 ) -> Fitted:
-    """Train ``model_name`` on the split's training part; the checkpoint carries the lineage."""
+    """Train ``model_name`` on the split's training part; the checkpoint carries the lineage.
+
+    ``warm_from`` (a checkpoint and what to call it, e.g. "version 3") starts from that model's
+    weights for at most ``train.warm_epochs`` epochs (recops.training.warm_start); when it
+    cannot be continued (another family or shape), training starts from scratch as without
+    it, and the checkpoint's ``warm_start`` says why."""
     seed_everything(config.train.seed)  # initial weights are part of what the seed fixes
     section = config.model_section(model_name)
-    model = build_model(model_name, section, data.interactions.n_items, data.split.train)
+    train_config, warm_start = config.train, {}
+    model = None
+    if warm_from is not None:
+        source, name = warm_from
+        try:
+            warm = warm_start_model(source, model_name, section.model_dump(), data.interactions.vocab)
+        except WarmStartMismatch as exc:
+            log.warning("cannot start from %s, training from scratch: %s", name, exc)
+            warm_start = {"refused": name, "reason": str(exc)}
+        else:
+            model, warm_start = warm.model, {"from": name, **warm.summary()}
+            train_config = config.train.model_copy(update={"epochs": config.train.warm_epochs})
+            log.info("starting from %s's weights (%s)", name, warm.summary())
+    if model is None:
+        model = build_model(model_name, section, data.interactions.n_items, data.split.train)
     log.info("training %s on %s (%s)", model_name, resolve_device(config.train.device), data.dataset)
-    result = train_model(model, data.split, config.train, on_epoch=on_epoch)
+    result = train_model(model, data.split, train_config, on_epoch=on_epoch)
     checkpoint = Checkpoint.from_model(
         result.model,
         model_name,
         data.interactions.vocab,
         data_fingerprint=data.interactions.fingerprint,
-        train_config=config.train.model_dump(),
+        train_config=train_config.model_dump(),
         metrics={"valid": result.valid_metrics},
         dataset=data.dataset,
         item_counts=training_item_counts(data.split),
+        warm_start=warm_start,
     )
     return Fitted(checkpoint, result)
 
@@ -116,8 +138,9 @@ def train_and_evaluate(
     model_name: str,
     config: Config,
     on_epoch: Callable[[EpochStats], Any] | None = None,
+    warm_from: tuple[Checkpoint, str] | None = None,
 ) -> TrainingReport:
-    fitted = fit(data, model_name, config, on_epoch)
+    fitted = fit(data, model_name, config, on_epoch, warm_from)
     test = evaluate_fitted(fitted, data)
     return TrainingReport(fitted.checkpoint, fitted.train, test)
 
