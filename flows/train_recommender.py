@@ -5,6 +5,7 @@
 Every step is a thin call into ``recops``. Run it locally, or on AWS Batch:
 
     python flows/train_recommender.py run --dataset ml-100k --model sasrec
+    python flows/train_recommender.py run --warm_start champion   # continue the champion's weights
     python flows/train_recommender.py --with batch run --dataset parquet:s3://bucket/recops/snapshots/x.parquet
     python flows/train_recommender.py resume          # after a failed step
 
@@ -35,6 +36,12 @@ class TrainRecommenderFlow(FlowSpec):
         "model", default="sasrec", help="sasrec, gru4rec, or a simple baseline: markov, sr, vsknn, popular"
     )
     epochs = Parameter("epochs", default=0, help="maximum epochs; 0 keeps the config's train.epochs")
+    warm_start = Parameter(
+        "warm_start",
+        default="",
+        help="start from a registered model's weights: 'champion' (from scratch when there is none) "
+        "or a version number; at most train.warm_epochs epochs. Empty: from scratch.",
+    )
     report_template = IncludeFile(
         "report_template",
         default=str(REPORT_NOTEBOOK),
@@ -49,10 +56,11 @@ class TrainRecommenderFlow(FlowSpec):
         from recops.data import load_events
         from recops.data.interactions import fingerprint_events
         from recops.data.profile import data_profile
-        from recops.pipeline.steps import check_report_template, flow_config
+        from recops.pipeline.steps import check_report_template, flow_config, warm_start_version
 
         self.settings = flow_config(self.config, {"train.epochs": self.epochs or None})
         self.settings.model_section(self.model)  # unknown model: fail before any work
+        self.warm_version = warm_start_version(self.warm_start)  # fixed now: the champion may move
         check_report_template(self.report_template)  # not a notebook: fail before training
         self.events = load_events(self.dataset, self.settings.data)
         self.data_fingerprint = fingerprint_events(self.events)
@@ -80,15 +88,16 @@ class TrainRecommenderFlow(FlowSpec):
     @resources(cpu=config.resources.cpu, memory=config.resources.memory, gpu=config.resources.gpu)
     @step
     def train(self):
-        """Train with early stopping on validation NDCG@10 (CUDA when present)."""
+        """Train with early stopping on validation NDCG@10 (CUDA when present); with
+        --warm_start, from that version's weights (recops.training.warm_start)."""
         from dataclasses import asdict
 
         from recops.pipeline.cards import training_card
-        from recops.pipeline.steps import inject_fault_if_asked
+        from recops.pipeline.steps import inject_fault_if_asked, warm_start_from
         from recops.training.experiment import fit
 
         inject_fault_if_asked("train")
-        fitted = fit(self.data, self.model, self.settings)
+        fitted = fit(self.data, self.model, self.settings, warm_from=warm_start_from(self.warm_version))
         self.checkpoint = fitted.checkpoint
         self.history = [asdict(epoch) for epoch in fitted.train.history]
         current.card["training"].extend(training_card(self.history))

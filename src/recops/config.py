@@ -269,7 +269,7 @@ class TrainConfig(_Section):
     batch_size: Size = 64
     weight_decay: Annotated[Float, Field(ge=0)] = 0.0
     patience: Size = 5  # epochs without a better validation NDCG@10 before stopping
-    warm_epochs: Size = 10  # in place of epochs when training starts from the champion's weights
+    warm_epochs: Size = 10  # at most, when training starts from the champion's weights
     min_epochs: Size = 1
     eval_k: Size = 10
     seed: Seed = 42
@@ -343,6 +343,9 @@ class RetrainConfig(_Section):
     lock_wait_s: Positive = 3600.0  # how long a cycle waits for another to finish before skipping
     keep: Size = 5  # after each cycle, gc keeps the newest N versions, bentos, models (+ champion's)
     tune: Bool = False  # run a small search (TuneRecommenderFlow, [tune]) instead of one training
+    # start from the champion's weights for at most train.warm_epochs epochs (from scratch when
+    # the champion is of another family or shape, or with tune)
+    warm_start: Bool = True
 
 
 class SearchDimension(BaseModel):

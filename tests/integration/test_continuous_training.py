@@ -96,6 +96,9 @@ def test_cycle_1_trains_and_promotes_a_first_champion(first_cycle):
     assert first_cycle.trained.gate.action is GateAction.PROMOTED
     assert champion_version() == first_cycle.trained.model_version
     assert read_deployment()["bento_tag"] == first_cycle.bento_tag
+    from recops import registry
+
+    assert "warm_started_from" not in registry.get_version(first_cycle.trained.model_version).tags
 
 
 def test_cycle_2_with_the_same_data_trains_nothing_and_says_why(first_cycle, config_file):
@@ -272,6 +275,10 @@ def test_cycle_3_drift_retrains_gates_and_swaps_the_served_model_without_failure
     assert result.outcome is CycleOutcome.PROMOTED, result.trained.gate.reason
     new_version = str(result.trained.model_version)
     assert champion_version() == result.trained.model_version != before
+    # retrain.warm_start (the default): the challenger started from the champion's weights
+    from recops import registry
+
+    assert registry.get_version(result.trained.model_version).tags["warm_started_from"] == f"version {before}"
     assert read_deployment()["bento_tag"] == result.bento_tag
     assert client.versions[0] == served_before and client.versions[-1] == new_version
     assert result.deployed.in_sync and [s.target for s in result.deployed.services] == [server.url]

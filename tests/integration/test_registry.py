@@ -337,3 +337,18 @@ def test_a_warm_started_version_names_what_it_started_from(trained, data):
     assert reloaded.warm_start == warm.checkpoint.warm_start and reloaded.warm_start["kept_items"] > 0
     run = MlflowClient(registry.tracking_uri()).get_run(second.run_id)
     assert run.data.params["train.epochs"] == "1"  # the warm budget is what it trained with
+
+
+def test_warm_start_choice_resolves_to_a_registered_version(trained, data):
+    from recops.config import ConfigError
+    from recops.pipeline.steps import warm_start_version
+
+    assert warm_start_version("") is None
+    assert warm_start_version("champion") is None  # no champion yet: from scratch
+    version = register(trained, data).version
+    assert registry.gate(config=GATE).promote
+    assert warm_start_version("champion") == warm_start_version(str(version)) == version
+    with pytest.raises(registry.RegistryError, match="999"):
+        warm_start_version("999")
+    with pytest.raises(ConfigError, match="--warm_start must be 'champion' or a version number, got 'best'"):
+        warm_start_version("best")

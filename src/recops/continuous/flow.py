@@ -193,6 +193,7 @@ def train(
         flow_file,
         timeout_s=config.retrain.train_timeout_s,
         inputs=inputs,
+        warm_start=config.retrain.warm_start,
     )
     trained = asyncio.run(run)
     logger.info("trained %s: test ndcg@10 %.4f", trained.pathspec, trained.metrics["ndcg@10"])

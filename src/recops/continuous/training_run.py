@@ -84,10 +84,12 @@ async def run_training_flow(
     *,
     timeout_s: float | None = None,
     inputs: dict[str, str] | None = None,
+    warm_start: bool = False,
 ) -> TrainedRun:
     """Run ``flow_file`` (TrainRecommenderFlow, or TuneRecommenderFlow: :func:`training_flow`)
     through Metaflow's Runner, passing each log line to ``log_line``. An empty ``model`` leaves
-    the flow's own default (TuneRecommenderFlow: the config's tune.models).
+    the flow's own default (TuneRecommenderFlow: the config's tune.models). ``warm_start``
+    starts TrainRecommenderFlow from the champion's weights (``--warm_start champion``).
 
     With ``inputs`` (data fingerprint, code and config hashes, model) a failed run is recorded,
     and a later call on the same inputs resumes it rather than training again. A run still
@@ -125,7 +127,10 @@ async def run_training_flow(
                 log_line(f"resuming failed run {origin} on the same inputs (its finished steps are reused)")
                 running = await runner.async_resume(origin_run_id=origin)
             else:
-                running = await runner.async_run(dataset=spec, **({"model": model} if model else {}))
+                options = {"model": model} if model else {}
+                if warm_start and flow_file == TRAINING_FLOW:
+                    options["warm_start"] = "champion"
+                running = await runner.async_run(dataset=spec, **options)
         except RuntimeError as exc:  # the flow exited before starting a run (e.g. a bad config)
             raise CycleError(f"{flow_file.name} did not start: {exc}") from exc
         try:

@@ -113,6 +113,37 @@ def git_commit() -> str:
     return done.stdout.strip() if done.returncode == 0 else "unknown"
 
 
+def warm_start_version(choice: str) -> int | None:
+    """The registered version a training run starts from (``--warm_start``): none for "",
+    the champion's for "champion" (none when there is no champion yet: the first model trains
+    from scratch), or the version number given, which must exist. Raises ConfigError for
+    anything else, RegistryError for a version that is not registered."""
+    choice = choice.strip()
+    if not choice:
+        return None
+    from recops import registry
+    from recops.registry.versions import alias_version
+
+    if choice == registry.CHAMPION:
+        with registry.mlflow_client() as client:
+            version = alias_version(client, registry.CHAMPION)
+        print(f"warm start: from version {version}" if version else "warm start: no champion, from scratch")
+        return version
+    if not choice.isdigit():
+        raise ConfigError(f"--warm_start must be 'champion' or a version number, got {choice!r}")
+    return registry.get_version(int(choice)).version  # a version that does not exist fails here
+
+
+def warm_start_from(version: int | None) -> tuple[Any, str] | None:
+    """(checkpoint, "version N") for :func:`recops.training.experiment.fit`'s ``warm_from``."""
+    if version is None:
+        return None
+    from recops import registry
+
+    checkpoint, info = registry.load_checkpoint(version)
+    return checkpoint, f"version {info.version}"
+
+
 def register_and_gate(
     checkpoint: Any,
     history: list[dict[str, Any]],

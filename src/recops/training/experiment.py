@@ -90,7 +90,8 @@ def fit(
     """Train ``model_name`` on the split's training part; the checkpoint carries the lineage.
 
     ``warm_from`` (a checkpoint and what to call it, e.g. "version 3") starts from that model's
-    weights for at most ``train.warm_epochs`` epochs (recops.training.warm_start); when it
+    weights for at most ``train.warm_epochs`` epochs (nor more than ``train.epochs``;
+    recops.training.warm_start); when it
     cannot be continued (another family or shape), training starts from scratch as without
     it, and the checkpoint's ``warm_start`` says why."""
     seed_everything(config.train.seed)  # initial weights are part of what the seed fixes
@@ -106,7 +107,8 @@ def fit(
             warm_start = {"refused": name, "reason": str(exc)}
         else:
             model, warm_start = warm.model, {"from": name, **warm.summary()}
-            train_config = config.train.model_copy(update={"epochs": config.train.warm_epochs})
+            budget = min(config.train.warm_epochs, config.train.epochs)  # never more than cold
+            train_config = config.train.model_copy(update={"epochs": budget})
             log.info("starting from %s's weights (%s)", name, warm.summary())
     if model is None:
         model = build_model(model_name, section, data.interactions.n_items, data.split.train)
