@@ -130,6 +130,30 @@ def test_train_refuses_an_out_folder_with_other_files(tmp_path, events_csv):
 
 
 @pytest.mark.slow
+def test_bench_retrain_compares_warm_start_with_scratch():
+    done = recops(
+        "bench",
+        "retrain",
+        "--json",
+        "--seeds",
+        "1",
+        *("--set", "data.synthetic.n_sessions=300", "--set", "data.synthetic.n_items=60"),
+        *("--set", "train.epochs=3", "--set", "train.warm_epochs=1", "--set", "sasrec.hidden=16"),
+    )
+    result = json.loads(done.stdout)
+    (run,) = result["runs"]
+    assert run["warm_start"]["from"] == "champion" and run["warm_start"]["kept_items"] > 50
+    assert run["warm_start"]["new_items"] > 0  # new sessions bring items the champion never saw
+    assert run["warm"]["epochs"] == result["max_warm_epochs"] == 1 and run["scratch"]["epochs"] == 3
+    assert result["new_events"] > result["old_events"]
+    assert result["ndcg_ratio"] == pytest.approx(run["warm"]["ndcg@10"] / run["scratch"]["ndcg@10"], abs=1e-4)
+    assert result["time_ratio"] == pytest.approx(
+        run["warm"]["train_seconds"] / run["scratch"]["train_seconds"], abs=1e-3
+    )
+    refused = recops("bench", "retrain", "--model", "markov", check=False)
+    assert refused.returncode != 0 and "choose sasrec or gru4rec, not 'markov'" in refused.stderr
+
+
 def test_bench_serve_soak_swaps_models_under_load_without_5xx():
     """A short soak: 32 clients for 20 s against a served bento, the deployed model swapped
     every 5 s; no 5xx, every swap confirmed by the answers' model version."""

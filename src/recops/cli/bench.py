@@ -1,4 +1,4 @@
-"""``recops bench quality`` and ``recops bench serve``: figures as JSON."""
+"""``recops bench quality``, ``retrain`` and ``serve``: figures as JSON."""
 
 from __future__ import annotations
 
@@ -47,6 +47,42 @@ def bench_quality_command(
     result = bench_quality(dataset, names, cfg, seed_list, on_epoch=progress)
     text = json.dumps(result, indent=None if json_out else 2)
     typer.echo(text)
+
+
+@bench_app.command("retrain")
+def bench_retrain_command(
+    dataset: DatasetOpt = "synthetic",
+    model: Annotated[
+        str, typer.Option(help="The model trained (a neural one: sasrec or gru4rec).")
+    ] = "sasrec",
+    arrival: Annotated[
+        str,
+        typer.Option(
+            help="How new data arrives: 'sessions' (10% more sessions, 5% of the catalogue replaced "
+            "by new items) or 'time' (the first 90% of events by time train the champion)."
+        ),
+    ] = "sessions",
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds; figures are means.")] = "42",
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print only the JSON object on stdout.")] = False,
+) -> None:
+    """Warm start against training from scratch: train a champion on the old data, then the
+    challenger on the new snapshot both ways; print both runs' test NDCG@10 and training time,
+    and the warm run's as ratios of the scratch run's (ndcg_ratio, time_ratio)."""
+    from recops.training.retrain_bench import ARRIVALS, bench_retrain
+
+    log_to_stderr(quiet=json_out)
+    cfg = load_cli_config(config, set_, {})
+    if model not in ("sasrec", "gru4rec"):
+        raise ConfigError(
+            f"--model: warm start continues a trained network; choose sasrec or gru4rec, not {model!r}"
+        )
+    if arrival not in ARRIVALS:
+        raise ConfigError(f"--arrival: choose {' or '.join(ARRIVALS)}, not {arrival!r}")
+    progress = None if json_out else (lambda stage, sd, s: print_epoch(f"{stage} seed {sd}: ")(s))
+    result = bench_retrain(dataset, model, cfg, int_list(seeds, "--seeds"), arrival, on_epoch=progress)
+    typer.echo(json.dumps(result, indent=None if json_out else 2))
 
 
 def int_list(text: str, option: str) -> list[int]:
