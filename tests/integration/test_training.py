@@ -179,3 +179,16 @@ def test_warm_start_continues_the_champion_on_new_data():
     refused = train_and_evaluate(data, "sasrec", other, warm_from=(champion, "version 1"))
     assert refused.checkpoint.warm_start["refused"] == "version 1"
     assert "hidden 32 -> 16" in refused.checkpoint.warm_start["reason"]
+
+
+def test_a_checkpoint_pickled_before_a_field_existed_unpickles_with_its_default():
+    """A failed run resumed after an upgrade reads checkpoints pickled by the older code."""
+    import pickle
+
+    report = train_and_evaluate(prepared(), "popular", load_config(overrides=TINY))
+    state = dict(report.checkpoint.__dict__)
+    del state["warm_start"]  # as pickled before warm start existed
+    old = Checkpoint.__new__(Checkpoint)
+    old.__dict__.update(state)
+    restored = pickle.loads(pickle.dumps(old))
+    assert restored.warm_start == {} and restored.vocab == report.checkpoint.vocab

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,16 @@ class Checkpoint:
     # "from" (what it started from), kept_items, new_items, dropped_items
     warm_start: dict[str, Any] = field(default_factory=dict)
     recops_version: str = __version__
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickling (a Metaflow artifact) a checkpoint saved before a field existed gives it the
+        field's default, so that a run resumed after an upgrade reads its own checkpoints."""
+        for spec in fields(self):
+            if spec.name not in state and spec.default_factory is not MISSING:
+                state[spec.name] = spec.default_factory()
+            elif spec.name not in state and spec.default is not MISSING:
+                state[spec.name] = spec.default
+        self.__dict__.update(state)
 
     @classmethod
     def from_model(
