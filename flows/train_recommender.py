@@ -56,11 +56,11 @@ class TrainRecommenderFlow(FlowSpec):
         from recops.data import load_events
         from recops.data.interactions import fingerprint_events
         from recops.data.profile import data_profile
-        from recops.pipeline.steps import check_report_template, flow_config, warm_start_version
+        from recops.pipeline.steps import check_report_template, check_warm_start, flow_config
 
         self.settings = flow_config(self.config, {"train.epochs": self.epochs or None})
         self.settings.model_section(self.model)  # unknown model: fail before any work
-        self.warm_version = warm_start_version(self.warm_start)  # fixed now: the champion may move
+        check_warm_start(self.warm_start)  # a bad value fails before any work
         check_report_template(self.report_template)  # not a notebook: fail before training
         self.events = load_events(self.dataset, self.settings.data)
         self.data_fingerprint = fingerprint_events(self.events)
@@ -97,7 +97,8 @@ class TrainRecommenderFlow(FlowSpec):
         from recops.training.experiment import fit
 
         inject_fault_if_asked("train")
-        fitted = fit(self.data, self.model, self.settings, warm_from=warm_start_from(self.warm_version))
+        self.warm_version, warm_from = warm_start_from(self.warm_start)
+        fitted = fit(self.data, self.model, self.settings, warm_from=warm_from)
         self.checkpoint = fitted.checkpoint
         self.history = [asdict(epoch) for epoch in fitted.train.history]
         current.card["training"].extend(training_card(self.history))

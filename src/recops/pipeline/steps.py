@@ -113,11 +113,21 @@ def git_commit() -> str:
     return done.stdout.strip() if done.returncode == 0 else "unknown"
 
 
+def check_warm_start(choice: str) -> None:
+    """``--warm_start`` is empty, "champion" or a version number (ConfigError otherwise); which
+    version it names is resolved when the train step loads it (:func:`warm_start_from`), so
+    that the start step does not pay for the registry client."""
+    choice = choice.strip()
+    if choice and choice != "champion" and not choice.isdigit():
+        raise ConfigError(f"--warm_start must be 'champion' or a version number, got {choice!r}")
+
+
 def warm_start_version(choice: str) -> int | None:
     """The registered version a training run starts from (``--warm_start``): none for "",
     the champion's for "champion" (none when there is no champion yet: the first model trains
     from scratch), or the version number given, which must exist. Raises ConfigError for
     anything else, RegistryError for a version that is not registered."""
+    check_warm_start(choice)
     choice = choice.strip()
     if not choice:
         return None
@@ -129,19 +139,19 @@ def warm_start_version(choice: str) -> int | None:
             version = alias_version(client, registry.CHAMPION)
         print(f"warm start: from version {version}" if version else "warm start: no champion, from scratch")
         return version
-    if not choice.isdigit():
-        raise ConfigError(f"--warm_start must be 'champion' or a version number, got {choice!r}")
     return registry.get_version(int(choice)).version  # a version that does not exist fails here
 
 
-def warm_start_from(version: int | None) -> tuple[Any, str] | None:
-    """(checkpoint, "version N") for :func:`recops.training.experiment.fit`'s ``warm_from``."""
+def warm_start_from(choice: str) -> tuple[int | None, tuple[Any, str] | None]:
+    """(version, (checkpoint, "version N")) for ``--warm_start``, the second being
+    :func:`recops.training.experiment.fit`'s ``warm_from``; (None, None) for from scratch."""
+    version = warm_start_version(choice)
     if version is None:
-        return None
+        return None, None
     from recops import registry
 
     checkpoint, info = registry.load_checkpoint(version)
-    return checkpoint, f"version {info.version}"
+    return info.version, (checkpoint, f"version {info.version}")
 
 
 def register_and_gate(
