@@ -269,7 +269,7 @@ class TrainConfig(_Section):
     batch_size: Size = 64
     weight_decay: Annotated[Float, Field(ge=0)] = 0.0
     patience: Size = 5  # epochs without a better validation NDCG@10 before stopping
-    warm_epochs: Size = 10  # at most, when training starts from the champion's weights
+    warm_epochs: Size = 5  # at most, when training starts from the champion's weights
     min_epochs: Size = 1
     eval_k: Size = 10
     seed: Seed = 42
