@@ -90,10 +90,9 @@ def fit(
     """Train ``model_name`` on the split's training part; the checkpoint carries the lineage.
 
     ``warm_from`` (a checkpoint and what to call it, e.g. "version 3") starts from that model's
-    weights for at most ``train.warm_epochs`` epochs (nor more than ``train.epochs``;
-    recops.training.warm_start); when it
-    cannot be continued (another family or shape), training starts from scratch as without
-    it, and the checkpoint's ``warm_start`` says why."""
+    weights (recops.training.warm_start) for at most ``train.warm_epochs`` epochs, nor more than
+    ``train.epochs``. When it cannot be continued (another family or shape), training starts
+    from scratch as without it, and the checkpoint's ``warm_start`` says why."""
     seed_everything(config.train.seed)  # initial weights are part of what the seed fixes
     section = config.model_section(model_name)
     train_config, warm_start = config.train, {}
