@@ -85,3 +85,10 @@ def test_a_counting_model_is_refitted_not_continued():
     old = Checkpoint.from_model(markov, "markov", OLD, data_fingerprint="sha256:old")
     with pytest.raises(WarmStartMismatch, match="markov is fitted by counting"):
         warm_start_model(old, "markov", old.model_config, NEW)
+
+
+def test_only_networks_are_continuable():
+    from recops.training.warm_start import continuable
+
+    assert continuable("sasrec") and continuable("gru4rec")
+    assert not any(continuable(name) for name in ("markov", "sr", "vsknn", "popular"))

@@ -45,6 +45,7 @@ from recops.continuous.training_run import CycleError, TrainedRun, run_training_
 from recops.data import DataValidationError
 from recops.registry.gate_rules import GateAction
 from recops.serving.reconcile import Reconciliation, reconcile
+from recops.training.warm_start import continuable
 
 ARTIFACT_KEY = "retrain-summary"
 TRAIN_TASK_TIMEOUT_S = 7 * 3600  # past retrain.train_timeout_s (6 h), which ends the Metaflow run first
@@ -193,7 +194,7 @@ def train(
         flow_file,
         timeout_s=config.retrain.train_timeout_s,
         inputs=inputs,
-        warm_start=config.retrain.warm_start,
+        warm_start=config.retrain.warm_start and continuable(model),
     )
     trained = asyncio.run(run)
     logger.info("trained %s: test ndcg@10 %.4f", trained.pathspec, trained.metrics["ndcg@10"])

@@ -45,6 +45,14 @@ class WarmStart:
         }
 
 
+def continuable(model_name: str) -> bool:
+    """Whether a model of this family can start from another's weights: a network can; a model
+    fitted by counting is refitted in seconds instead (the cycle does not even load the champion)."""
+    from recops.models import MODELS
+
+    return MODELS[model_name][0].trainable
+
+
 def shape_of(model_config: dict[str, Any]) -> dict[str, Any]:
     """The keys of a model config that decide its weights' shapes (all but the training knobs)."""
     return {key: value for key, value in model_config.items() if key not in TRAINING_ONLY}
