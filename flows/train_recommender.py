@@ -8,6 +8,11 @@ Every step is a thin call into ``recops``. Run it locally, or on AWS Batch:
     python flows/train_recommender.py run --warm_start champion   # continue the champion's weights
     python flows/train_recommender.py --with batch run --dataset parquet:s3://bucket/recops/snapshots/x.parquet
     python flows/train_recommender.py resume          # after a failed step
+    python flows/train_recommender.py run --no-cache  # run every step, reuse nothing
+
+validate, split, train and evaluate are ``@cached`` (recops.pipeline.cache): a step whose code,
+inputs, config sections and library versions are unchanged reuses an earlier run's outputs;
+start (reads the data), report (a separate kernel) and register (side effects) always run.
 
 On Batch every step goes to METAFLOW_BATCH_JOB_QUEUE (the CPU queue), except ``train``, which
 ``GpuQueue`` sends to $RECOPS_BATCH_GPU_QUEUE when that is set (recops.pipeline.batch); the
@@ -18,7 +23,8 @@ from metaflow import Config, FlowSpec, IncludeFile, Parameter, card, current, re
 
 from recops.data import DATASET_HELP
 from recops.pipeline.batch import GpuQueue
-from recops.pipeline.steps import DEFAULT_CONFIG, REPORT_NOTEBOOK
+from recops.pipeline.cache import cached
+from recops.pipeline.steps import DEFAULT_CONFIG, REPORT_NOTEBOOK, warm_start_input
 
 
 @GpuQueue("train")
@@ -41,6 +47,13 @@ class TrainRecommenderFlow(FlowSpec):
         default="",
         help="start from a registered model's weights: 'champion' (from scratch when there is none) "
         "or a version number; at most train.warm_epochs epochs. Empty: from scratch.",
+    )
+    no_cache = Parameter(
+        "no-cache",
+        type=bool,
+        default=False,
+        is_flag=True,
+        help="run every step; reuse nothing from earlier runs (also: RECOPS_CACHE=off)",
     )
     report_template = IncludeFile(
         "report_template",
@@ -67,6 +80,7 @@ class TrainRecommenderFlow(FlowSpec):
         self.data_profile = data_profile(self.events, self.data_fingerprint)
         self.next(self.validate)
 
+    @cached
     @step
     def validate(self):
         """Data expectations beyond the schema; fails listing every unmet one."""
@@ -75,6 +89,7 @@ class TrainRecommenderFlow(FlowSpec):
         self.data_summary = check_expectations(self.events)
         self.next(self.split)
 
+    @cached
     @step
     def split(self):
         """Item vocabulary and the leave-one-out split."""
@@ -83,6 +98,7 @@ class TrainRecommenderFlow(FlowSpec):
         self.data = prepare_events(self.dataset, self.events, self.settings)
         self.next(self.train)
 
+    @cached(inputs=warm_start_input)
     @card(type="blank", id="training")
     @retry(times=config.resources.retries)
     @resources(cpu=config.resources.cpu, memory=config.resources.memory, gpu=config.resources.gpu)
@@ -104,6 +120,7 @@ class TrainRecommenderFlow(FlowSpec):
         current.card["training"].extend(training_card(self.history))
         self.next(self.evaluate)
 
+    @cached
     @card(type="blank", id="evaluation")
     @step
     def evaluate(self):
@@ -156,6 +173,7 @@ class TrainRecommenderFlow(FlowSpec):
             self.settings,
             self.data_profile,
             self.baseline,
+            getattr(self, "step_cache", None),
         )
         self.next(self.end)
 
@@ -165,7 +183,13 @@ class TrainRecommenderFlow(FlowSpec):
         from recops.pipeline.steps import run_summary
 
         print(
-            run_summary(f"{current.flow_name}/{current.run_id}", self.checkpoint, self.metrics, self.decision)
+            run_summary(
+                f"{current.flow_name}/{current.run_id}",
+                self.checkpoint,
+                self.metrics,
+                self.decision,
+                getattr(self, "step_cache", None),
+            )
         )
 
 

@@ -527,6 +527,26 @@ class StoreConfig(_Section):
     uri: Annotated[Str, AfterValidator(_store_uri)] = ""  # a folder or s3://bucket/prefix ("": $RECOPS_HOME)
 
 
+class CacheConfig(_Section):
+    """The step cache of the training flows (recops.pipeline.cache; off: --no-cache or RECOPS_CACHE=off)."""
+
+    _path: ClassVar[str] = "cache"
+
+    # USD per hour of the machine a step ran on ($RECOPS_INSTANCE_TYPE; "local" when unset):
+    # what `recops cache report` prices saved seconds at. On-demand Linux prices, us-east-1.
+    instance_prices: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=lambda: {
+            "local": 0.0,
+            "m5.large": 0.096,
+            "m5.xlarge": 0.192,
+            "c5.2xlarge": 0.34,
+            "g4dn.xlarge": 0.526,
+            "g5.xlarge": 1.006,
+            "p3.2xlarge": 3.06,
+        }
+    )
+
+
 class Config(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -542,6 +562,7 @@ class Config(_Section):
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
 
     def model_section(self, model: str) -> ModelConfig:
         """The section configuring ``model`` (pydantic reserves the name ``model_config``)."""

@@ -2,7 +2,7 @@
 
 One module per group: ``train`` (train, evaluate), ``bench`` (quality, serve), ``promote``,
 ``registry``, ``bento`` (bento build, serve), ``deploy`` (deploy, status), ``retrain``
-(retrain, simulate-events) and ``schedule``. Errors are reported in one place,
+(retrain, simulate-events), ``schedule`` and ``cache`` (report, audit). Errors are reported in one place,
 :class:`recops.cli.common.RecopsGroup`.
 """
 
@@ -12,6 +12,7 @@ import os
 
 from recops.cli.bench import bench_app
 from recops.cli.bento import bento_app, serve_command
+from recops.cli.cache import cache_app
 from recops.cli.common import command_group, log_to_stderr
 from recops.cli.deploy import deploy_command, gc_command, status_command
 from recops.cli.promote import PROMOTE_EPILOG, promote_command
@@ -36,6 +37,7 @@ app.command("retrain")(retrain_command)
 app.command("simulate-events")(simulate_events_command)
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(bench_app, name="bench")
+app.add_typer(cache_app, name="cache")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -258,6 +258,13 @@ def summary_markdown(result: CycleResult) -> str:
         )
         lines.append(f"| registered | version {trained.model_version} |")
         lines.append(f"| gate | {trained.gate.action.value}: {trained.gate.reason} |")
+        if trained.step_cache:
+            saved = trained.step_cache
+            cost = "" if saved.get("cost_saved") is None else f", ${saved['cost_saved']:.4f}"
+            lines.append(
+                f"| step cache | reused {', '.join(saved['hits']) or 'nothing'}; "
+                f"saved {saved['seconds_saved']:.1f} s{cost} |"
+            )
     if result.deployed:
         served = ", ".join(f"{s.target}: version {s.model_version}" for s in result.deployed.services)
         lines.append(

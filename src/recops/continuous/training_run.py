@@ -14,7 +14,7 @@ import json
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,15 @@ class TrainedRun:
     model_version: int  # registered version of session-recommender
     run_id: str  # its MLflow run
     gate: GateDecision
+    # what the step cache reused (recops.pipeline.cache.ledger_totals): hits, seconds_saved, cost_saved
+    step_cache: dict[str, Any] = field(default_factory=dict)
+
+
+def _step_cache(data: Any) -> dict[str, Any]:
+    """What the run's step cache saved (empty: the cache was off)."""
+    from recops.pipeline.cache import LEDGER, ledger_totals
+
+    return ledger_totals(getattr(data, LEDGER)) if LEDGER in data else {}
 
 
 def use_local_metaflow() -> None:
@@ -156,4 +165,5 @@ async def run_training_flow(
             model_version=int(data.model_version["version"]),
             run_id=str(data.model_version["run_id"]),
             gate=GateDecision.from_dict(data.decision),
+            step_cache=_step_cache(data),
         )

@@ -142,6 +142,12 @@ def warm_start_version(choice: str) -> int | None:
     return registry.get_version(int(choice)).version  # a version that does not exist fails here
 
 
+def warm_start_input(flow: Any) -> dict[str, Any]:
+    """What the train step's cache key needs from outside the run: the version a warm start
+    begins from (the champion changes between runs that are otherwise identical)."""
+    return {"warm_start_version": warm_start_version(flow.warm_start) if flow.warm_start.strip() else None}
+
+
 def warm_start_from(choice: str) -> tuple[int | None, tuple[Any, str] | None]:
     """(version, (checkpoint, "version N")) for ``--warm_start``, the second being
     :func:`recops.training.experiment.fit`'s ``warm_from``; (None, None) for from scratch."""
@@ -163,14 +169,17 @@ def register_and_gate(
     settings: Config,
     data_profile: Any = None,
     baseline: Any = None,
+    step_cache: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Log and register the model (alias challenger), then gate it; both results as plain dicts
     (Metaflow artifacts anyone can read; :meth:`GateDecision.from_dict` reads the second back).
 
     ``baseline``: the best simple baseline on the same split
     (:func:`recops.training.baselines.baseline_to_beat`), computed by the caller before this
-    call so that nothing is registered when it fails; saved with the version for the gate."""
+    call so that nothing is registered when it fails; saved with the version for the gate.
+    ``step_cache``: the run's ledger (recops.pipeline.cache); what it saved becomes tags."""
     from recops import registry
+    from recops.pipeline.cache import ledger_totals
     from recops.training.lineage import code_hash, config_hash
 
     lineage = {
@@ -179,6 +188,12 @@ def register_and_gate(
         "code_hash": code_hash(),
         "config_hash": config_hash(settings, checkpoint.model_name),
     }
+    if step_cache:
+        saved = ledger_totals(step_cache)
+        lineage["step_cache_hits"] = ",".join(saved["hits"]) or "none"
+        lineage["step_cache_seconds_saved"] = f"{saved['seconds_saved']:.2f}"
+        if saved["cost_saved"] is not None:
+            lineage["step_cache_cost_saved_usd"] = f"{saved['cost_saved']:.6f}"
     version = registry.log_and_register(
         checkpoint,
         history,
@@ -196,9 +211,14 @@ def register_and_gate(
 
 
 def run_summary(
-    run_pathspec: str, checkpoint: Any, metrics: dict[str, float], decision: dict[str, Any] | None = None
+    run_pathspec: str,
+    checkpoint: Any,
+    metrics: dict[str, float],
+    decision: dict[str, Any] | None = None,
+    step_cache: dict[str, Any] | None = None,
 ) -> str:
-    """What a person wants after a run: the figures and where to look next."""
+    """What a person wants after a run: the figures, what the step cache saved, where to look next."""
+    from recops.pipeline.cache import ledger_line
     from recops.registry import tracking_uri
 
     flow, run_id = run_pathspec.split("/")
@@ -209,6 +229,7 @@ def run_summary(
             f"  test  {figures}",
             f"  data  {checkpoint.data_fingerprint}",
             f"  gate  {decision['reason']}" if decision else "  gate  (not run)",
+            f"  {ledger_line(step_cache)}",
             f"  mlflow  mlflow ui --backend-store-uri {redact(tracking_uri())}",
             f"  cards   python flows/train_recommender.py card get {run_id}/train --id training t.html",
             "          (also evaluate --id evaluation, report --id report; `card view` opens a browser)",
