@@ -113,7 +113,7 @@ class TrainRecommenderFlow(FlowSpec):
         from recops.training.experiment import fit
 
         inject_fault_if_asked("train")
-        self.warm_version, warm_from = warm_start_from(self.warm_start)
+        self.warm_version, warm_from = warm_start_from(self.warm_start, self.data_fingerprint)
         fitted = fit(self.data, self.model, self.settings, warm_from=warm_from)
         self.checkpoint = fitted.checkpoint
         self.history = [asdict(epoch) for epoch in fitted.train.history]

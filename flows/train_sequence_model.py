@@ -5,6 +5,7 @@
 from metaflow import FlowSpec, Parameter, resources, retry, step
 
 from recops.config import load_config
+from recops.pipeline.cache import cached
 from recops.serving.recommender import Recommender
 from recops.training.experiment import prepare_data, train_and_evaluate
 
@@ -18,12 +19,20 @@ class TrainSequenceModelFlow(FlowSpec):
     model = Parameter("model", default="sasrec", type=str, help="sasrec, gru4rec or popular")
     epochs = Parameter("epochs", default=20, type=int, help="maximum epochs; early stopping may end sooner")
     seed = Parameter("seed", default=42, type=int, help="training seed")
+    no_cache = Parameter(
+        "no-cache",
+        type=bool,
+        default=False,
+        is_flag=True,
+        help="run every step; reuse nothing from earlier runs (also: RECOPS_CACHE=off)",
+    )
 
     @step
     def start(self):
         """Start the run; the notebook's first step is prepare."""
         self.next(self.prepare)
 
+    @cached
     @step
     def prepare(self):
         """Load, validate and split the events (leave-one-out per sequence)."""
@@ -41,6 +50,7 @@ class TrainSequenceModelFlow(FlowSpec):
         self.data = data
         self.next(self.train)
 
+    @cached
     @resources(cpu=2, memory=8000)
     @retry(times=1)
     @step
@@ -60,6 +70,7 @@ class TrainSequenceModelFlow(FlowSpec):
         self.report = report
         self.next(self.evaluate)
 
+    @cached
     @step
     def evaluate(self):
         """Evaluate on the held-out last events, and look at example

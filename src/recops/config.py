@@ -29,7 +29,6 @@ from pydantic import (
     ValidatorFunctionWrapHandler,
     model_validator,
 )
-from pydantic.fields import FieldInfo
 
 from recops.errors import RecopsError
 from recops.store import uri_problem
@@ -527,6 +526,15 @@ class StoreConfig(_Section):
     uri: Annotated[Str, AfterValidator(_store_uri)] = ""  # a folder or s3://bucket/prefix ("": $RECOPS_HOME)
 
 
+def _price_table(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value  # pairs already (a default, or a config read back)
+    for name, price in value.items():
+        if isinstance(price, bool) or not isinstance(price, (int, float)) or not 0 <= price < float("inf"):
+            raise ValueError(f"needs a price >= 0 (USD per hour) for {name!r}")
+    return tuple(sorted((str(name), float(price)) for name, price in value.items()))
+
+
 class CacheConfig(_Section):
     """The step cache of the training flows (recops.pipeline.cache; off: --no-cache or RECOPS_CACHE=off)."""
 
@@ -534,17 +542,20 @@ class CacheConfig(_Section):
 
     # USD per hour of the machine a step ran on ($RECOPS_INSTANCE_TYPE; "local" when unset):
     # what `recops cache report` prices saved seconds at. On-demand Linux prices, us-east-1.
-    instance_prices: dict[str, Annotated[float, Field(ge=0)]] = Field(
-        default_factory=lambda: {
-            "local": 0.0,
-            "m5.large": 0.096,
-            "m5.xlarge": 0.192,
-            "c5.2xlarge": 0.34,
-            "g4dn.xlarge": 0.526,
-            "g5.xlarge": 1.006,
-            "p3.2xlarge": 3.06,
-        }
+    # A table in TOML; kept as sorted (type, price) pairs so that the config stays hashable.
+    instance_prices: Annotated[tuple[tuple[str, float], ...], BeforeValidator(_price_table)] = (
+        ("c5.2xlarge", 0.34),
+        ("g4dn.xlarge", 0.526),
+        ("g5.xlarge", 1.006),
+        ("local", 0.0),
+        ("m5.large", 0.096),
+        ("m5.xlarge", 0.192),
+        ("p3.2xlarge", 3.06),
     )
+
+    def price(self, instance_type: str) -> float | None:
+        """USD per hour of ``instance_type``; None when the table does not know it."""
+        return dict(self.instance_prices).get(instance_type)
 
 
 class Config(_Section):
@@ -599,7 +610,9 @@ def _describe(exc: ValidationError, section: type[_Section]) -> str:
         elif kind == "finite_number":
             problems.append(f"{key} must be a finite number, got {value}")
         elif kind in _RANGE_ERRORS and loc:
-            problems.append(f"{key} must be {_range(section.model_fields[loc[0]])}, got {value}")
+            field = section.model_fields[loc[0]]
+            bounds = _range(field.metadata) or _range([error.get("ctx", {})])  # a dict's values: ctx
+            problems.append(f"{key} must be {bounds}, got {value}")
         elif kind == "value_error":  # a field's own rule, e.g. "must be auto, cpu or cuda"
             problems.append(f"{key} {error['ctx']['error']}, got {value!r}")
         else:
@@ -611,13 +624,13 @@ def _describe(exc: ValidationError, section: type[_Section]) -> str:
     return "; ".join(problems)
 
 
-def _range(field: FieldInfo) -> str:
-    """A field's bounds as text: ">= 1", "> 0", "in [0, 1)"."""
+def _range(rules: list[Any]) -> str:
+    """Bounds (a field's metadata, or an error's ctx) as text: ">= 1", "> 0", "in [0, 1)"."""
     bounds = {
-        name: getattr(rule, name)
-        for rule in field.metadata
+        name: rule[name] if isinstance(rule, dict) else getattr(rule, name)
+        for rule in rules
         for name in ("ge", "gt", "le", "lt")
-        if hasattr(rule, name)
+        if (name in rule if isinstance(rule, dict) else hasattr(rule, name))
     }
     low = f"[{bounds['ge']}" if "ge" in bounds else f"({bounds['gt']}" if "gt" in bounds else ""
     high = f"{bounds['le']}]" if "le" in bounds else f"{bounds['lt']})" if "lt" in bounds else ""
@@ -625,7 +638,9 @@ def _range(field: FieldInfo) -> str:
         return f"in {low}, {high}"
     if low:
         return (">= " if low[0] == "[" else "> ") + low[1:]
-    return ("<= " if high[-1] == "]" else "< ") + high[:-1]
+    if high:
+        return ("<= " if high[-1] == "]" else "< ") + high[:-1]
+    return ""
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

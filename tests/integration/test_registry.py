@@ -348,6 +348,11 @@ def test_warm_start_choice_resolves_to_a_registered_version(trained, data):
     version = register(trained, data).version
     assert registry.gate(config=GATE).promote
     assert warm_start_version("champion") == warm_start_version(str(version)) == version
+    # the champion was trained on these very events: continuing it on them is pointless
+    fingerprint = trained.checkpoint.data_fingerprint
+    assert warm_start_version("champion", fingerprint) is None
+    assert warm_start_version("champion", "sha256:other-events") == version
+    assert warm_start_version(str(version), fingerprint) == version  # a version asked for by number
     with pytest.raises(registry.RegistryError, match="999"):
         warm_start_version("999")
     with pytest.raises(ConfigError, match="--warm_start must be 'champion' or a version number, got 'best'"):

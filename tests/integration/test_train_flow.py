@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,9 +42,9 @@ def isolated_env(workdir) -> dict[str, str]:
     }
 
 
-def run_flow(workdir, *args, env=None, check=True):
+def run_flow(workdir, *args, env=None, check=True, config_file="tiny.toml"):
     full_env = {**isolated_env(workdir), **(env or {})}
-    config = ["--config", "config", "tiny.toml"] if args[0] == "run" else []  # resume keeps the run's
+    config = ["--config", "config", config_file] if args[0] == "run" else []  # resume keeps the run's
     cmd = [sys.executable, str(FLOW), "--no-pylint", *config, *args]
     done = subprocess.run(cmd, cwd=workdir, env=full_env, capture_output=True, text=True, timeout=900)
     if check and done.returncode != 0:
@@ -130,6 +131,18 @@ def test_resume_after_a_failed_step(workdir, finished_run):
     # registered as a second version; the gate rejects a challenger that is no better
     assert result["decision"]["action"] == "rejected"
     assert "rejected" in result["decision"]["reason"]
+
+
+def test_a_gate_only_config_change_reuses_every_step_before_register(workdir, finished_run):
+    """The step cache (recops.pipeline.cache): the steps read no [gate] key, so a run that
+    changes only the gate reuses them; register reads the new gate."""
+    (workdir / "tiny-gate.toml").write_text(TINY_CONFIG + "confidence = 0.9\n")  # [gate] is last
+    done = run_flow(workdir, "run", config_file="tiny-gate.toml")
+    out = done.stdout + done.stderr
+    assert set(re.findall(r"step cache: (\w+) reused", out)) == {"validate", "split", "train", "evaluate"}
+    assert "step cache: reused evaluate, split, train, validate; saved" in out  # the end step's ledger
+    ledger = client(workdir, "print(json.dumps(Flow('TrainRecommenderFlow').latest_run.data.step_cache))")
+    assert ledger["train"]["hit"] and ledger["train"]["seconds_saved"] > 0
 
 
 def test_invalid_data_fails_naming_column_and_row(workdir):

@@ -196,6 +196,7 @@ def test_to_dict_is_plain_nested_data():
         "retrain",
         "tune",
         "store",
+        "cache",
     ]
     assert tree["data"]["synthetic"]["n_items"] == 800 and tree["gate"]["margin"] == 0.0
     assert config_from_dict(tree) == Config()

@@ -244,6 +244,29 @@ def test_resources_may_be_one_tag_or_one_tag_per_key(promote):
     assert message.startswith("cell 2 (step:a): resources cpu=8 conflicts with cpu=4")
 
 
+def test_steps_are_cached_unless_a_cell_is_tagged_no_cache(promote):
+    source = promote(
+        [
+            (["step:prepare"], "x = 1"),
+            (["step:publish", "retry:1"], "y = x + 1"),
+            (["no-cache"], "print(y)"),  # a later cell of the step carries the tag
+        ]
+    )
+    assert "from recops.pipeline.cache import cached" in source
+    assert "    @cached\n    @step\n    def prepare(self):" in source
+    assert "    @retry(times=1)\n    @step\n    def publish(self):" in source
+    assert "@cached\n    @retry" not in source
+    assert 'no_cache = Parameter(\n        "no-cache",' in source and "is_flag=True" in source
+    everything_off = promote([(["step:publish", "no-cache"], "x = 1")])
+    assert "@cached" not in everything_off and "no-cache" not in everything_off
+    assert "no-cache tags belong on the cells of a step" in promotion_error(
+        promote, [(["imports", "no-cache"], "import os"), (["step:a"], "x = 1")]
+    )
+    assert "parameter 'no_cache' is the generated flow's own" in promotion_error(
+        promote, [(["parameters"], "no_cache = 1"), (["step:a"], "x = no_cache")]
+    )
+
+
 @pytest.mark.parametrize(
     ("tags", "problem"),
     [

@@ -36,6 +36,8 @@ def promote_command(
       skip - left out
       resources:cpu=4, resources:memory=16000, retry:N - decorate the step
         (one tag per key: a comma in a tag breaks the notebook schema)
+      no-cache - the step always runs; every other step is @cached (reused while
+        its code and inputs are unchanged; --no-cache on the flow runs all)
 
     Values pass between steps as artifacts, found by reading the code.
     """

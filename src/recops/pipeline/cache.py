@@ -184,8 +184,37 @@ _FILE_SHAS: dict[Path, str | None] = {}
 
 def _file_sha(path: Path) -> str | None:
     if path not in _FILE_SHAS:
-        _FILE_SHAS[path] = _sha(path.read_bytes()) if path.is_file() else None
+        if not path.is_file():
+            _FILE_SHAS[path] = None
+        else:
+            with path.open("rb") as handle:
+                _FILE_SHAS[path] = hashlib.file_digest(handle, "sha256").hexdigest()[:20]
     return _FILE_SHAS[path]
+
+
+DATA_KINDS = ("csv", "parquet", "ml-100k")
+
+
+def data_fingerprint(value: Any) -> str | None:
+    """For a parameter naming files of events (``csv:PATH``, ``parquet:s3://bucket/x/*.parquet``,
+    ``ml-100k:PATH``), a digest of those files: content for local files, ETag (else size and
+    mtime) for remote ones. None for any other value. A step that loads a dataset itself is
+    keyed on the data, not only on its name."""
+    if not isinstance(value, str):
+        return None
+    kind, _, location = value.partition(":")
+    if kind not in DATA_KINDS or not location or location == "recbole" or location == "auto":
+        return None
+    from recops.data.sources import matching_files
+
+    digest = hashlib.sha256()
+    for name, info in matching_files(location):
+        if "://" in name:
+            stamp = info.get("ETag") or info.get("etag") or f"{info.get('size')}:{info.get('LastModified')}"
+        else:
+            stamp = _file_sha(Path(name)) or "missing"
+        digest.update(f"{name}\0{stamp}\0".encode())
+    return digest.hexdigest()[:20]
 
 
 # -- tracing a step's reads ---------------------------------------------------------------------
@@ -259,6 +288,7 @@ class _Tracer:
         self.parameters: dict[str, str] = {}
         self.configs: dict[str, Any] = {}  # artifact name -> config object (class switched)
         self.files: set[str] = set()
+        self.data: dict[str, str] = {}
         self._saved_props: dict[str, property] = {}
         self._datastore = None
 
@@ -295,6 +325,9 @@ class _Tracer:
         def read(instance: Any) -> Any:
             value = prop.fget(instance)
             self.parameters[name] = stable_digest(value)
+            files = data_fingerprint(value)
+            if files is not None:  # a dataset the step reads itself: its files are inputs too
+                self.data[name] = files
             return value
 
         return read
@@ -324,6 +357,7 @@ class _Tracer:
             "parameters": dict(sorted(self.parameters.items())),
             "config": configs,
             "modules": dict(sorted(modules.items())),
+            "data": dict(sorted(self.data.items())),
         }
 
 
@@ -344,6 +378,9 @@ def trace_matches(trace: dict[str, Any], flow: Any) -> str | None:
         changed = [s for s in sections if now.get(s) != sections[s]]
         if changed:
             return f"config {name}.{changed[0]}"
+    for name, files in trace.get("data", {}).items():
+        if data_fingerprint(getattr(flow, name, None)) != files:
+            return f"data files of parameter {name}"
     roots = _project_roots(flow)
     for name, sha in trace["modules"].items():
         if name.partition("/")[0] not in roots or _file_sha(_module_path(name, roots)) != sha:
@@ -443,13 +480,12 @@ def _price_per_hour(flow: Any, instance_type: str) -> float | None:
     from recops.config import Config
 
     datastore = flow._datastore
-    prices = Config().cache.instance_prices
-    for name in getattr(datastore, "_objects", {}):
-        if name == "settings" and name in datastore:  # the typed config of recops' flows
-            value = datastore[name]
-            if _is_config(value):
-                prices = value.cache.instance_prices
-    return prices.get(instance_type)
+    prices = Config().cache
+    if "settings" in datastore:  # the typed config of recops' flows
+        value = datastore["settings"]
+        if _is_config(value):
+            prices = value.cache
+    return prices.price(instance_type)
 
 
 def _step_source(flow: Any, step_name: str) -> str:

@@ -122,11 +122,14 @@ def check_warm_start(choice: str) -> None:
         raise ConfigError(f"--warm_start must be 'champion' or a version number, got {choice!r}")
 
 
-def warm_start_version(choice: str) -> int | None:
+def warm_start_version(choice: str, data_fingerprint: str = "") -> int | None:
     """The registered version a training run starts from (``--warm_start``): none for "",
     the champion's for "champion" (none when there is no champion yet: the first model trains
-    from scratch), or the version number given, which must exist. Raises ConfigError for
-    anything else, RegistryError for a version that is not registered."""
+    from scratch; none either when the champion was trained on these very events, given their
+    ``data_fingerprint``: continuing it on the same data is what its early stopping already
+    declined, and training from scratch reproduces it, or reuses it from the step cache), or
+    the version number given, which must exist. Raises ConfigError for anything else,
+    RegistryError for a version that is not registered."""
     check_warm_start(choice)
     choice = choice.strip()
     if not choice:
@@ -137,6 +140,10 @@ def warm_start_version(choice: str) -> int | None:
     if choice == registry.CHAMPION:
         with registry.mlflow_client() as client:
             version = alias_version(client, registry.CHAMPION)
+        if version and data_fingerprint:
+            if registry.get_version(version).tags.get("data_fingerprint") == data_fingerprint:
+                print(f"warm start: the champion (version {version}) was trained on these events; from scratch")
+                return None
         print(f"warm start: from version {version}" if version else "warm start: no champion, from scratch")
         return version
     return registry.get_version(int(choice)).version  # a version that does not exist fails here
@@ -145,13 +152,15 @@ def warm_start_version(choice: str) -> int | None:
 def warm_start_input(flow: Any) -> dict[str, Any]:
     """What the train step's cache key needs from outside the run: the version a warm start
     begins from (the champion changes between runs that are otherwise identical)."""
-    return {"warm_start_version": warm_start_version(flow.warm_start) if flow.warm_start.strip() else None}
+    if not flow.warm_start.strip():
+        return {"warm_start_version": None}
+    return {"warm_start_version": warm_start_version(flow.warm_start, flow.data_fingerprint)}
 
 
-def warm_start_from(choice: str) -> tuple[int | None, tuple[Any, str] | None]:
+def warm_start_from(choice: str, data_fingerprint: str = "") -> tuple[int | None, tuple[Any, str] | None]:
     """(version, (checkpoint, "version N")) for ``--warm_start``, the second being
     :func:`recops.training.experiment.fit`'s ``warm_from``; (None, None) for from scratch."""
-    version = warm_start_version(choice)
+    version = warm_start_version(choice, data_fingerprint)
     if version is None:
         return None, None
     from recops import registry

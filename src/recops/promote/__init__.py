@@ -8,6 +8,9 @@ Cell tags say what each code cell is:
 - ``skip``: left out.
 - ``resources:cpu=4`` (one tag per key: cpu, memory, gpu, disk; ``resources:cpu=4,memory=16000``
   is read too, though a comma breaks the notebook schema) and ``retry:N`` decorate a step.
+- every step is ``@cached`` (recops.pipeline.cache: reused across runs while its code and inputs
+  are unchanged; ``--no-cache`` runs everything) unless one of its cells is tagged ``no-cache``,
+  as a step with side effects (registering, writing files, calling services) must be.
 
 Values pass between steps as artifacts, worked out by reading the code (see ``analysis``).
 

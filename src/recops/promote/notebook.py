@@ -24,6 +24,8 @@ ROLE_TAGS = ("parameters", "imports", "functions", "skip")
 PAPERMILL_INJECTED_TAG = "injected-parameters"
 RESOURCE_KEYS = ("cpu", "memory", "gpu", "disk")
 RESERVED_STEP_NAMES = ("start", "end")
+# a step with side effects (writes outside its artifacts) must run every time: no @cached
+NO_CACHE_TAG = "no-cache"
 
 
 class PromotionError(RecopsError):
@@ -48,6 +50,7 @@ class Step:
     docstring: str
     resources: tuple[tuple[str, int], ...]
     retry: int | None
+    cache: bool = True  # @cached (recops.pipeline.cache) unless a cell of the step is tagged no-cache
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,7 @@ class _StepDraft:
     cells: list[Cell]
     resources: dict[str, int]
     retry: int | None = None
+    cache: bool = True
 
 
 def _parse_resources(tag: str, where: str) -> dict[str, int]:
@@ -232,6 +236,7 @@ def read_layout(notebook_path: str | Path) -> NotebookLayout:
             continue
         resources: dict[str, int] = {}
         retry: int | None = None
+        no_cache = NO_CACHE_TAG in tags
         for tag in tags:
             if _ours(tag, "resources"):
                 for key, value in _parse_resources(tag, where).items():
@@ -249,9 +254,9 @@ def read_layout(notebook_path: str | Path) -> NotebookLayout:
             drafts.append(_StepDraft(name, number, docstring or f"Notebook step {name}.", [], {}))
 
         if role in module_cells:
-            if resources or retry is not None:
+            if resources or retry is not None or no_cache:
                 raise PromotionError(
-                    f"{where} ({role}): resources:/retry: tags belong on the cells of a step:NAME"
+                    f"{where} ({role}): resources:/retry:/no-cache tags belong on the cells of a step:NAME"
                 )
             module_cells[role].append(Cell(number, role, source))
             continue
@@ -264,6 +269,7 @@ def read_layout(notebook_path: str | Path) -> NotebookLayout:
             )
         draft = drafts[-1]
         _merge_extras(draft, resources, retry, f"{where} (step:{draft.name})")
+        draft.cache = draft.cache and not no_cache
         draft.cells.append(Cell(number, f"step:{draft.name}", without_display_expression(source)))
 
     if not drafts:
@@ -272,7 +278,8 @@ def read_layout(notebook_path: str | Path) -> NotebookLayout:
             "(the untagged cells below it join that step)"
         )
     steps = tuple(
-        Step(d.name, tuple(d.cells), d.docstring, tuple(d.resources.items()), d.retry) for d in drafts
+        Step(d.name, tuple(d.cells), d.docstring, tuple(d.resources.items()), d.retry, d.cache)
+        for d in drafts
     )
     return NotebookLayout(
         path=path,
