@@ -142,7 +142,9 @@ def warm_start_version(choice: str, data_fingerprint: str = "") -> int | None:
             version = alias_version(client, registry.CHAMPION)
         if version and data_fingerprint:
             if registry.get_version(version).tags.get("data_fingerprint") == data_fingerprint:
-                print(f"warm start: the champion (version {version}) was trained on these events; from scratch")
+                print(
+                    f"warm start: the champion (version {version}) was trained on these events; from scratch"
+                )
                 return None
         print(f"warm start: from version {version}" if version else "warm start: no champion, from scratch")
         return version
