@@ -140,12 +140,10 @@ def warm_start_version(choice: str, data_fingerprint: str = "") -> int | None:
     if choice == registry.CHAMPION:
         with registry.mlflow_client() as client:
             version = alias_version(client, registry.CHAMPION)
-        if version and data_fingerprint:
-            if registry.get_version(version).tags.get("data_fingerprint") == data_fingerprint:
-                print(
-                    f"warm start: the champion (version {version}) was trained on these events; from scratch"
-                )
-                return None
+        trained_on = registry.get_version(version).tags.get("data_fingerprint") if version else None
+        if data_fingerprint and trained_on == data_fingerprint:
+            print(f"warm start: the champion (version {version}) was trained on these events; from scratch")
+            return None
         print(f"warm start: from version {version}" if version else "warm start: no champion, from scratch")
         return version
     return registry.get_version(int(choice)).version  # a version that does not exist fails here
