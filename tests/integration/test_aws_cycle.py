@@ -219,3 +219,17 @@ def test_a_cycle_on_s3_deploys_to_ecs_and_a_rollback_returns_the_service(aws, tm
         assert answer.status_code == 200, answer.text
         assert str(answer.json()["model"]["version"]) == "1"
     assert token not in log.read_text()  # never logged
+
+    # 5. the step cache on the S3 datastore: its index is in the bucket, and a forced cycle on
+    # the second cycle's events (warm-starting from the same champion, version 1, again) reuses
+    # every step before register from the second cycle's run
+    index = emu.client("s3").list_objects_v2(
+        Bucket="recops-metaflow", Prefix="metaflow/TrainRecommenderFlow/_recops_step_cache/train/"
+    )
+    assert index.get("KeyCount", 0) >= 2, index  # one entry per trained model
+    push_image(emu, service.repository, "v3")  # CI builds the image of the version it will register
+    forced = json.loads(
+        recops(env, "retrain", "--dataset", "synthetic", "--config", config, "--force", "--json")
+    )
+    assert forced["trained"]["step_cache"]["hits"] == ["evaluate", "split", "train", "validate"], forced
+    assert forced["outcome"] == "retrained, promoted" and champion(env) == 3
