@@ -22,6 +22,7 @@ retrain cycle adds ``--with batch`` itself when Metaflow is configured for AWS.
 from metaflow import Config, FlowSpec, IncludeFile, Parameter, card, current, resources, retry, step
 
 from recops.data import DATASET_HELP
+from recops.pipeline import NO_CACHE_HELP, NO_CACHE_OPTION
 from recops.pipeline.batch import GpuQueue
 from recops.pipeline.cache import cached
 from recops.pipeline.steps import DEFAULT_CONFIG, REPORT_NOTEBOOK, warm_start_input
@@ -48,13 +49,7 @@ class TrainRecommenderFlow(FlowSpec):
         help="start from a registered model's weights: 'champion' (from scratch when there is none) "
         "or a version number; at most train.warm_epochs epochs. Empty: from scratch.",
     )
-    no_cache = Parameter(
-        "no-cache",
-        type=bool,
-        default=False,
-        is_flag=True,
-        help="run every step; reuse nothing from earlier runs (also: RECOPS_CACHE=off)",
-    )
+    no_cache = Parameter(NO_CACHE_OPTION, type=bool, default=False, is_flag=True, help=NO_CACHE_HELP)
     report_template = IncludeFile(
         "report_template",
         default=str(REPORT_NOTEBOOK),

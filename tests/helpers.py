@@ -7,11 +7,14 @@ tool fails the test, so CI cannot pass by skipping what it was meant to check.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -162,3 +165,26 @@ def delete_registered_model() -> None:
     with registry.mlflow_client() as client:
         if client.search_registered_models(f"name = '{MODEL_NAME}'"):
             client.delete_registered_model(MODEL_NAME)
+
+
+def isolated_flow_env(workdir: Path) -> dict[str, str]:
+    """This environment with Metaflow's datastore and metadata, MLflow and BentoML state all
+    inside workdir (a flow run a test starts)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("METAFLOW_", "MLFLOW_", "BENTOML_"))}
+    return {
+        **env,
+        "USERNAME": "pytest",
+        "RECOPS_HOME": str(workdir / "home"),
+        "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(workdir),
+    }
+
+
+def metaflow_client(workdir: Path, code: str, env: dict[str, str]) -> Any:
+    """Run Metaflow Client code in a fresh process in workdir (``json``, ``Flow``, ``Run``
+    imported, every namespace visible); the code prints JSON as its last line."""
+    prelude = "import json\nfrom metaflow import Flow, Run, namespace\nnamespace(None)\n"
+    command = [sys.executable, "-c", prelude + code]
+    done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise AssertionError(f"client failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from recops.config import load_config
+from tests.helpers import metaflow_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -51,17 +52,7 @@ def run(flowdir, *args, check=True, **extra):
 
 
 def client(flowdir, code):
-    prelude = "import json\nfrom metaflow import Flow, namespace\nnamespace(None)\n"
-    done = subprocess.run(
-        [sys.executable, "-c", prelude + code],
-        cwd=flowdir,
-        env=env_for(flowdir),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return metaflow_client(flowdir, code, env_for(flowdir))
 
 
 def recops(flowdir, *args):

@@ -1,7 +1,6 @@
 """TrainRecommenderFlow on the real Metaflow runtime (local datastore and metadata)."""
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -9,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import TINY_CONFIG
+from tests.helpers import TINY_CONFIG, isolated_flow_env, metaflow_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -31,15 +30,7 @@ def workdir(tmp_path_factory):
     return path
 
 
-def isolated_env(workdir) -> dict[str, str]:
-    """Metaflow datastore/metadata, MLflow and BentoML state all inside this module's folder."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("METAFLOW_", "MLFLOW_", "BENTOML_"))}
-    return {
-        **env,
-        "USERNAME": "pytest",
-        "RECOPS_HOME": str(workdir / "home"),
-        "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(workdir),
-    }
+isolated_env = isolated_flow_env
 
 
 def run_flow(workdir, *args, env=None, check=True, config_file="tiny.toml"):
@@ -53,19 +44,7 @@ def run_flow(workdir, *args, env=None, check=True, config_file="tiny.toml"):
 
 
 def client(workdir, code):
-    """Run Metaflow client code in a fresh process rooted at workdir; it prints JSON."""
-    prelude = "import json\nfrom metaflow import Flow, Run, namespace\nnamespace(None)\n"
-    done = subprocess.run(
-        [sys.executable, "-c", prelude + code],
-        cwd=workdir,
-        env=isolated_env(workdir),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if done.returncode != 0:
-        raise AssertionError(f"client failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return metaflow_client(workdir, code, isolated_env(workdir))
 
 
 @pytest.fixture(scope="module")
@@ -136,13 +115,26 @@ def test_resume_after_a_failed_step(workdir, finished_run):
 def test_a_gate_only_config_change_reuses_every_step_before_register(workdir, finished_run):
     """The step cache (recops.pipeline.cache): the steps read no [gate] key, so a run that
     changes only the gate reuses them; register reads the new gate."""
-    (workdir / "tiny-gate.toml").write_text(TINY_CONFIG + "confidence = 0.9\n")  # [gate] is last
+    # [gate] is last; [cache] prices the hours saved (the first run's tasks ran "local"), and no
+    # step reads it
+    gate_and_price = "confidence = 0.9\n\n[cache]\ninstance_prices = { local = 3.6 }\n"
+    (workdir / "tiny-gate.toml").write_text(TINY_CONFIG + gate_and_price)
     done = run_flow(workdir, "run", config_file="tiny-gate.toml")
     out = done.stdout + done.stderr
     assert set(re.findall(r"step cache: (\w+) reused", out)) == {"validate", "split", "train", "evaluate"}
     assert "step cache: reused evaluate, split, train, validate; saved" in out  # the end step's ledger
-    ledger = client(workdir, "print(json.dumps(Flow('TrainRecommenderFlow').latest_run.data.step_cache))")
+    found = client(
+        workdir,
+        "r = Flow('TrainRecommenderFlow').latest_run\n"
+        "print(json.dumps({'ledger': r.data.step_cache, 'reason': r.data.decision['reason'],"
+        " 'confidence': r['register'].task.data.settings.gate.confidence}))",
+    )
+    ledger = found["ledger"]
+    # register judged with this run's config, not with the one the reused steps were run under
+    assert found["confidence"] == 0.9 and "90% CI" in found["reason"], found
     assert ledger["train"]["hit"] and ledger["train"]["seconds_saved"] > 0
+    # priced from this run's typed config: $3.60 an hour is $0.001 a second
+    assert ledger["train"]["cost_saved"] == pytest.approx(ledger["train"]["seconds_saved"] / 1000, abs=1e-5)
 
 
 def test_invalid_data_fails_naming_column_and_row(workdir):

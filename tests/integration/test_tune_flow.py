@@ -2,12 +2,13 @@
 trial is registered as challenger with the search in its lineage."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import isolated_flow_env, metaflow_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,15 +46,7 @@ def workdir(tmp_path_factory):
     return path
 
 
-def isolated_env(workdir) -> dict[str, str]:
-    """Metaflow datastore/metadata, MLflow and BentoML state all inside this module's folder."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("METAFLOW_", "MLFLOW_", "BENTOML_"))}
-    return {
-        **env,
-        "USERNAME": "pytest",
-        "RECOPS_HOME": str(workdir / "home"),
-        "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(workdir),
-    }
+isolated_env = isolated_flow_env
 
 
 def run_flow(workdir, config, *args):
@@ -69,18 +62,13 @@ def finished_run(workdir):
     if done.returncode != 0:
         raise AssertionError(f"flow failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
     code = (
-        "import json\nfrom metaflow import Flow, namespace\nnamespace(None)\n"
         "r = Flow('TuneRecommenderFlow').latest_successful_run\n"
         "print(json.dumps({'pathspec': r.pathspec, 'search': r.data.search, 'version': r.data.model_version,"
         " 'decision': r.data.decision, 'metrics': r.data.metrics, 'model': r.data.checkpoint.model_name,"
         " 'trial_tasks': len(list(r['trial'])), 'plan': [t.params for t in r.data.plan]}))"
     )
-    client = subprocess.run(
-        [sys.executable, "-c", code], cwd=workdir, env=isolated_env(workdir), capture_output=True, text=True
-    )
-    if client.returncode != 0:
-        raise AssertionError(f"client failed:\n{client.stderr[-3000:]}")
-    return {**json.loads(client.stdout.strip().splitlines()[-1]), "log": done.stdout + done.stderr}
+    found = metaflow_client(workdir, code, isolated_env(workdir))
+    return {**found, "log": done.stdout + done.stderr}
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ def cache_report_command(
     span = parse_since(since) if since else None
     _metaflow_env()
     report = cache_report(span)
-    typer.echo(json.dumps(report, indent=None if json_out else 2) if json_out else report_text(report))
+    typer.echo(json.dumps(report) if json_out else report_text(report))
 
 
 @cache_app.command("audit")

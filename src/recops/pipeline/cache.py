@@ -12,10 +12,11 @@ cycles, on the local and the S3 datastore. A step's cache key has two parts:
   touch a training step), and the project modules whose code it ran (sources hashed, so a
   change in a helper invalidates exactly the steps that called it).
 
-On a hit the step's outputs are copied from the earlier task through the Client API; the run's
+On a hit the step's outputs are taken from the earlier task by content hash (no copy); the run's
 ``step_cache`` artifact (a ledger, one entry per cached step) records ``cached_from`` and the
 seconds (and, for a known instance type, dollars) the original task took. Index entries and hit
-records live in the flow's Metaflow datastore under ``_recops_step_cache/``; an entry is written
+records live in the flow's Metaflow datastore under ``_recops_step_cache/``
+(:mod:`recops.pipeline.cache_index`; digests: :mod:`recops.pipeline.digest`); an entry is written
 before the task's artifacts are, so a lookup uses it only once that task has finished
 successfully (a crash in between leaves an entry that is never used).
 
@@ -25,15 +26,10 @@ effects (registration, the report's separate kernel) are simply not decorated.
 
 from __future__ import annotations
 
-import collections.abc
 import contextlib
-import dataclasses
-import hashlib
 import inspect
-import io
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -45,14 +41,20 @@ from metaflow import current
 from metaflow.user_decorators.user_step_decorator import UserStepDecorator
 
 from recops.paths import REPO_ROOT
+from recops.pipeline import NO_CACHE_ATTRIBUTE
+from recops.pipeline.cache_index import Index, finished_task
+from recops.pipeline.digest import data_fingerprint, environment_hash, file_sha, short_sha, stable_digest
 
-CACHE_DIR = "_recops_step_cache"
-HITS = "_hits"
 LEDGER = "step_cache"  # the run's ledger artifact
+# in every primary key: 2 since entries list only the artifacts a step assigned (format 1 also
+# listed those it read, and a hit put the earlier run's copies of them back)
+ENTRY_FORMAT = 2
 ENV = "RECOPS_CACHE"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/recops
-# names in artifacts whose values measure time, not content: left out of audit digests
-VOLATILE = re.compile(r"(^|_)(seconds|duration|elapsed|started|finished|created|timestamp|time)(_|$)")
+# the cache's own code: it runs around every step, and is not one of the step's inputs
+OWN_MODULES = frozenset(
+    Path(__file__).resolve().with_name(name) for name in ("cache.py", "cache_index.py", "digest.py")
+)
 # pydantic methods that see every field of a config at once
 WHOLE_CONFIG = frozenset(
     {"model_dump", "model_dump_json", "model_copy", "to_dict", "__getstate__", "__reduce_ex__",
@@ -67,92 +69,7 @@ def enabled(flow: Any = None, step_name: str = "") -> bool:
         return False
     if step_name and os.environ.get("RECOPS_INJECT_FAULT") == step_name:
         return False
-    return not bool(getattr(flow, "no_cache", False))
-
-
-# -- digests -----------------------------------------------------------------------------------
-
-
-def stable_digest(value: Any) -> str:
-    """A content digest that is equal for equal values, across processes: tensors and arrays by
-    their bytes, frames by pandas' row hashes, dataclasses and objects by their fields; keys that
-    name a duration or a time (``seconds``, ``created_at``...) are left out, so that what the
-    audit compares is what a step computed, not when or how fast."""
-    digest = hashlib.sha256()
-    _feed(digest, value, depth=0)
-    return digest.hexdigest()[:20]
-
-
-def _feed(digest: Any, value: Any, depth: int) -> None:
-    update = digest.update
-    if depth > 50:
-        raise ValueError("stable_digest: value nested more than 50 levels (a cycle?)")
-    module = type(value).__module__
-    if value is None or isinstance(value, (bool, int, float, str, bytes)):
-        update(f"{type(value).__name__}:{value!r};".encode())
-    elif isinstance(value, collections.abc.Mapping):
-        update(b"{")
-        for key in sorted(value, key=repr):
-            if isinstance(key, str) and VOLATILE.search(key):
-                continue
-            _feed(digest, key, depth + 1)
-            _feed(digest, value[key], depth + 1)
-        update(b"}")
-    elif isinstance(value, (list, tuple)):
-        update(f"[{len(value)}".encode())
-        for item in value:
-            _feed(digest, item, depth + 1)
-        update(b"]")
-    elif isinstance(value, (set, frozenset)):
-        _feed(digest, sorted(value, key=repr), depth + 1)
-    elif module.startswith("torch") and hasattr(value, "detach"):
-        tensor = value.detach().cpu().contiguous()
-        update(f"tensor:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        update(tensor.view(-1).view(__import__("torch").uint8).numpy().tobytes() if tensor.numel() else b"")
-    elif module.startswith("numpy") and hasattr(value, "dtype"):
-        import numpy as np
-
-        array = np.asarray(value)
-        if array.dtype == object:
-            _feed(digest, array.tolist(), depth + 1)
-        else:
-            update(f"array:{array.dtype}:{array.shape}".encode() + np.ascontiguousarray(array).tobytes())
-    elif module.startswith("pandas"):
-        import pandas as pd
-
-        update(f"pandas:{type(value).__name__}:{getattr(value, 'shape', '')}".encode())
-        if isinstance(value, pd.DataFrame):
-            update(repr([(str(c), str(t)) for c, t in value.dtypes.items()]).encode())
-        update(pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes())
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        update(f"dc:{type(value).__qualname__}".encode())
-        _feed(digest, {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, depth + 1)
-    elif hasattr(value, "model_dump"):  # pydantic
-        update(f"pydantic:{type(value).__qualname__}".encode())
-        _feed(digest, value.model_dump(), depth + 1)
-    elif hasattr(value, "__dict__") and not callable(value):
-        update(f"obj:{type(value).__qualname__}".encode())
-        _feed(digest, vars(value), depth + 1)
-    else:
-        import pickle
-
-        update(b"pickle:" + pickle.dumps(value, protocol=4))
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:20]
-
-
-def environment_hash() -> str:
-    """The library versions: ``constraints.txt`` when the project has one, else every installed
-    distribution's name and version (an installed package or a container without the repo)."""
-    constraints = REPO_ROOT / "constraints.txt"
-    if constraints.is_file():
-        return "constraints:" + _sha(constraints.read_bytes())
-    from importlib.metadata import distributions
-
-    names = sorted(f"{d.metadata['Name']}=={d.version}" for d in distributions())
-    return "installed:" + _sha("\n".join(names).encode())
+    return not bool(getattr(flow, NO_CACHE_ATTRIBUTE, False))
 
 
 # -- where project code lives ------------------------------------------------------------------
@@ -166,7 +83,7 @@ def _project_roots(flow: Any) -> dict[str, Path]:
 
 
 def _module_name(path: Path, roots: dict[str, Path], flow_file: Path) -> str | None:
-    if path == flow_file or path == Path(__file__).resolve():
+    if path == flow_file or path in OWN_MODULES:
         return None  # the step's own source is in the primary key; the cache is not the step
     for prefix, root in roots.items():
         if path.is_relative_to(root):
@@ -177,44 +94,6 @@ def _module_name(path: Path, roots: dict[str, Path], flow_file: Path) -> str | N
 def _module_path(name: str, roots: dict[str, Path]) -> Path:
     prefix, _, rel = name.partition("/")
     return roots[prefix] / rel
-
-
-_FILE_SHAS: dict[Path, str | None] = {}
-
-
-def _file_sha(path: Path) -> str | None:
-    if path not in _FILE_SHAS:
-        if not path.is_file():
-            _FILE_SHAS[path] = None
-        else:
-            with path.open("rb") as handle:
-                _FILE_SHAS[path] = hashlib.file_digest(handle, "sha256").hexdigest()[:20]
-    return _FILE_SHAS[path]
-
-
-DATA_KINDS = ("csv", "parquet", "ml-100k")
-
-
-def data_fingerprint(value: Any) -> str | None:
-    """For a parameter naming files of events (``csv:PATH``, ``parquet:s3://bucket/x/*.parquet``,
-    ``ml-100k:PATH``), a digest of those files: content for local files, ETag (else size and
-    mtime) for remote ones. None for any other value. A step that loads a dataset itself is
-    keyed on the data, not only on its name."""
-    if not isinstance(value, str):
-        return None
-    kind, _, location = value.partition(":")
-    if kind not in DATA_KINDS or not location or location == "recbole" or location == "auto":
-        return None
-    from recops.data.sources import matching_files
-
-    digest = hashlib.sha256()
-    for name, info in matching_files(location):
-        if "://" in name:
-            stamp = info.get("ETag") or info.get("etag") or f"{info.get('size')}:{info.get('LastModified')}"
-        else:
-            stamp = _file_sha(Path(name)) or "missing"
-        digest.update(f"{name}\0{stamp}\0".encode())
-    return digest.hexdigest()[:20]
 
 
 # -- tracing a step's reads ---------------------------------------------------------------------
@@ -291,8 +170,10 @@ class _Tracer:
         self.data: dict[str, str] = {}
         self._saved_props: dict[str, property] = {}
         self._datastore = None
+        self._loaded: dict[str, Any] = {}  # name -> the object loaded (FlowSpec caches it in the flow)
 
     def loaded(self, name: str, value: Any) -> Any:
+        self._loaded[name] = value
         objects = getattr(self._datastore, "_objects", {})
         if _is_config(value):
             base = type(value)
@@ -332,6 +213,20 @@ class _Tracer:
 
         return read
 
+    def outputs(self) -> list[str]:
+        """The artifacts the step assigned: what a hit must restore. An artifact it only read
+        is in the flow's attributes too (Metaflow caches loads there) and must not be taken
+        from the earlier run: that would replace this run's value (e.g. a config whose
+        unread sections differ) downstream. An input changed in place without assignment is
+        not seen; steps assign what they produce."""
+        return sorted(
+            name
+            for name, value in vars(self.flow).items()
+            if not name.startswith("_")
+            and name not in {"name", LEDGER}
+            and not (name in self._loaded and self._loaded[name] is value)
+        )
+
     def stop(self) -> dict[str, Any]:
         """Undo every switch (before Metaflow persists anything) and return the trace."""
         sys.setprofile(None)
@@ -351,7 +246,7 @@ class _Tracer:
         for filename in self.files:
             name = _module_name(Path(filename).resolve(), roots, flow_file) if filename[:1] != "<" else None
             if name:
-                modules[name] = _file_sha(_module_path(name, roots))
+                modules[name] = file_sha(_module_path(name, roots))
         return {
             "artifacts": dict(sorted(self.artifacts.items())),
             "parameters": dict(sorted(self.parameters.items())),
@@ -383,7 +278,7 @@ def trace_matches(trace: dict[str, Any], flow: Any) -> str | None:
             return f"data files of parameter {name}"
     roots = _project_roots(flow)
     for name, sha in trace["modules"].items():
-        if name.partition("/")[0] not in roots or _file_sha(_module_path(name, roots)) != sha:
+        if name.partition("/")[0] not in roots or file_sha(_module_path(name, roots)) != sha:
             return f"module {name}"
     return None
 
@@ -391,85 +286,7 @@ def trace_matches(trace: dict[str, Any], flow: Any) -> str | None:
 # -- the index in the Metaflow datastore --------------------------------------------------------
 
 
-class Index:
-    """Entries and hit records of one flow, in its Metaflow datastore (local folder or S3)."""
-
-    def __init__(self, storage: Any, flow_name: str) -> None:
-        self.storage, self.flow_name = storage, flow_name
-
-    @classmethod
-    def of_flow(cls, flow: Any) -> Index:
-        return cls(flow._datastore._storage_impl, current.flow_name)
-
-    def _path(self, *parts: str) -> str:
-        return self.storage.path_join(self.flow_name, CACHE_DIR, *parts)
-
-    def _read(self, paths: list[str]) -> list[dict[str, Any]]:
-        records = []
-        if not paths:
-            return records
-        with self.storage.load_bytes(paths) as loaded:
-            for _key, local, _meta in loaded:
-                if local is None:
-                    continue
-                try:
-                    records.append(json.loads(Path(local).read_text()))
-                except (OSError, ValueError):
-                    continue  # a torn write: ignored
-        return records
-
-    def _files(self, *parts: str) -> list[str]:
-        return [r.path for r in self.storage.list_content([self._path(*parts)]) if r.is_file]
-
-    def entries(self, step: str, primary: str) -> list[dict[str, Any]]:
-        records = self._read(self._files(step, primary))
-        return sorted(records, key=lambda r: r.get("created", ""), reverse=True)
-
-    def _write(self, path: str, record: dict[str, Any]) -> None:
-        data = json.dumps(record, sort_keys=True, indent=1).encode()
-        self.storage.save_bytes(iter([(path, io.BytesIO(data))]), overwrite=True)
-
-    def add_entry(self, step: str, primary: str, entry: dict[str, Any]) -> None:
-        name = _sha(json.dumps(entry["trace"], sort_keys=True).encode()) + ".json"
-        self._write(self._path(step, primary, name), entry)
-
-    def add_hit(self, record: dict[str, Any]) -> None:
-        name = record["pathspec"].replace("/", "__") + ".json"
-        self._write(self._path(HITS, name), record)
-
-    def hits(self) -> list[dict[str, Any]]:
-        return self._read(self._files(HITS))
-
-
-def storage_for_config() -> Any:
-    """The datastore Metaflow's configuration names (METAFLOW_DEFAULT_DATASTORE), as a storage
-    object: what ``recops cache report/audit`` read outside a flow."""
-    from metaflow.metaflow_config import DEFAULT_DATASTORE
-    from metaflow.plugins import DATASTORES
-
-    impl = next(d for d in DATASTORES if d.TYPE == DEFAULT_DATASTORE)
-    root = impl.get_datastore_root_from_config(lambda *a, **k: None)
-    return impl(root)
-
-
-def all_hits(storage: Any = None) -> list[dict[str, Any]]:
-    """Every hit record of every flow in the datastore."""
-    storage = storage or storage_for_config()
-    flows = [r.path.rstrip("/").split("/")[-1] for r in storage.list_content([""]) if not r.is_file]
-    return [hit for name in flows for hit in Index(storage, name).hits()]
-
-
 # -- the decorator -----------------------------------------------------------------------------
-
-
-def finished_task(flow_datastore: Any, pathspec: str) -> Any:
-    """The datastore of a task that finished successfully, else None (never finished: it died
-    after its index entry was written; or its run was deleted; or it failed)."""
-    _flow, run_id, step, task_id = pathspec.split("/")
-    found = flow_datastore.get_task_datastores(pathspecs=[f"{run_id}/{step}/{task_id}"])
-    if not found or "_success" not in found[0] or not found[0]["_success"]:
-        return None
-    return found[0]
 
 
 def _instance_type() -> str:
@@ -477,14 +294,17 @@ def _instance_type() -> str:
 
 
 def _price_per_hour(flow: Any, instance_type: str) -> float | None:
+    """The hourly price of the instance type, from the ``[cache]`` section of the run's typed
+    config (its first ``recops.config.Config`` artifact, whatever its name), else the defaults."""
     from recops.config import Config
 
     datastore = flow._datastore
     prices = Config().cache
-    if "settings" in datastore:  # the typed config of recops' flows
-        value = datastore["settings"]
-        if _is_config(value):
+    config_type = f"<class '{Config.__module__}.{Config.__qualname__}'>"
+    for name, info in datastore._info.items():
+        if info.get("type") == config_type and _is_config(value := datastore[name]):
             prices = value.cache
+            break
     return prices.price(instance_type)
 
 
@@ -513,7 +333,7 @@ class cached(UserStepDecorator):
             return None
         self._index = Index.of_flow(flow)
         external = self.inputs(flow) if self.inputs else None
-        self._primary = _sha(
+        self._primary = short_sha(
             json.dumps(
                 {
                     "flow": current.flow_name,
@@ -522,6 +342,7 @@ class cached(UserStepDecorator):
                     "environment": environment_hash(),
                     "python": f"{sys.version_info.major}.{sys.version_info.minor}",
                     "inputs": external,
+                    "format": ENTRY_FORMAT,
                 },
                 sort_keys=True,
                 default=str,
@@ -598,7 +419,7 @@ class cached(UserStepDecorator):
         if exception:
             return exception, None
         seconds = time.monotonic() - self._started
-        outputs = sorted(n for n in vars(flow) if not n.startswith("_") and n not in {"name", LEDGER})
+        outputs = self._tracer.outputs()
         self._index.add_entry(
             step_name,
             self._primary,

@@ -2,7 +2,7 @@
 (``recops cache audit``): both read the hit records ``@cached`` writes into the Metaflow datastore.
 
 The audit re-executes sampled hits with Metaflow's ``spin`` (one step, the hit task's own inputs,
-cache off) and compares every output artifact's :func:`~recops.pipeline.cache.stable_digest` with
+cache off) and compares every output artifact's :func:`~recops.pipeline.digest.stable_digest` with
 the reused one. A difference is a hidden input (something the step read that its trace does not
 name) or non-determinism; either way the cached result cannot be trusted, and the audit fails
 naming the step and the artifact.
@@ -20,7 +20,9 @@ from typing import Any
 
 from recops.errors import RecopsError
 from recops.paths import REPO_ROOT
-from recops.pipeline.cache import ENV, all_hits, stable_digest
+from recops.pipeline.cache import ENV
+from recops.pipeline.cache_index import all_hits
+from recops.pipeline.digest import stable_digest
 
 _SPAN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

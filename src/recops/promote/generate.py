@@ -21,6 +21,7 @@ from pathlib import Path
 
 from recops.errors import RecopsError
 from recops.paths import atomic_path
+from recops.pipeline import NO_CACHE_ATTRIBUTE, NO_CACHE_HELP, NO_CACHE_OPTION
 from recops.promote.dataflow import StepDataFlow, plan_data_flow
 from recops.promote.notebook import (
     Cell,
@@ -39,9 +40,9 @@ TEXT_WIDTH = 80  # docstrings and help strings stay within any line length ruff 
 METAFLOW_NAMES = ("FlowSpec", "Parameter", "resources", "retry", "step")
 CACHE_IMPORT = "from recops.pipeline.cache import cached"
 RESERVED_NAMES = (*METAFLOW_NAMES, "cached", "no_cache")  # what the generated file defines itself
-NO_CACHE_PARAMETER = (
-    '    no_cache = Parameter("no-cache", type=bool, default=False, is_flag=True, '
-    'help="run every step; reuse nothing from earlier runs (also: RECOPS_CACHE=off)")'
+NO_CACHE_PARAMETER = (  # the same flag as the training flow's (recops.pipeline.cache)
+    f'    {NO_CACHE_ATTRIBUTE} = Parameter("{NO_CACHE_OPTION}", type=bool, default=False, is_flag=True, '
+    f"help={NO_CACHE_HELP!r})"
 )
 STEP_INDENT = " " * 8
 
