@@ -169,6 +169,8 @@ class TrainRecommenderFlow(FlowSpec):
             self.data_profile,
             self.baseline,
             getattr(self, "step_cache", None),
+            self.report_notebook,
+            self.report_template,
         )
         self.next(self.end)
 

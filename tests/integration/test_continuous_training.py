@@ -5,6 +5,8 @@ bentos and a real `bentoml serve` that swaps models while a client keeps asking.
 The cycles run in order and share one RECOPS_HOME:
   1. built-in data, no champion      -> trains, promotes, builds and records a bento
   2. the same data                   -> skips, saying why
+  -  only the report notebook changed -> no training; the champion's report re-rendered (and
+                                        again after a crash between upload and tag)
   -  a corrupt incoming file         -> quarantined with its reason and an alert; the cycle
                                         completes; champion, deployment and served model untouched
   -  a training run that fails       -> the cycle fails with the step's error, alerts
@@ -109,6 +111,59 @@ def test_cycle_2_with_the_same_data_trains_nothing_and_says_why(first_cycle, con
     assert result.outcome is CycleOutcome.SKIPPED
     assert "data, code and config unchanged" in result.plan.text()
     assert result.trained is None and champion_version() == before
+
+
+def report_cells(version: int, into: Path) -> str:
+    """The markdown of a version's registered report notebook, as one string."""
+    from recops import registry
+    from recops.registry.store import REPORT_ARTIFACT
+
+    info = registry.get_version(version)
+    with registry.mlflow_client() as client:
+        path = client.download_artifacts(info.run_id, REPORT_ARTIFACT, str(into))
+    cells = json.loads(Path(path).read_text())["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+
+
+def test_a_cycle_where_only_the_report_notebook_changed_re_renders_the_report(
+    first_cycle, config_file, ct_home, tmp_path, monkeypatch
+):
+    """recops.continuous.report: no training and no new version; the version's registered report
+    is replaced. A crash between the upload and the tag leaves the old tag: the next cycle
+    renders again."""
+    from recops import registry
+    from recops.continuous.flow import CycleOutcome
+    from recops.pipeline.steps import REPORT_NOTEBOOK
+    from recops.registry.store import REPORT_HASH_TAG
+
+    champion, n_versions = champion_version(), len(registry.list_versions())
+    rendered_from = registry.get_version(champion).tags[REPORT_HASH_TAG]  # the first cycle's run
+    assert "Refreshed by a cycle" not in report_cells(champion, tmp_path / "before")
+    notebook = json.loads(REPORT_NOTEBOOK.read_text())
+    cell = {"cell_type": "markdown", "id": "refreshed", "metadata": {}, "source": ["Refreshed by a cycle."]}
+    notebook["cells"].append(cell)
+    template = ct_home / "my-report.ipynb"
+    template.write_text(json.dumps(notebook))
+    config = ct_home / "report.toml"
+    config.write_text(config_file.read_text() + f'\n[retrain]\nreport_template = "{template}"\n')
+
+    monkeypatch.setenv("RECOPS_INJECT_FAULT", "report-refresh")  # dies after the upload
+    crashed = cycle(config)
+    assert crashed.outcome is CycleOutcome.SKIPPED and crashed.report_refreshed is None
+    assert registry.get_version(champion).tags[REPORT_HASH_TAG] == rendered_from
+    monkeypatch.delenv("RECOPS_INJECT_FAULT")
+
+    result = cycle(config)
+    assert result.outcome is CycleOutcome.SKIPPED and result.trained is None
+    assert result.report_refreshed == champion, result.to_dict()
+    assert len(registry.list_versions()) == n_versions and champion_version() == champion
+    assert registry.get_version(champion).tags[REPORT_HASH_TAG] != rendered_from
+    assert "Refreshed by a cycle." in report_cells(champion, tmp_path / "after")
+    assert cycle(config).report_refreshed is None  # current now: nothing to do
+
+    back = cycle(config_file)  # the default notebook again (as the later cycles here use)
+    assert back.report_refreshed == champion
+    assert registry.get_version(champion).tags[REPORT_HASH_TAG] == rendered_from
 
 
 @pytest.fixture(scope="module")

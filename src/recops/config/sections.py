@@ -234,6 +234,9 @@ class RetrainConfig(_Section):
     # start from the champion's weights for at most train.warm_epochs epochs (from scratch when
     # the champion is of another family or shape, or with tune)
     warm_start: Bool = True
+    # the report notebook training runs execute ("": notebooks/03_evaluation_report.ipynb); when
+    # only it changed, a cycle re-renders the current version's report instead of retraining
+    report_template: Str = ""
 
 
 def _store_uri(value: str) -> str:

@@ -41,6 +41,7 @@ from recops.continuous.inputs import DataSnapshot, commit_manifest, gather_input
 from recops.continuous.lock import CycleBusyError, cycle_lock
 from recops.continuous.policy import ChangeReport, RetrainPlan, change_report, plan_retrain
 from recops.continuous.quarantine import Quarantined
+from recops.continuous.report import refresh_report, report_template
 from recops.continuous.training_run import CycleError, TrainedRun, run_training_flow, training_flow
 from recops.data import DataValidationError
 from recops.registry.gate_rules import GateAction
@@ -72,6 +73,7 @@ class CycleResult:
     deployed: Reconciliation | None = None
     repairs: list[StuckState] = field(default_factory=list)
     quarantined: list[Quarantined] = field(default_factory=list)
+    report_refreshed: int | None = None  # the version whose report was re-rendered
 
     @property
     def champion_before(self) -> int | None:
@@ -93,6 +95,7 @@ class CycleResult:
             "deployed": self.deployed.to_dict() if self.deployed else None,
             "repairs": [state.to_dict() for state in self.repairs],
             "quarantined": [asdict(q) for q in self.quarantined],
+            "report_refreshed": self.report_refreshed,
         }
 
 
@@ -195,12 +198,28 @@ def train(
         timeout_s=config.retrain.train_timeout_s,
         inputs=inputs,
         warm_start=config.retrain.warm_start and continuable(model),
+        report_template=report_template(config) if config.retrain.report_template.strip() else None,
     )
     trained = asyncio.run(run)
     logger.info("trained %s: test ndcg@10 %.4f", trained.pathspec, trained.metrics["ndcg@10"])
     gate = trained.gate
     logger.info("gate %s version %s: %s", gate.action.value, trained.model_version, gate.reason)
     return trained
+
+
+@task(name="report", timeout_seconds=1800, cache_policy=NO_CACHE)
+def refresh_report_task(version: int, config: Config) -> int | None:
+    """Only the report notebook changed: re-render the report of the version this cycle keeps
+    (recops.continuous.report) rather than train. A failure is logged, not raised: the report
+    is no input of serving, and the version's old tag makes the next cycle try again."""
+    logger = get_run_logger()
+    try:
+        pathspec = refresh_report(version, report_template(config))
+    except Exception as exc:
+        logger.warning("report of version %s not re-rendered (next cycle tries again): %s", version, exc)
+        return None
+    logger.info("the report notebook changed: re-rendered version %s's report from %s", version, pathspec)
+    return version
 
 
 @task(name="deploy", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
@@ -265,6 +284,9 @@ def summary_markdown(result: CycleResult) -> str:
                 f"| step cache | reused {', '.join(saved['hits']) or 'nothing'}; "
                 f"saved {saved['seconds_saved']:.1f} s{cost} |"
             )
+    if result.report_refreshed is not None:
+        version = result.report_refreshed
+        lines.append(f"| report | the report notebook changed: version {version}'s report re-rendered |")
     if result.deployed:
         served = ", ".join(f"{s.target}: version {s.model_version}" for s in result.deployed.services)
         lines.append(
@@ -341,9 +363,12 @@ def _cycle(
         trained = train(data, model, config_path, config, inputs)
         promoted = trained.gate.action is GateAction.PROMOTED
         outcome = CycleOutcome.PROMOTED if promoted else CycleOutcome.REJECTED
+    refreshed = None
+    if not plan.retrain and change.report_stale is not None:
+        refreshed = refresh_report_task(change.report_stale, config)
     expected = trained.model_version if outcome is CycleOutcome.PROMOTED else None
     deployed = deploy(config.retrain.deploy_timeout_s, expected)
     prune(config.retrain.keep, config)
     return CycleResult(
-        outcome, plan, data, change, trained, deployed.bento_tag, deployed, repairs, quarantined
+        outcome, plan, data, change, trained, deployed.bento_tag, deployed, repairs, quarantined, refreshed
     )

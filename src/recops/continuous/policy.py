@@ -43,6 +43,8 @@ class ChangeReport:
     drift: DriftReport | None = None  # when the data changed and the champion has a profile
     drift_note: str = ""
     trained_as: PriorVersion | None = None
+    report_hash: str = ""  # of the report notebook (recops.continuous.report)
+    report_stale: int | None = None  # the version whose report another notebook rendered
 
     @property
     def data_changed(self) -> bool:
@@ -65,8 +67,10 @@ def _age_hours(since: str) -> float | None:
 def change_report(events: pd.DataFrame, fingerprint: str, config: Config, model: str) -> ChangeReport:
     """Compare the current data, code and config with the champion's (and with every version's)."""
     from recops import registry
+    from recops.continuous.report import stale_report, template_hash
 
     report = ChangeReport(fingerprint, code_hash(), config_hash(config, model))
+    report.report_hash = template_hash(config)
     versions = registry.list_versions()
     same_inputs = [
         v
@@ -81,6 +85,9 @@ def change_report(events: pd.DataFrame, fingerprint: str, config: Config, model:
             latest.version, latest.tags.get("gate_decision", "not gated"), latest.is_champion
         )
     champion = next((v for v in versions if v.is_champion), None)
+    settled_on = same_inputs[-1] if same_inputs else champion  # the version a skipped cycle keeps
+    if settled_on is not None and stale_report(settled_on.tags, report.report_hash):
+        report.report_stale = settled_on.version
     if champion is None:
         return report
     report.champion_version = champion.version

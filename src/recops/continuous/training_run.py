@@ -94,11 +94,13 @@ async def run_training_flow(
     timeout_s: float | None = None,
     inputs: dict[str, str] | None = None,
     warm_start: bool = False,
+    report_template: Path | None = None,
 ) -> TrainedRun:
     """Run ``flow_file`` (TrainRecommenderFlow, or TuneRecommenderFlow: :func:`training_flow`)
     through Metaflow's Runner, passing each log line to ``log_line``. An empty ``model`` leaves
     the flow's own default (TuneRecommenderFlow: the config's tune.models). ``warm_start``
-    starts TrainRecommenderFlow from the champion's weights (``--warm_start champion``).
+    starts TrainRecommenderFlow from the champion's weights (``--warm_start champion``);
+    ``report_template`` is its ``--report_template`` (None: the flow's default).
 
     With ``inputs`` (data fingerprint, code and config hashes, model) a failed run is recorded,
     and a later call on the same inputs resumes it rather than training again. A run still
@@ -139,6 +141,8 @@ async def run_training_flow(
                 options = {"model": model} if model else {}
                 if warm_start and flow_file == TRAINING_FLOW:
                     options["warm_start"] = "champion"
+                if report_template is not None and flow_file == TRAINING_FLOW:
+                    options["report_template"] = str(report_template)
                 running = await runner.async_run(dataset=spec, **options)
         except RuntimeError as exc:  # the flow exited before starting a run (e.g. a bad config)
             raise CycleError(f"{flow_file.name} did not start: {exc}") from exc

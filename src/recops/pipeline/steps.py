@@ -4,6 +4,7 @@ stay a docstring and a call or two."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tomllib
@@ -169,6 +170,11 @@ def warm_start_from(choice: str, data_fingerprint: str = "") -> tuple[int | None
     return info.version, (checkpoint, f"version {info.version}")
 
 
+def report_template_hash(text: str) -> str:
+    """Identifies a report notebook's content (tag REPORT_HASH_TAG of the versions it rendered)."""
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def register_and_gate(
     checkpoint: Any,
     history: list[dict[str, Any]],
@@ -179,6 +185,8 @@ def register_and_gate(
     data_profile: Any = None,
     baseline: Any = None,
     step_cache: dict[str, Any] | None = None,
+    report: dict[str, Any] | None = None,
+    report_template: str = "",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Log and register the model (alias challenger), then gate it; both results as plain dicts
     (Metaflow artifacts anyone can read; :meth:`GateDecision.from_dict` reads the second back).
@@ -186,9 +194,13 @@ def register_and_gate(
     ``baseline``: the best simple baseline on the same split
     (:func:`recops.training.baselines.baseline_to_beat`), computed by the caller before this
     call so that nothing is registered when it fails; saved with the version for the gate.
-    ``step_cache``: the run's ledger (recops.pipeline.cache); what it saved becomes tags."""
+    ``step_cache``: the run's ledger (recops.pipeline.cache); what it saved becomes tags.
+    ``report``: the executed report notebook, registered with the version, and
+    ``report_template`` the notebook it was rendered from (its hash a tag: a cycle where only
+    the template changed re-renders the report, :mod:`recops.continuous.report`)."""
     from recops import registry
     from recops.pipeline.cache import ledger_totals
+    from recops.registry.store import REPORT_HASH_TAG
     from recops.training.lineage import code_hash, config_hash
 
     lineage = {
@@ -197,6 +209,8 @@ def register_and_gate(
         "code_hash": code_hash(),
         "config_hash": config_hash(settings, checkpoint.model_name),
     }
+    if report_template:
+        lineage[REPORT_HASH_TAG] = report_template_hash(report_template)
     if step_cache:
         saved = ledger_totals(step_cache)
         lineage["step_cache_hits"] = ",".join(saved["hits"]) or "none"
@@ -211,6 +225,7 @@ def register_and_gate(
         test_set=test_set,
         data_profile=data_profile,
         baseline=baseline,
+        report=report,
     )
     decision = registry.gate(version.version, settings.gate)
     return (

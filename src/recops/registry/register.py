@@ -45,6 +45,7 @@ from recops.registry.store import (
     MODEL_ARTIFACT,
     MODEL_NAME,
     RANKS_FILE,
+    REPORT_ARTIFACT,
     SEQUENCE_IDS_FILE,
     TEST_SET_FILE,
     RegistryError,
@@ -79,6 +80,7 @@ def log_and_register(
     test_set: EvalSet | None = None,
     data_profile: DataProfile | None = None,
     baseline: BaselineResult | None = None,
+    report: Mapping[str, Any] | None = None,
 ) -> ModelVersionInfo:
     """Log one run and register its model as a new version of ``session-recommender``.
 
@@ -90,6 +92,8 @@ def log_and_register(
     ``data_profile`` describes the training events for drift checks (:func:`load_data_profile`).
     ``baseline``, when given (:func:`recops.training.baselines.baseline_to_beat`, trained on the
     same split before this call), saves its test ranks for the gate and its figures as tags.
+    ``report``, the executed evaluation-report notebook, goes with the version as
+    :data:`REPORT_ARTIFACT` (:func:`log_report` replaces it when the report is re-rendered).
 
     The new version gets alias ``challenger``. All or nothing: on any failure the run is marked
     FAILED, a version already created is deleted, no alias moves, and RegistryError is raised.
@@ -127,6 +131,8 @@ def log_and_register(
                     profile = Path(tmp) / DATA_PROFILE_FILE
                     profile.write_text(data_profile.to_json())
                     client.log_artifact(run_id, str(profile))
+                if report is not None:
+                    log_report(client, run_id, report, Path(tmp))
                 model_info, digest = _log_model(checkpoint, Path(tmp))
                 version = client.create_model_version(
                     MODEL_NAME,
@@ -149,6 +155,14 @@ def log_and_register(
                 f"{type(exc).__name__}: {redact(str(exc))}"
             ) from exc
         return version_from_mlflow(client, client.get_model_version(MODEL_NAME, version.version))
+
+
+def log_report(client: Any, run_id: str, report: Mapping[str, Any], tmp: Path) -> None:
+    """Log the executed report notebook to the version's MLflow run (replacing an earlier one)."""
+    folder, _, name = REPORT_ARTIFACT.rpartition("/")
+    path = tmp / name
+    path.write_text(json.dumps(report))
+    client.log_artifact(run_id, str(path), folder)
 
 
 def _version_tags(

@@ -64,6 +64,8 @@ TEST_SET_FILE = "test_set.json"  # histories (external ids) and targets: re-rank
 
 
 DATA_PROFILE_FILE = "data_profile.json"
+REPORT_ARTIFACT = "report/evaluation_report.ipynb"  # the executed report notebook of a version
+REPORT_HASH_TAG = "report_hash"  # sha256 of the report notebook it was rendered from
 
 
 HISTORY_TAIL = 200  # most recent items kept of each test history (the longest model window)
