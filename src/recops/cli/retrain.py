@@ -50,6 +50,9 @@ def retrain_command(
     # a typo fails here, in a second, not as a failed Prefect run
     settings = load_config(config)
     settings.model_section(model or settings.retrain.model)
+    from recops.continuous.report import report_template
+
+    report_template(settings)  # a missing notebook, too
     use_local_prefect_home()
     from recops.continuous.flow import retrain
 
@@ -68,6 +71,8 @@ def retrain_command(
         typer.echo(json.dumps(result.to_dict(), default=str))
         return
     typer.echo(f"{result.outcome.value}. {result.plan.text()}")
+    if result.report_refreshed is not None:
+        typer.echo(f"the report notebook changed: version {result.report_refreshed}'s report re-rendered")
     if result.bento_tag:
         typer.echo(f"bento {result.bento_tag}")
 
