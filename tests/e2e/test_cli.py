@@ -29,6 +29,7 @@ def events_csv(tmp_path):
     return path
 
 
+@pytest.mark.slow  # trains SASRec through the CLI
 def test_train_then_evaluate_a_csv(tmp_path, events_csv):
     out = tmp_path / "run"
     done = recops(
@@ -154,6 +155,7 @@ def test_bench_retrain_compares_warm_start_with_scratch():
     assert refused.returncode != 0 and "choose sasrec or gru4rec, not 'markov'" in refused.stderr
 
 
+@pytest.mark.slow  # two bento servers and a load generator for half a minute
 def test_bench_serve_soak_swaps_models_under_load_without_5xx():
     """A short soak: 32 clients for 20 s against a served bento, the deployed model swapped
     every 5 s; no 5xx, every swap confirmed by the answers' model version."""
