@@ -10,8 +10,10 @@ import torch
 
 from recops.config import Config, ConfigError, load_config
 from recops.errors import RecopsError
-from recops.pipeline import cache
+from recops.pipeline import cache, cache_trace
 from recops.pipeline.cache_audit import cache_report, parse_since
+from recops.pipeline.cache_trace import config_digests
+from recops.pipeline.digest import stable_digest
 
 
 @dataclass
@@ -24,28 +26,28 @@ class Epoch:
 def test_stable_digest_sees_content_and_ignores_durations():
     frame = pd.DataFrame({"item_id": [1, 2, 3], "timestamp": [1.0, 2.0, 3.0]})
     value = {"weights": torch.arange(6.0).reshape(2, 3), "ranks": np.array([1, 5]), "events": frame}
-    assert cache.stable_digest(value) == cache.stable_digest(
+    assert stable_digest(value) == stable_digest(
         {"weights": torch.arange(6.0).reshape(2, 3), "ranks": np.array([1, 5]), "events": frame.copy()}
     )
     changed = {**value, "weights": value["weights"] + 1e-6}
-    assert cache.stable_digest(changed) != cache.stable_digest(value)
-    assert cache.stable_digest({**value, "ranks": np.array([1, 6])}) != cache.stable_digest(value)
+    assert stable_digest(changed) != stable_digest(value)
+    assert stable_digest({**value, "ranks": np.array([1, 6])}) != stable_digest(value)
     # how long an epoch took is not what it computed; its loss is
-    assert cache.stable_digest([Epoch(1, 0.5, 3.0)]) == cache.stable_digest([Epoch(1, 0.5, 9.9)])
-    assert cache.stable_digest([Epoch(1, 0.5, 3.0)]) != cache.stable_digest([Epoch(1, 0.6, 3.0)])
-    assert cache.stable_digest({"train_seconds": 1}) == cache.stable_digest({"train_seconds": 2})
+    assert stable_digest([Epoch(1, 0.5, 3.0)]) == stable_digest([Epoch(1, 0.5, 9.9)])
+    assert stable_digest([Epoch(1, 0.5, 3.0)]) != stable_digest([Epoch(1, 0.6, 3.0)])
+    assert stable_digest({"train_seconds": 1}) == stable_digest({"train_seconds": 2})
 
 
 def test_a_traced_config_records_the_sections_read_and_switches_back():
     config = load_config()
-    tracer = cache._Tracer(flow=None)
+    tracer = cache_trace._Tracer(flow=None)
     value = tracer.loaded("settings", config)
     assert isinstance(value, Config) and type(value) is not Config
     assert value.model_section("sasrec").max_len == "auto" and value.train.epochs > 0
-    assert cache._CONFIG_READS[id(value)] == {"sasrec", "train"}
+    assert cache_trace._CONFIG_READS[id(value)] == {"sasrec", "train"}
     value.to_dict()
-    assert "*" in cache._CONFIG_READS[id(value)]  # a dump of the whole tree reads every section
-    cache._CONFIG_READS.pop(id(value))
+    assert "*" in cache_trace._CONFIG_READS[id(value)]  # a dump of the whole tree reads every section
+    cache_trace._CONFIG_READS.pop(id(value))
     value.__class__ = Config
     assert type(config) is Config
 
@@ -53,9 +55,9 @@ def test_a_traced_config_records_the_sections_read_and_switches_back():
 def test_config_digests_change_only_with_their_section():
     base = load_config()
     gate = load_config(overrides={"gate.k": 5})
-    assert cache.config_digests(base, ["train", "sasrec"]) == cache.config_digests(gate, ["train", "sasrec"])
-    assert cache.config_digests(base, ["gate"]) != cache.config_digests(gate, ["gate"])
-    assert cache.config_digests(base, ["*"]) != cache.config_digests(gate, ["*"])
+    assert config_digests(base, ["train", "sasrec"]) == config_digests(gate, ["train", "sasrec"])
+    assert config_digests(base, ["gate"]) != config_digests(gate, ["gate"])
+    assert config_digests(base, ["*"]) != config_digests(gate, ["*"])
 
 
 def test_enabled_switches():
