@@ -198,7 +198,7 @@ def train(
         timeout_s=config.retrain.train_timeout_s,
         inputs=inputs,
         warm_start=config.retrain.warm_start and continuable(model),
-        report_template=report_template(config) if config.retrain.report_template.strip() else None,
+        report_template=report_template(config),  # the default notebook unless configured
     )
     trained = asyncio.run(run)
     logger.info("trained %s: test ndcg@10 %.4f", trained.pathspec, trained.metrics["ndcg@10"])
