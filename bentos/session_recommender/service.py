@@ -36,16 +36,28 @@ Contract decisions:
 
 import json
 import os
+import time
+import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import bentoml
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    model_validator,
+)
 from starlette.responses import Response
 
 from recops.serving import auth
 from recops.serving.deployment import DEPLOYMENT_ENV
 from recops.serving.runtime import MODEL_TAG_ENV, ModelWatcher, QueryBatcher, load_served_model
+from recops.serving.served_log import CHAMPION_ROLE, ServedLog, ServedRecord
 from recops.serving.server import DEFAULT_WORKERS
 
 MAX_K = 1000
@@ -84,10 +96,16 @@ Session = Annotated[list[ItemId], Field(max_length=MAX_SESSION_LENGTH)]
 TopK = Annotated[StrictInt, Field(ge=1, le=MAX_K)]
 
 
+SessionId = StrictInt | Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_ITEM_ID_CHARS)]
+
+
 class RecommendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", title="RecommendRequest")
 
     session: Session = Field(description="Item ids of the session, oldest first.")
+    session_id: SessionId | None = Field(
+        None, description="The shopper's session, as events name it: joins this answer with what came next."
+    )
     k: TopK = Field(10, description="How many items to recommend (clamped to the catalogue size).")
     exclude_seen: StrictBool = Field(True, description="Leave out items already in the session.")
 
@@ -96,8 +114,19 @@ class RecommendBatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", title="RecommendBatchRequest")
 
     sessions: Annotated[list[Session], Field(min_length=1, max_length=MAX_BATCH_SESSIONS)]
+    session_ids: list[SessionId | None] | None = Field(
+        None, description="One session id (or null) per session, in the same order."
+    )
     k: TopK = 10
     exclude_seen: StrictBool = True
+
+    @model_validator(mode="after")
+    def _one_id_per_session(self) -> "RecommendBatchRequest":
+        if self.session_ids is not None and len(self.session_ids) != len(self.sessions):
+            raise ValueError(
+                f"session_ids has {len(self.session_ids)} entries for {len(self.sessions)} sessions"
+            )
+        return self
 
 
 class ScoredItem(BaseModel):
@@ -115,11 +144,13 @@ class RecommendResponse(BaseModel):
     model: ModelInfo
     unknown_items: list[int | str]
     fallback: Literal["popular"] | None
+    request_id: str
 
 
 class RecommendBatchResponse(BaseModel):
     results: list[RecommendResponse]
     model: ModelInfo
+    request_id: str
 
 
 class JSONBodyLimit:
@@ -238,8 +269,9 @@ class _Service(bentoml.Service):
         return ShedWith503(bentoml.Service.to_asgi(self, is_main), RETRY_AFTER_S)
 
 
-def _response(recommendation: Any, info: dict[str, str]) -> RecommendResponse:
-    return RecommendResponse.model_validate({**recommendation.to_dict(), "model": info})
+def _response(recommendation: Any, info: dict[str, str], request_id: str) -> RecommendResponse:
+    body = {**recommendation.to_dict(), "model": info, "request_id": request_id}
+    return RecommendResponse.model_validate(body)
 
 
 def _json(answer: BaseModel) -> Response:
@@ -267,6 +299,7 @@ class SessionRecommender:
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // WORKERS))
         served = load_served_model(os.environ.get(MODEL_TAG_ENV) or "session_recommender")
         self.batcher = QueryBatcher(served, max_batch=MAX_QUEUED_BATCH if BATCHING else 1)
+        self.served_log = ServedLog.from_env()  # None with RECOPS_SERVED_LOG=0
         self.watcher = None
         if os.environ.get(DEPLOYMENT_ENV):
             self.watcher = ModelWatcher(Path(os.environ[DEPLOYMENT_ENV]), served.tag, self._swap).start()
@@ -279,16 +312,48 @@ class SessionRecommender:
         ready while the deployed model failed to load and another one answers in its stead."""
         return self.watcher is None or self.watcher.ready
 
+    def _log(
+        self, request_id: str, session_id: Any, session: list, answer: Any, served: Any, endpoint: str
+    ) -> None:
+        """Hand the answer to the served-list log (an append; written by its own thread)."""
+        if self.served_log is not None:
+            self.served_log.record(
+                ServedRecord(
+                    request_id,
+                    time.time(),
+                    None if session_id is None else str(session_id),
+                    session,
+                    answer,
+                    served.info,
+                    CHAMPION_ROLE,
+                    served.n_items,
+                    endpoint,
+                )
+            )
+
     @bentoml.api(input_spec=RecommendRequest)
-    async def recommend(self, session: list, k: int, exclude_seen: bool) -> RecommendResponse:
+    async def recommend(
+        self, session: list, k: int, exclude_seen: bool, session_id: Any = None
+    ) -> RecommendResponse:
         """Top-k items for one session (ids oldest first)."""
-        return _json(_response(*await self.batcher.recommend(session, k, exclude_seen)))  # type: ignore[return-value]
+        answer, served = await self.batcher.recommend(session, k, exclude_seen)
+        request_id = uuid.uuid4().hex
+        self._log(request_id, session_id, session, answer, served, "recommend")
+        return _json(_response(answer, served.info, request_id))  # type: ignore[return-value]
 
     @bentoml.api(input_spec=RecommendBatchRequest)
-    async def recommend_batch(self, sessions: list, k: int, exclude_seen: bool) -> RecommendBatchResponse:
+    async def recommend_batch(
+        self, sessions: list, k: int, exclude_seen: bool, session_ids: list | None = None
+    ) -> RecommendBatchResponse:
         """Top-k items for each of many sessions, scored together."""
-        recommendations, info = await self.batcher.recommend_batch(sessions, k, exclude_seen)
-        answer = RecommendBatchResponse(results=[_response(r, info) for r in recommendations], model=info)
+        recommendations, served = await self.batcher.recommend_batch(sessions, k, exclude_seen)
+        request_id = uuid.uuid4().hex
+        ids = session_ids or [None] * len(sessions)
+        results = []
+        for i, (session, recommendation) in enumerate(zip(sessions, recommendations, strict=True)):
+            self._log(f"{request_id}-{i}", ids[i], session, recommendation, served, "recommend_batch")
+            results.append(_response(recommendation, served.info, f"{request_id}-{i}"))
+        answer = RecommendBatchResponse(results=results, model=served.info, request_id=request_id)
         return _json(answer)  # type: ignore[return-value]
 
     @bentoml.on_shutdown
@@ -296,6 +361,8 @@ class SessionRecommender:
         if self.watcher is not None:
             self.watcher.stop()
         self.batcher.close()
+        if self.served_log is not None:
+            self.served_log.close()  # writes what is left
 
 
 SessionRecommender.add_asgi_middleware(BearerToken, token=API_TOKEN)  # outermost of the two

@@ -186,8 +186,8 @@ def test_query_batcher_answers_each_query_as_if_alone(recommender):
         answers = asyncio.run(ask_all())
     finally:
         batcher.close()
-    for (session, k, exclude_seen), (got, info) in zip(queries, answers, strict=True):
-        assert info == served.info
+    for (session, k, exclude_seen), (got, scored_by) in zip(queries, answers, strict=True):
+        assert scored_by is served
         assert_same_answer(got.to_dict(), answer(recommender, session, k, exclude_seen))
 
 
@@ -558,3 +558,42 @@ def test_a_required_token_that_is_not_set_stops_the_service_from_starting(bento_
     )
     assert result.returncode != 0
     assert "RECOPS_API_TOKEN_REQUIRED=1 but RECOPS_API_TOKEN is not set" in result.stderr
+
+
+def test_the_served_log_holds_exactly_the_answers_sent(bento_tag, tmp_path):
+    """Every answer of /recommend and /recommend_batch is one row of the served log: its request
+    id, session, items in order, model version; written off the response path and flushed when
+    the server stops."""
+    store = tmp_path / "store"
+    env = {"RECOPS_STORE": str(store), "RECOPS_SERVED_LOG_FLUSH_SECONDS": "3600"}  # only at shutdown
+    running = serve(bento_tag, port=free_port(), ready_timeout=150, env=env)
+    sent = []  # (request id, session id, session, answer)
+    try:
+        with httpx.Client(base_url=running.url, timeout=30.0) as http:
+            for i, session in enumerate([[103, 104], ["nope"], [105, 106, 107], []]):
+                request = {"session": session, "k": 3, "session_id": f"s{i}"}
+                body = http.post("/recommend", json=request).json()
+                sent.append((body["request_id"], f"s{i}", session, body))
+            sessions = [[108], [109, 110]]
+            ids = ["b0", None]
+            batch = http.post("/recommend_batch", json={"sessions": sessions, "session_ids": ids, "k": 2})
+            for session, session_id, result in zip(sessions, ids, batch.json()["results"], strict=True):
+                sent.append((result["request_id"], session_id, session, result))
+            refused = http.post("/recommend_batch", json={"sessions": [[1]], "session_ids": ["a", "b"]})
+            assert refused.status_code == 400 and "session_ids has 2 entries for 1 sessions" in refused.text
+    finally:
+        running.stop()
+    from recops.serving.served_log import read_served
+    from recops.store import Store
+
+    rows = read_served(Store(store)).rows
+    assert list(rows["request_id"]) == [request_id for request_id, *_ in sent]
+    for (_, session_id, session, body), (_, row) in zip(sent, rows.iterrows(), strict=True):
+        assert list(row["items"]) == [str(item["item_id"]) for item in body["items"]]
+        assert list(row["scores"]) == pytest.approx([item["score"] for item in body["items"]])
+        assert list(row["session"]) == [str(item) for item in session]
+        assert (None if row["session_id"] != row["session_id"] else row["session_id"]) == session_id
+        assert row["model_version"] == str(body["model"]["version"]) and row["role"] == "champion"
+        assert (row["fallback"] if isinstance(row["fallback"], str) else None) == body["fallback"]
+    assert rows.iloc[1]["fallback"] == "popular"
+    assert list(rows["endpoint"]) == ["recommend"] * 4 + ["recommend_batch"] * 2

@@ -114,8 +114,8 @@ class QueryBatcher:
 
     async def recommend(
         self, session: Sequence[Any], k: int, exclude_seen: bool = True
-    ) -> tuple[Recommendation, dict[str, str]]:
-        """The answer and the ``info`` of the model that scored it (the model may be swapped)."""
+    ) -> tuple[Recommendation, ServedModel]:
+        """The answer and the model that scored it (the model may be swapped meanwhile)."""
         future = asyncio.get_running_loop().create_future()
         self._pending.append(((session, k, exclude_seen), future))
         if self._drainer is None:
@@ -128,9 +128,9 @@ class QueryBatcher:
 
     async def recommend_batch(
         self, sessions: Sequence[Sequence[Any]], k: int, exclude_seen: bool = True
-    ) -> tuple[list[Recommendation], dict[str, str]]:
+    ) -> tuple[list[Recommendation], ServedModel]:
         served = self.served
-        return await self.run(served.recommend_batch, sessions, k, exclude_seen), served.info
+        return await self.run(served.recommend_batch, sessions, k, exclude_seen), served
 
     async def _drain(self) -> None:
         try:
@@ -147,7 +147,7 @@ class QueryBatcher:
                     continue
                 for (_, future), answer in zip(batch, answers, strict=True):
                     if not future.done():  # a request may have been cancelled meanwhile
-                        future.set_result((answer, served.info))
+                        future.set_result((answer, served))
         finally:
             self._drainer = None
 
