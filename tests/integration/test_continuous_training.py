@@ -13,6 +13,8 @@ The cycles run in order and share one RECOPS_HOME:
   -  the same inputs again           -> the failed Metaflow run is resumed, not retrained
   3. shifted-popularity events added -> drift detected, retrains, gates; the server swaps to
                                         the new champion with no failed request (one retry)
+  4. the champion serves random scores -> simulated shoppers' next events show it; the next
+                                        hourly check retrains for online degradation
 """
 
 from __future__ import annotations
@@ -337,3 +339,51 @@ def test_cycle_3_drift_retrains_gates_and_swaps_the_served_model_without_failure
     assert read_deployment()["bento_tag"] == result.bento_tag
     assert client.versions[0] == served_before and client.versions[-1] == new_version
     assert result.deployed.in_sync and [s.target for s in result.deployed.services] == [server.url]
+
+
+def test_a_sabotaged_champion_is_retrained_by_online_degradation_in_one_hourly_check(
+    first_cycle, config_file, server, ct_home
+):
+    """The champion serves random scores while its data looks unchanged: simulated shoppers'
+    next events show it, and the next hourly check (new data alone does not retrain) retrains
+    for that reason."""
+    from recops.config import load_config
+    from recops.continuous.traffic import held_out_sessions, simulate_traffic
+    from recops.localproc import free_port
+    from recops.serving.deployment import deployment_file, read_deployment
+    from recops.serving.server import serve
+    from recops.store import open_store
+
+    online_config = ct_home / "online.toml"
+    online_config.write_text(TINY_CONFIG + "[online]\nmin_pairs = 50\n")
+    champion = champion_version()
+    sabotaged = serve(
+        read_deployment()["bento_tag"],
+        port=free_port(),
+        deployment=deployment_file(),
+        env={"RECOPS_INJECT_FAULT": "random-scores"},
+        ready_timeout=150,
+    )
+    try:
+        sessions = held_out_sessions("synthetic", load_config(online_config), 150, seed=3)
+        traffic = simulate_traffic(sabotaged.url, open_store(), sessions)
+    finally:
+        sabotaged.stop()  # flushes its served-list log
+    assert traffic.failed == 0 and traffic.requests == 150
+
+    result = cycle(online_config, retrain_on_new_data=False)
+    online = result.change.online
+    print(online.summary())
+    assert online.version == champion and online.pairs >= 140 and online.degraded, online
+    assert online.baseline_source == "offline"
+    assert (
+        result.plan.retrain
+        and f"online NDCG@10 of champion version {champion} degraded" in result.plan.text()
+    )
+    assert result.trained is not None  # trained: promoted or rejected, the gate decides
+    from recops import registry
+
+    tags = registry.get_version(champion).tags
+    assert float(tags["online_ndcg_at_10"]) == pytest.approx(online.observed, abs=1e-6)
+    assert tags["online_role"] == "champion" and int(tags["online_pairs"]) == online.pairs
+    assert "online_baseline_ndcg_at_10" not in tags  # a degraded window never becomes the baseline

@@ -194,6 +194,7 @@ def test_to_dict_is_plain_nested_data():
         "gate",
         "drift",
         "retrain",
+        "online",
         "tune",
         "store",
         "cache",

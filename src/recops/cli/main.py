@@ -2,7 +2,8 @@
 
 One module per group: ``train`` (train, evaluate), ``bench`` (quality, serve), ``promote``,
 ``registry``, ``bento`` (bento build, serve), ``deploy`` (deploy, status), ``retrain``
-(retrain, simulate-events), ``schedule`` and ``cache`` (report, audit). Errors are reported in one place,
+(retrain, simulate-events), ``online`` (online-report, simulate-traffic), ``schedule`` and
+``cache`` (report, audit). Errors are reported in one place,
 :class:`recops.cli.common.RecopsGroup`.
 """
 
@@ -15,6 +16,7 @@ from recops.cli.bento import bento_app, serve_command
 from recops.cli.cache import cache_app
 from recops.cli.common import command_group, log_to_stderr
 from recops.cli.deploy import deploy_command, gc_command, status_command
+from recops.cli.online import online_report_command, simulate_traffic_command
 from recops.cli.promote import PROMOTE_EPILOG, promote_command
 from recops.cli.registry import registry_app
 from recops.cli.retrain import retrain_command, simulate_events_command
@@ -35,6 +37,8 @@ app.command("status")(status_command)
 app.command("gc")(gc_command)
 app.command("retrain")(retrain_command)
 app.command("simulate-events")(simulate_events_command)
+app.command("simulate-traffic")(simulate_traffic_command)
+app.command("online-report")(online_report_command)
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(bench_app, name="bench")
 app.add_typer(cache_app, name="cache")

@@ -37,6 +37,7 @@ from recops.config.sections import (
     GRU4RecConfig,
     MarkovConfig,
     ModelConfig,
+    OnlineConfig,
     PopularConfig,
     ResourcesConfig,
     RetrainConfig,
@@ -62,6 +63,7 @@ class Config(_Section):
     gate: GateConfig = Field(default_factory=GateConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+    online: OnlineConfig = Field(default_factory=OnlineConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
@@ -140,6 +142,7 @@ __all__ = [
     "MarkovConfig",
     "MarkovSpace",
     "ModelConfig",
+    "OnlineConfig",
     "PopularConfig",
     "ResourcesConfig",
     "RetrainConfig",

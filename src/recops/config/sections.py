@@ -239,6 +239,21 @@ class RetrainConfig(_Section):
     report_template: Str = ""
 
 
+class OnlineConfig(_Section):
+    """The online loop (recops.continuous.online): what shoppers did after the served lists."""
+
+    _path: ClassVar[str] = "online"
+
+    follow_up_minutes: Positive = 30.0  # a session's next event within this long after an answer counts
+    window_hours: Positive = 24.0  # what `recops online-report` and each cycle's check look back over
+    k: Annotated[Int, Field(ge=1, le=1000)] = 10  # the cut-off of HR/NDCG/MRR@K online
+    min_pairs: Size = 100  # fewer joined (answer, next event) pairs: figures shown, never acted on
+    # retrain when the champion's online NDCG@K over the window falls more than this share below
+    # its baseline (its first online window; its offline test NDCG@10 until it has one)
+    max_drop: Annotated[Float, Field(gt=0, lt=1)] = 0.3
+    popular_share_top: Probability = 0.2  # "popular" items: this top share of the window's items
+
+
 def _store_uri(value: str) -> str:
     if problem := uri_problem(value):
         raise ValueError(problem)

@@ -1,6 +1,6 @@
 """Continuous training: the Prefect flow ``retrain``, one cycle of
 
-    repair (health) -> load data -> detect change -> plan -> train -> deploy (reconcile)
+    repair (health) -> load data -> detect change -> online check -> plan -> train -> deploy (reconcile)
 
 Each step is a Prefect task calling the library (health, inputs, policy, training_run,
 serving.reconcile); the flow only wires them, holds the cycle lock (one cycle at a time,
@@ -39,6 +39,7 @@ from recops.continuous.gc import collect
 from recops.continuous.health import StuckState, repair_stuck
 from recops.continuous.inputs import DataSnapshot, commit_manifest, gather_inputs
 from recops.continuous.lock import CycleBusyError, cycle_lock
+from recops.continuous.online import Degradation, check_online
 from recops.continuous.policy import ChangeReport, RetrainPlan, change_report, plan_retrain
 from recops.continuous.quarantine import Quarantined
 from recops.continuous.report import refresh_report, report_template
@@ -49,6 +50,7 @@ from recops.serving.reconcile import Reconciliation, reconcile
 from recops.training.warm_start import continuable
 
 ARTIFACT_KEY = "retrain-summary"
+ONLINE_ARTIFACT_KEY = "online-report"
 TRAIN_TASK_TIMEOUT_S = 7 * 3600  # past retrain.train_timeout_s (6 h), which ends the Metaflow run first
 
 
@@ -163,6 +165,31 @@ def detect_change(events: pd.DataFrame, data: DataSnapshot, config: Config, mode
     if change.drift_note:
         logger.warning(change.drift_note)
     return change
+
+
+@task(name="online-check", timeout_seconds=600, cache_policy=NO_CACHE)
+def online_check(config: Config) -> Degradation | None:
+    """Served lists of the last window against what shoppers did next (recops.continuous.online):
+    figures to the registry and the ``online-report`` artifact, the champion's verdict to the
+    plan. A failure is logged, not raised: the offline triggers still decide."""
+    logger = get_run_logger()
+    try:
+        checked = check_online(config)
+    except Exception as exc:
+        logger.warning("online check failed (the offline triggers still decide): %s", exc)
+        return None
+    create_markdown_artifact(
+        key=ONLINE_ARTIFACT_KEY,
+        markdown=checked.report.markdown(config.online.min_pairs),
+        description="recops online report: served lists against what shoppers did next",
+    )
+    if checked.recorded:
+        logger.info("online figures recorded for version(s) %s", ", ".join(checked.recorded))
+    if checked.degradation is not None:
+        logger.info("%s", checked.degradation.summary())
+        if checked.baseline_set:
+            logger.info("online baseline of champion version %s set", checked.degradation.version)
+    return checked.degradation
 
 
 @task(name="repair", retries=1, retry_delay_seconds=5, timeout_seconds=1800, cache_policy=NO_CACHE)
@@ -349,6 +376,7 @@ def _cycle(
     repairs = repair_registry(config, config_path)
     events, data, quarantined = load_data(dataset, incoming or None, config, config_path)
     change = detect_change(events, data, config, model)
+    change.online = online_check(config)
     plan = plan_retrain(change, config, force=force, on_new_data=retrain_on_new_data)
     logger.info(plan.text())
     outcome, trained = CycleOutcome.SKIPPED, None

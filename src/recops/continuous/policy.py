@@ -3,9 +3,10 @@
 No Prefect here: :func:`change_report` compares the current data, code and config with the
 champion's (and every version's) registry tags and measures drift; :func:`plan_retrain` turns
 that into a :class:`RetrainPlan` with every reason. A cycle trains only when something changed
-(data fingerprint, code hash, training-config hash), drift or the champion's age says so, or
-when forced; inputs already trained into a version (the champion, or one the gate rejected)
-are never trained again.
+(data fingerprint, code hash, training-config hash), drift, the champion's age or its online
+degradation (:mod:`recops.continuous.online`) says so, or when forced; inputs already trained
+into a version (the champion, or one the gate rejected) are never trained again, unless forced
+or the champion degraded online (a model that serves worse than it tested is trained anew).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pandas as pd
 
 from recops.config import Config
 from recops.continuous.drift import DriftReport, drift_report
+from recops.continuous.online import Degradation
 from recops.training.lineage import code_hash, config_hash
 
 
@@ -45,6 +47,7 @@ class ChangeReport:
     trained_as: PriorVersion | None = None
     report_hash: str = ""  # of the report notebook (recops.continuous.report)
     report_stale: int | None = None  # the version whose report another notebook rendered
+    online: Degradation | None = None  # the champion's online figure against its baseline
 
     @property
     def data_changed(self) -> bool:
@@ -53,7 +56,8 @@ class ChangeReport:
     def to_dict(self) -> dict[str, Any]:
         """Plain types, for ``recops retrain --json``."""
         drift = self.drift.to_dict() if self.drift else None
-        return {**asdict(self), "drift": drift, "data_changed": self.data_changed}
+        online = self.online.to_dict() if self.online else None
+        return {**asdict(self), "drift": drift, "online": online, "data_changed": self.data_changed}
 
 
 def _age_hours(since: str) -> float | None:
@@ -119,7 +123,8 @@ def plan_retrain(
 ) -> RetrainPlan:
     """Whether this cycle trains, with every reason (the policy of ``[retrain]``)."""
     on_new_data = config.retrain.on_new_data if on_new_data is None else on_new_data
-    if change.trained_as and not force:
+    degraded = change.online is not None and change.online.degraded
+    if change.trained_as and not force and not degraded:
         done = change.trained_as
         verdict = "it is the champion" if done.is_champion else f"gate: {done.gate}"
         return RetrainPlan(
@@ -135,6 +140,8 @@ def plan_retrain(
     if change.champion_version is None:
         reasons.append("no champion yet")
     else:
+        if degraded:
+            reasons.append(change.online.summary())  # type: ignore[union-attr]
         if change.drift is not None and change.drift.detected:
             reasons.append(change.drift.summary())
         elif change.data_changed and on_new_data:

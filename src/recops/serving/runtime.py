@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -18,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from recops.data.interactions import PAD, ItemVocab
 from recops.serving.deployment import read_deployment
@@ -34,6 +37,9 @@ log = logging.getLogger(__name__)
 
 
 MODEL_TAG_ENV = "RECOPS_BENTO_MODEL_TAG"  # pin the served model outside a bento
+# RECOPS_INJECT_FAULT=random-scores: answers are random items (a test of retraining on online
+# degradation: the model serves badly while its data looks unchanged)
+FAULT_ENV, RANDOM_SCORES_FAULT = "RECOPS_INJECT_FAULT", "random-scores"
 
 
 WATCH_INTERVAL_S = 0.5
@@ -73,7 +79,10 @@ class ServedModel:
         catalogue size, so a client needs not know it."""
         vocab = self.recommender.vocab
         matched = [match_item_ids(vocab, session) for session in sessions]
-        return self.recommender.recommend_batch(matched, min(k, self.n_items), exclude_seen)
+        answers = self.recommender.recommend_batch(matched, min(k, self.n_items), exclude_seen)
+        if os.environ.get(FAULT_ENV) == RANDOM_SCORES_FAULT:
+            return [_random_answer(vocab.items, len(a.items), a) for a in answers]
+        return answers
 
     def recommend_queries(self, queries: Sequence[tuple[Sequence[Any], int, bool]]) -> list[Recommendation]:
         """Answers to ``(session, k, exclude_seen)`` queries, scored in one ``recommend_batch`` per
@@ -274,6 +283,15 @@ def load_served_model(tag: str = BENTO_MODEL_NAME) -> ServedModel:
         ) from exc
     recommender = Recommender.from_path(model.path_of(CHECKPOINT_FILE))
     return ServedModel(recommender, str(model.tag), dict(model.info.labels))
+
+
+def _random_answer(items: Sequence[Any], k: int, answer: Recommendation) -> Recommendation:
+    """A sabotaged answer (RECOPS_INJECT_FAULT=random-scores): k items drawn at random, scored
+    in order; how a model that broke in serving, with data that looks unchanged, answers."""
+    picks = np.random.default_rng().choice(len(items), size=k, replace=False)
+    return Recommendation(
+        [(items[i], float(k - rank)) for rank, i in enumerate(picks)], answer.unknown_items, answer.fallback
+    )
 
 
 _INT_TEXT = re.compile(r"-?[1-9][0-9]*|0")
