@@ -56,7 +56,14 @@ from starlette.responses import Response
 
 from recops.serving import auth
 from recops.serving.deployment import DEPLOYMENT_ENV
-from recops.serving.runtime import MODEL_TAG_ENV, ModelWatcher, QueryBatcher, load_served_model
+from recops.serving.runtime import (
+    MODEL_TAG_ENV,
+    SHADOW_TAG_ENV,
+    ModelWatcher,
+    QueryBatcher,
+    ShadowScorer,
+    load_served_model,
+)
 from recops.serving.served_log import CHAMPION_ROLE, ServedLog, ServedRecord
 from recops.serving.server import DEFAULT_WORKERS
 
@@ -300,12 +307,19 @@ class SessionRecommender:
         served = load_served_model(os.environ.get(MODEL_TAG_ENV) or "session_recommender")
         self.batcher = QueryBatcher(served, max_batch=MAX_QUEUED_BATCH if BATCHING else 1)
         self.served_log = ServedLog.from_env()  # None with RECOPS_SERVED_LOG=0
+        self.shadow = ShadowScorer(self.served_log)
+        if os.environ.get(SHADOW_TAG_ENV):  # pinned (benchmarks); else the deployment record's
+            self.shadow.served = load_served_model(os.environ[SHADOW_TAG_ENV])
         self.watcher = None
         if os.environ.get(DEPLOYMENT_ENV):
-            self.watcher = ModelWatcher(Path(os.environ[DEPLOYMENT_ENV]), served.tag, self._swap).start()
+            path = Path(os.environ[DEPLOYMENT_ENV])
+            self.watcher = ModelWatcher(path, served.tag, self._swap, swap_shadow=self._swap_shadow).start()
 
     def _swap(self, served: Any) -> None:
         self.batcher.served = served  # the next batch is scored by the new model
+
+    def _swap_shadow(self, served: Any) -> None:
+        self.shadow.served = served  # None: no shadow
 
     async def __is_ready__(self) -> bool:
         """BentoML's readiness hook (``/readyz`` answers 503 when False): this worker is not
@@ -313,23 +327,34 @@ class SessionRecommender:
         return self.watcher is None or self.watcher.ready
 
     def _log(
-        self, request_id: str, session_id: Any, session: list, answer: Any, served: Any, endpoint: str
+        self,
+        request_id: str,
+        session_id: Any,
+        query: tuple[list, int, bool],
+        answer: Any,
+        served: Any,
+        endpoint: str,
     ) -> None:
-        """Hand the answer to the served-list log (an append; written by its own thread)."""
-        if self.served_log is not None:
-            self.served_log.record(
-                ServedRecord(
-                    request_id,
-                    time.time(),
-                    None if session_id is None else str(session_id),
-                    session,
-                    answer,
-                    served.info,
-                    CHAMPION_ROLE,
-                    served.n_items,
-                    endpoint,
-                )
+        """Hand the answer to the served-list log and the query to the shadow, if any (appends;
+        each is written or scored by its own thread)."""
+        if self.served_log is None:
+            return
+        at, session = time.time(), query[0]
+        session_id = None if session_id is None else str(session_id)
+        self.served_log.record(
+            ServedRecord(
+                request_id,
+                at,
+                session_id,
+                session,
+                answer,
+                served.info,
+                CHAMPION_ROLE,
+                served.n_items,
+                endpoint,
             )
+        )
+        self.shadow.submit(request_id, at, session_id, session, query[1], query[2], endpoint)
 
     @bentoml.api(input_spec=RecommendRequest)
     async def recommend(
@@ -338,7 +363,7 @@ class SessionRecommender:
         """Top-k items for one session (ids oldest first)."""
         answer, served = await self.batcher.recommend(session, k, exclude_seen)
         request_id = uuid.uuid4().hex
-        self._log(request_id, session_id, session, answer, served, "recommend")
+        self._log(request_id, session_id, (session, k, exclude_seen), answer, served, "recommend")
         return _json(_response(answer, served.info, request_id))  # type: ignore[return-value]
 
     @bentoml.api(input_spec=RecommendBatchRequest)
@@ -351,7 +376,8 @@ class SessionRecommender:
         ids = session_ids or [None] * len(sessions)
         results = []
         for i, (session, recommendation) in enumerate(zip(sessions, recommendations, strict=True)):
-            self._log(f"{request_id}-{i}", ids[i], session, recommendation, served, "recommend_batch")
+            query = (session, k, exclude_seen)
+            self._log(f"{request_id}-{i}", ids[i], query, recommendation, served, "recommend_batch")
             results.append(_response(recommendation, served.info, f"{request_id}-{i}"))
         answer = RecommendBatchResponse(results=results, model=served.info, request_id=request_id)
         return _json(answer)  # type: ignore[return-value]
@@ -361,6 +387,7 @@ class SessionRecommender:
         if self.watcher is not None:
             self.watcher.stop()
         self.batcher.close()
+        self.shadow.close()
         if self.served_log is not None:
             self.served_log.close()  # writes what is left
 

@@ -48,12 +48,42 @@ def reconcile_now(timeout: float, what: str) -> bool:
     return result.in_sync
 
 
-def deploy_command(timeout: TimeoutOpt = 60.0) -> None:
+def deploy_command(
+    timeout: TimeoutOpt = 60.0,
+    shadow: Annotated[
+        int | None,
+        typer.Option(
+            help="Also score this model version in shadow: on every request, off the response path, "
+            "its list logged with role shadow (see `recops online-report`).",
+            min=1,
+        ),
+    ] = None,
+    no_shadow: Annotated[bool, typer.Option("--no-shadow", help="Stop scoring a shadow model.")] = False,
+) -> None:
     """Make serving answer with the registry's champion: build its bento if none exists, deploy
     it (the local deployment record that `recops serve` follows), and wait until every running
-    service answers with it. Exit code 0 when it does, 1 when it does not."""
+    service answers with it. Exit code 0 when it does, 1 when it does not.
+
+    With --shadow VERSION the servers also score that version on the same requests (its bento
+    is built if missing) without changing any answer; --no-shadow stops it. A shadow needs the
+    local backend (an ECS service runs one image)."""
+    from recops.errors import RecopsError
+
     log_to_stderr()
-    if not reconcile_now(timeout, "recops deploy"):
+    if shadow is not None and no_shadow:
+        raise RecopsError("--shadow VERSION and --no-shadow contradict each other; give one")
+    in_sync = reconcile_now(timeout, "recops deploy")
+    if shadow is not None or no_shadow:
+        from recops import registry
+        from recops.continuous.lock import cycle_lock
+        from recops.serving.reconcile import deploy_shadow
+
+        if shadow is not None:
+            registry.get_version(shadow)  # a version that does not exist is named before anything changes
+        with cycle_lock("recops deploy --shadow"):
+            bento = deploy_shadow(shadow)
+        typer.echo(f"scoring version {shadow} in shadow ({bento})" if bento else "no shadow model")
+    if not in_sync:
         raise typer.Exit(code=EXIT_UNHEALTHY)
 
 

@@ -182,6 +182,10 @@ class GateConfig(_Section):
     # reject a challenger whose NDCG@k does not clear the best simple baseline's (markov, sr,
     # vsknn, popular), trained on the same split at registration (ML Test Score, Model 5)
     require_beat_baseline: Bool = True
+    # a challenger that passes (with a champion to replace) is first scored in shadow beside the
+    # champion; the alias moves only when its online NDCG@k interval passes the same margin
+    # ([online] min_pairs answered requests with a next event; recops.continuous.shadow)
+    require_shadow: Bool = False
 
 
 class ResourcesConfig(_Section):

@@ -46,7 +46,7 @@ from recops.continuous.report import refresh_report, report_template
 from recops.continuous.training_run import CycleError, TrainedRun, run_training_flow, training_flow
 from recops.data import DataValidationError
 from recops.registry.gate_rules import GateAction
-from recops.serving.reconcile import Reconciliation, reconcile
+from recops.serving.reconcile import Reconciliation, deploy_shadow, reconcile
 from recops.training.warm_start import continuable
 
 ARTIFACT_KEY = "retrain-summary"
@@ -58,6 +58,7 @@ class CycleOutcome(StrEnum):
     SKIPPED = "skipped"
     PROMOTED = "retrained, promoted"
     REJECTED = "retrained, rejected"
+    SHADOW = "retrained, in shadow"  # passed offline; the online check decides (gate.require_shadow)
     BUSY = "skipped, another cycle holds the lock"
 
 
@@ -185,6 +186,8 @@ def online_check(config: Config) -> Degradation | None:
     )
     if checked.recorded:
         logger.info("online figures recorded for version(s) %s", ", ".join(checked.recorded))
+    for decision in checked.shadow_decisions:
+        logger.info("shadow version %s: %s (%s)", decision.version, decision.action, decision.reason)
     if checked.degradation is not None:
         logger.info("%s", checked.degradation.summary())
         if checked.baseline_set:
@@ -266,6 +269,15 @@ def deploy(timeout: float, expected_version: int | None) -> Reconciliation:
     if not result.in_sync:
         raise CycleError(f"serving does not answer with champion version {result.desired_version}: {result}")
     return result
+
+
+@task(name="shadow", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def shadow(version: int) -> str | None:
+    """Score the challenger in shadow beside the champion (gate.require_shadow): its bento goes
+    into the deployment record's shadow slot, which running servers follow."""
+    bento = deploy_shadow(version)
+    get_run_logger().info("version %s scored in shadow (%s); the online check decides", version, bento)
+    return bento
 
 
 @task(name="gc", cache_policy=NO_CACHE)
@@ -389,13 +401,17 @@ def _cycle(
             "flow": training_flow(config.retrain.tune).name,  # a failed search resumes as a search
         }
         trained = train(data, model, config_path, config, inputs)
-        promoted = trained.gate.action is GateAction.PROMOTED
-        outcome = CycleOutcome.PROMOTED if promoted else CycleOutcome.REJECTED
+        outcome = {
+            GateAction.PROMOTED: CycleOutcome.PROMOTED,
+            GateAction.SHADOW: CycleOutcome.SHADOW,
+        }.get(trained.gate.action, CycleOutcome.REJECTED)
     refreshed = None
     if not plan.retrain and change.report_stale is not None:
         refreshed = refresh_report_task(change.report_stale, config)
     expected = trained.model_version if outcome is CycleOutcome.PROMOTED else None
     deployed = deploy(config.retrain.deploy_timeout_s, expected)
+    if outcome is CycleOutcome.SHADOW:
+        shadow(trained.model_version)  # type: ignore[union-attr]
     prune(config.retrain.keep, config)
     return CycleResult(
         outcome, plan, data, change, trained, deployed.bento_tag, deployed, repairs, quarantined, refreshed

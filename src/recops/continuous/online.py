@@ -87,12 +87,13 @@ class OnlineReport:
     versions: list[VersionFigures] = field(default_factory=list)
     correlation: float | None = None  # offline vs online NDCG across versions (champion role)
     correlated_versions: int = 0
+    shadows: list[Any] = field(default_factory=list)  # recops.continuous.shadow.ShadowComparison
 
     def figures(self, version: str, role: str = CHAMPION_ROLE) -> VersionFigures | None:
         return next((v for v in self.versions if v.model_version == version and v.role == role), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "shadows": [shadow.to_dict() for shadow in self.shadows]}
 
     def markdown(self, min_pairs: int) -> str:
         window = f"{_utc(self.since)} to {_utc(self.until)}"
@@ -131,6 +132,8 @@ class OnlineReport:
                 f"Offline vs online NDCG across {self.correlated_versions} versions: "
                 f"Pearson r = {self.correlation:.3f}."
             )
+        for shadow in self.shadows:
+            lines += ["", shadow.markdown(min_pairs)]
         return "\n".join(lines) + "\n"
 
 
@@ -251,6 +254,27 @@ def online_report(
     follow_up_s = settings.follow_up_minutes * 60
     events, n_files, skipped = follow_up_events(store, since)
     targets = join_next_events(rows, events, follow_up_s)
+    report = _report(settings, rows, targets, events, since, until, read.dropped, n_files, skipped, offline)
+    if len(rows):
+        from recops.continuous.shadow import compare_shadows
+
+        report.shadows = compare_shadows(rows, targets, settings.k, config.gate)
+    return report
+
+
+def _report(
+    settings: OnlineConfig,
+    rows: pd.DataFrame,
+    targets: pd.Series,
+    events: pd.DataFrame,
+    since: float,
+    until: float,
+    dropped: int,
+    n_files: int,
+    skipped: list[str],
+    offline: dict[str, float] | None,
+) -> OnlineReport:
+    follow_up_s = settings.follow_up_minutes * 60
     report = OnlineReport(
         since=since,
         until=until,
@@ -260,7 +284,7 @@ def online_report(
         pairs=int(targets.notna().sum()),
         without_session_id=int(rows["session_id"].isna().sum()) if len(rows) else 0,
         without_next_event=int((rows["session_id"].notna() & targets.isna()).sum()) if len(rows) else 0,
-        dropped=read.dropped,
+        dropped=dropped,
         follow_up_files=n_files,
         skipped_files=skipped,
     )
@@ -400,6 +424,7 @@ class OnlineCheck:
     recorded: list[str]
     degradation: Degradation | None  # None: no champion
     baseline_set: bool = False
+    shadow_decisions: list[Any] = field(default_factory=list)  # recops.continuous.shadow.ShadowDecision
 
 
 def check_online(config: Config, now: float | None = None) -> OnlineCheck:
@@ -415,12 +440,25 @@ def check_online(config: Config, now: float | None = None) -> OnlineCheck:
     offline = {str(v.version): float(v.tags["test_ndcg_10"]) for v in versions if v.tags.get("test_ndcg_10")}
     report = online_report(config, until=now, offline=offline)
     recorded = record_report(report, settings.min_pairs) if report.versions else []
+    decisions = _settle_shadows(report, versions, config)
     champion = next((v for v in versions if v.is_champion), None)
     if champion is None:
-        return OnlineCheck(report, recorded, None)
+        return OnlineCheck(report, recorded, None, shadow_decisions=decisions)
     judged = degradation(report, champion, settings)
     baseline_set = False
     if judged.observed is not None and not judged.degraded and not champion.tags.get(BASELINE_TAG):
         set_online_baseline(champion.version, judged.observed)
         baseline_set = True
-    return OnlineCheck(report, recorded, judged, baseline_set)
+    return OnlineCheck(report, recorded, judged, baseline_set, decisions)
+
+
+def _settle_shadows(report: OnlineReport, versions: list[Any], config: Config) -> list[Any]:
+    """Decide the challengers waiting in shadow; a rejected one leaves the shadow slot."""
+    from recops.continuous.shadow import decide_shadows
+    from recops.serving.reconcile import deploy_shadow, deployed_shadow
+
+    decisions = decide_shadows(report.shadows, versions, config.online.min_pairs, config.gate.margin)
+    for decision in decisions:
+        if decision.action == "rejected" and deployed_shadow() == str(decision.version):
+            deploy_shadow(None)
+    return decisions

@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 
 from recops.config import BASELINES, GateConfig
 from recops.registry.aliases import move_champion
-from recops.registry.gate_rules import BaselineRanks, GateDecision, behavioural_checks, decide
+from recops.registry.gate_rules import BaselineRanks, GateAction, GateDecision, behavioural_checks, decide
 from recops.registry.store import (
     CHALLENGER,
     CHAMPION,
@@ -89,6 +89,13 @@ def gate(version: int | None = None, config: GateConfig = GateConfig()) -> GateD
             **{f"check_{c.name}": c.detail for c in checks},
         }
         decision = GateDecision(decision.action, decision.reason, figures)
+        if decision.promote and config.require_shadow and champion_version is not None:
+            decision = GateDecision(
+                GateAction.SHADOW,
+                f"{decision.reason}; gate.require_shadow: scored in shadow beside champion version "
+                f"{champion_version} until its online NDCG@{config.k} interval decides",
+                figures,
+            )
         _tag_decision(client, challenger.version, decision)
         if decision.promote:
             move_champion(client, challenger.version, "gate", expected_champion=champion_version)

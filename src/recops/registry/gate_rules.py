@@ -59,6 +59,7 @@ class GateAction(StrEnum):
 
     PROMOTED = "promoted"
     REJECTED = "rejected"
+    SHADOW = "shadow"  # passed offline; waits in shadow for the online check (gate.require_shadow)
 
 
 @dataclass(frozen=True)

@@ -52,3 +52,42 @@ def set_online_baseline(version: int, ndcg_at_10: float) -> None:
     with mlflow_client() as client:
         client.set_model_version_tag(MODEL_NAME, str(version), BASELINE_TAG, f"{ndcg_at_10:.6f}")
         client.set_model_version_tag(MODEL_NAME, str(version), BASELINE_TAG + "_set_at", utc_now())
+
+
+def settle_shadow(
+    version: int, tags: dict[str, str], promote: bool, reason: str, expected_champion: int
+) -> None:
+    """Record a shadow comparison on ``version`` (``tags``), then decide: ``promote`` moves
+    ``champion`` to it if it is still ``expected_champion`` (compare-and-set), else it is
+    rejected. Its ``gate_decision`` and ``gate_reason`` say which and why, written last."""
+    from recops.registry.aliases import move_champion
+    from recops.registry.gate_rules import GateAction
+
+    with mlflow_client() as client:
+        for key, value in tags.items():
+            client.set_model_version_tag(MODEL_NAME, str(version), key, value)
+        if promote:
+            move_champion(client, version, "shadow", expected_champion=expected_champion)
+        action = GateAction.PROMOTED if promote else GateAction.REJECTED
+        client.set_model_version_tag(MODEL_NAME, str(version), "gate_reason", reason)
+        client.set_model_version_tag(MODEL_NAME, str(version), "gate_at", utc_now())
+        client.set_model_version_tag(MODEL_NAME, str(version), "gate_decision", action.value)
+
+
+def record_shadow(version: int, tags: dict[str, str]) -> None:
+    """A shadow comparison that decides nothing yet, on ``version``'s tags."""
+    with mlflow_client() as client:
+        for key, value in tags.items():
+            client.set_model_version_tag(MODEL_NAME, str(version), key, value)
+
+
+def finish_promotion(version: int) -> None:
+    """A shadow promotion whose alias moved but whose decision tags were not written (a crash
+    between the two): write them."""
+    from recops.registry.gate_rules import GateAction
+
+    with mlflow_client() as client:
+        reason = "promoted after its shadow comparison (decision tags written after an interruption)"
+        client.set_model_version_tag(MODEL_NAME, str(version), "gate_reason", reason)
+        client.set_model_version_tag(MODEL_NAME, str(version), "gate_at", utc_now())
+        client.set_model_version_tag(MODEL_NAME, str(version), "gate_decision", GateAction.PROMOTED.value)

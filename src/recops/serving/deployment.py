@@ -27,13 +27,8 @@ def deployment_file() -> Path:
     return recops_home() / "serving" / "deployment.json"
 
 
-def write_deployment(bento_tag: str, path: Path | None = None) -> dict[str, Any]:
-    """Record ``bento_tag`` (and the model inside it) as the deployed one, atomically.
-
-    A server started by ``recops serve`` watches this file and swaps to the recorded model.
-    """
-    from recops.paths import atomic_path
-
+def _served_entry(bento_tag: str) -> dict[str, Any]:
+    """What a record says about the model a bento holds: tags, checkpoint path, labels."""
     bentoml = load_bentoml()
     try:
         bento = bentoml.get(bento_tag)
@@ -44,16 +39,53 @@ def write_deployment(bento_tag: str, path: Path | None = None) -> dict[str, Any]
         model = bentoml.models.get(model_tag)
     except (bentoml.exceptions.NotFound, ValueError) as exc:
         raise BentoError(f"bento {bento.tag} holds model {model_tag!r}, not in the model store") from exc
-    record = {
+    return {
         "bento_tag": str(bento.tag),
         "model_tag": str(model.tag),
         "checkpoint": str(Path(model.path_of(CHECKPOINT_FILE)).resolve()),
         "labels": dict(model.info.labels),
-        "deployed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    target = path or deployment_file()
-    with atomic_path(target) as tmp:
+
+
+def _write_record(record: dict[str, Any], path: Path | None) -> None:
+    from recops.paths import atomic_path
+
+    with atomic_path(path or deployment_file()) as tmp:
         tmp.write_text(json.dumps(record, indent=2))
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def write_deployment(bento_tag: str, path: Path | None = None) -> dict[str, Any]:
+    """Record ``bento_tag`` (and the model inside it) as the deployed one, atomically.
+
+    A server started by ``recops serve`` watches this file and swaps to the recorded model. A
+    shadow in the record stays, unless it is the model now deployed (it was promoted).
+    """
+    record = {**_served_entry(bento_tag), "deployed_at": _now()}
+    shadow = (read_deployment(path) or {}).get("shadow")
+    if shadow and shadow.get("model_tag") != record["model_tag"]:
+        record["shadow"] = shadow
+    _write_record(record, path)
+    return record
+
+
+def set_shadow(bento_tag: str | None, path: Path | None = None) -> dict[str, Any]:
+    """Record ``bento_tag``'s model as the shadow of the deployed one (None: no shadow),
+    atomically; servers following the record score it on every request, off the response
+    path, and log its lists with role ``shadow``."""
+    record = read_deployment(path)
+    if not record:
+        raise BentoError("nothing is deployed: a shadow runs beside a deployed champion (`recops deploy`)")
+    record = {key: value for key, value in record.items() if key != "shadow"}
+    if bento_tag is not None:
+        entry = _served_entry(bento_tag)
+        if entry["model_tag"] == record["model_tag"]:
+            raise BentoError(f"{bento_tag} is the deployed model itself; a shadow is another model")
+        record["shadow"] = {**entry, "deployed_at": _now()}
+    _write_record(record, path)
     return record
 
 

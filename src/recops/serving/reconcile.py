@@ -219,3 +219,29 @@ def observe(backend: DeployBackend | None = None) -> Reconciliation:
     else:  # what the target runs (an image): built elsewhere, nothing to look up here
         bento = deployed[0] if deployed else None
     return Reconciliation(desired, bento, deployed[1] if deployed else None, backend.services(None, 0))
+
+
+def deploy_shadow(version: int | None, backend: DeployBackend | None = None) -> str | None:
+    """Score ``version`` in shadow beside the deployed champion (None: no shadow): build its
+    bento if missing and add it to the deployment record, which running servers follow. The
+    bento tag, or None. Only the local backend has a shadow slot; an ECS service runs one image."""
+    from recops.serving.deployment import set_shadow
+
+    backend = backend or default_backend()
+    if backend.name != "local":
+        raise BentoError(
+            f"the {backend.name} backend has no shadow slot (one image per service); "
+            "score a challenger in shadow with a local `recops serve`"
+        )
+    if version is None:
+        set_shadow(None)
+        return None
+    bento, _ = backend.artifact(version)
+    set_shadow(bento)
+    return bento
+
+
+def deployed_shadow() -> str | None:
+    """The model version the local deployment record scores in shadow, if any."""
+    shadow = (read_deployment() or {}).get("shadow") or {}
+    return str(shadow.get("labels", {}).get("model_version", "")) or None

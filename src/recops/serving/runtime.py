@@ -8,6 +8,7 @@ answers with exactly the ``Recommender`` (and scoring code) that evaluation used
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -164,6 +165,101 @@ class QueryBatcher:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
+SHADOW_NICE = 10  # the shadow thread's niceness: the champion's scoring thread goes first
+SHADOW_TAG_ENV = "RECOPS_BENTO_SHADOW_TAG"  # pin a shadow model outside a deployment (benchmarks)
+
+
+class ShadowScorer:
+    """Scores a shadow model on the champion's requests, off the response path, and logs its
+    lists with role ``shadow`` under the same request id and time.
+
+    A request only appends its query to a bounded queue (``capacity``); a full queue drops
+    the query and counts it (``dropped``): the champion never waits for the shadow. One thread,
+    at a lower CPU priority (niceness +``SHADOW_NICE``), scores queued queries in batches of up to
+    ``max_batch`` with whichever shadow model is set when the batch starts. Without a served-list
+    log there is nothing to compare, so nothing is scored.
+    """
+
+    def __init__(self, served_log: Any, capacity: int = 256, max_batch: int = 32) -> None:
+        self.served: ServedModel | None = None
+        self.served_log = served_log
+        self.capacity, self.max_batch = capacity, max_batch
+        self.dropped = 0
+        self._queue: list[tuple] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="recops-shadow", daemon=True)
+        self._thread.start()
+
+    def submit(
+        self,
+        request_id: str,
+        served_at: float,
+        session_id: str | None,
+        session: Sequence[Any],
+        k: int,
+        exclude_seen: bool,
+        endpoint: str,
+    ) -> bool:
+        """Queue one query for the shadow; False when there is no shadow or the queue is full."""
+        if self.served is None or self.served_log is None:
+            return False
+        with self._lock:
+            if len(self._queue) >= self.capacity:
+                self.dropped += 1
+                return False
+            self._queue.append((request_id, served_at, session_id, session, k, exclude_seen, endpoint))
+        self._wake.set()
+        return True
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        with contextlib.suppress(AttributeError, OSError):  # not Linux: the same priority
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SHADOW_NICE)
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            while not self._stop.is_set():
+                with self._lock:
+                    batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+                if not batch:
+                    break
+                self._score(batch)
+
+    def _score(self, batch: list[tuple]) -> None:
+        from recops.serving.served_log import SHADOW_ROLE, ServedRecord
+
+        served = self.served
+        if served is None:
+            return
+        try:
+            answers = served.recommend_queries(
+                [(session, k, exclude) for _, _, _, session, k, exclude, _ in batch]
+            )
+        except Exception as exc:  # a broken shadow must not touch serving
+            log.error("shadow %s could not score %d queries: %s", served.tag, len(batch), exc)
+            return
+        for (request_id, at, session_id, session, _, _, endpoint), answer in zip(batch, answers, strict=True):
+            self.served_log.record(
+                ServedRecord(
+                    request_id,
+                    at,
+                    session_id,
+                    session,
+                    answer,
+                    served.info,
+                    SHADOW_ROLE,
+                    served.n_items,
+                    endpoint,
+                )
+            )
+
+
 @dataclass(frozen=True)
 class _Failure:
     """The deployment record the watcher could not follow, and when it tries again."""
@@ -194,9 +290,13 @@ class ModelWatcher:
         interval: float = WATCH_INTERVAL_S,
         max_backoff: float = MAX_RETRY_BACKOFF_S,
         clock: Any = time.monotonic,
+        swap_shadow: Any = None,
     ) -> None:
         self.path, self.current_tag, self.swap, self.interval = path, current_tag, swap, interval
         self.max_backoff, self._clock = max_backoff, clock
+        self.swap_shadow = swap_shadow  # called with the record's shadow (a ServedModel) or None
+        self.shadow_tag = ""
+        self._shadow_failed = ""  # the shadow entry that failed to load (tried again when it changes)
         self._stop = threading.Event()
         self._failure: _Failure | None = None
         self._thread = threading.Thread(target=self._loop, name="recops-model-watcher", daemon=True)
@@ -233,6 +333,7 @@ class ModelWatcher:
             return self._failed(
                 f"<unreadable: {exc}>", f"cannot read the deployment record {self.path}: {exc}"
             )
+        self._follow_shadow((record or {}).get("shadow"))
         tag = str((record or {}).get("model_tag") or "")
         if not tag or tag == self.current_tag:  # nothing deployed, or the deployed model serves
             self._failure = None
@@ -248,6 +349,32 @@ class ModelWatcher:
         log.info("now serving %s (was %s)", tag, self.current_tag)
         self.current_tag, self._failure = tag, None
         return True
+
+    def _follow_shadow(self, entry: Any) -> None:
+        """Load the record's shadow when it changed; drop it when the record has none. A shadow
+        that fails to load is logged and left out (it never affects readiness) until its entry
+        changes."""
+        if self.swap_shadow is None:
+            return
+        tag = str(entry.get("model_tag") or "") if isinstance(entry, dict) else ""
+        if tag == self.shadow_tag or (tag and json.dumps(entry, sort_keys=True) == self._shadow_failed):
+            return
+        if not tag:
+            self.swap_shadow(None)
+            log.info("shadow %s removed", self.shadow_tag)
+            self.shadow_tag = ""
+            return
+        try:
+            shadow = ServedModel(
+                Recommender.from_path(entry["checkpoint"]), tag, dict(entry.get("labels", {}))
+            )
+        except Exception as exc:
+            self._shadow_failed = json.dumps(entry, sort_keys=True)
+            log.error("cannot load shadow model %s (%s: %s); no shadow", tag, type(exc).__name__, exc)
+            return
+        self.swap_shadow(shadow)
+        log.info("now scoring %s in shadow", tag)
+        self.shadow_tag, self._shadow_failed = tag, ""
 
     def _waiting(self, record: str) -> bool:
         """True while ``record`` is the one that failed and its retry is not due."""
