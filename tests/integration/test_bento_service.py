@@ -597,3 +597,52 @@ def test_the_served_log_holds_exactly_the_answers_sent(bento_tag, tmp_path):
         assert (row["fallback"] if isinstance(row["fallback"], str) else None) == body["fallback"]
     assert rows.iloc[1]["fallback"] == "popular"
     assert list(rows["endpoint"]) == ["recommend"] * 4 + ["recommend_batch"] * 2
+
+
+def test_a_slow_shadow_never_delays_the_champion_and_logs_its_lists(bento_tag, checkpoint_path, tmp_path):
+    """A shadow model scored on every request, deliberately slow (a second per batch): each
+    champion answer is back long before one shadow batch could finish, and the shadow's lists
+    are logged with role shadow under the champion's request ids. (The latency ratio is the
+    benchmark's: `recops bench serve --compare shadow`.)"""
+    from recops.serving.served_log import read_served
+    from recops.store import Store
+
+    script = (
+        "import sys; from recops.serving.model_store import import_checkpoint; "
+        "from recops.training.checkpoint import Checkpoint; "
+        "print(import_checkpoint(Checkpoint.load(sys.argv[1]), {'purpose': 'shadow-test'}))"
+    )
+    imported = subprocess.run(  # in a child: this process never holds BentoML state
+        [sys.executable, "-c", script, str(checkpoint_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    shadow_tag = imported.stdout.strip().splitlines()[-1]
+    store = tmp_path / "store"
+    env = {
+        "RECOPS_STORE": str(store),
+        "RECOPS_BENTO_SHADOW_TAG": shadow_tag,
+        "RECOPS_INJECT_FAULT": "slow-shadow",
+        "RECOPS_BENTO_WORKERS": "1",
+    }
+    running = serve(bento_tag, port=free_port(), ready_timeout=150, env=env)
+    seconds, ids = [], []
+    try:
+        with httpx.Client(base_url=running.url, timeout=30.0) as http:
+            for i in range(30):
+                start = time.perf_counter()
+                body = http.post("/recommend", json={"session": [103 + i % 5], "k": 3, "session_id": f"s{i}"})
+                seconds.append(time.perf_counter() - start)
+                ids.append(body.json()["request_id"])
+            time.sleep(2.5)  # two shadow batches finish
+    finally:
+        running.stop()
+    assert max(seconds) < 0.5, seconds  # a champion answer that waited for the shadow takes >= 1 s
+    rows = read_served(Store(store)).rows
+    champion, shadow = rows[rows["role"] == "champion"], rows[rows["role"] == "shadow"]
+    assert list(champion["request_id"]) == ids
+    assert len(shadow) >= 2 and set(shadow["request_id"]) <= set(ids)
+    paired = champion.set_index("request_id").loc[list(shadow["request_id"])]
+    assert list(paired["served_at"]) == list(shadow["served_at"])  # the champion's request time

@@ -133,3 +133,15 @@ def test_too_few_pairs_are_never_acted_on():
     report.versions = [VersionFigures("m", "4", "champion", 50, 50, {"ndcg@10": 0.0}, 0.1, 0.5)]
     judged = degradation(report, champion({"test_ndcg_10": "0.3"}), load_config().online)
     assert not judged.degraded and "too few to judge" in judged.summary()
+
+
+def test_rank_biased_overlap():
+    from recops.continuous.shadow import rbo
+
+    a = [str(i) for i in range(10)]
+    assert rbo(a, a) == pytest.approx(1.0)
+    assert rbo(a, [str(i) for i in range(10, 20)]) == 0.0
+    swapped = a[1:2] + a[:1] + a[2:]
+    reversed_ = a[::-1]
+    assert 0 < rbo(a, reversed_) < rbo(a, swapped) < 1  # agreement at the top weighs most
+    assert rbo(a, swapped) == pytest.approx(rbo(swapped, a))

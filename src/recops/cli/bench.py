@@ -121,14 +121,37 @@ def bench_serve_command(
     swap_every: Annotated[
         float | None, typer.Option(help="With --soak: seconds between model swaps [default: 60].", min=1)
     ] = None,
+    compare: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead: the champion's c=1 p50 with and without served-log (the served-list log) "
+            "or shadow (a shadow model on every request), two servers side by side; exit 1 over target.",
+        ),
+    ] = None,
+    shadow_items: Annotated[
+        int | None,
+        typer.Option(help="With --compare shadow: the shadow's catalogue (larger: a slower shadow).", min=2),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print only the JSON object on stdout.")] = False,
 ) -> None:
     """Latency (p50/p99), throughput and errors of POST /recommend against the in-process floor;
-    with --soak, a long run under load with live model swaps (exit 1 unless it is ok)."""
+    with --soak, a long run under load with live model swaps (exit 1 unless it is ok); with
+    --compare, what the online loop costs the champion (exit 1 over its target)."""
     from recops.serving import bench
     from recops.serving import soak as soak_bench
 
     log_to_stderr(quiet=json_out)
+    if compare is not None:
+        from recops.serving.bench_compare import compare as compare_bench
+
+        [n_items] = one_value(catalogs, "--catalogs", 10_000, minimum=2)
+        result = compare_bench(
+            compare, n_items, requests, shadow_items=shadow_items, **({"workers": workers} if workers else {})
+        )
+        typer.echo(json.dumps(result, indent=None if json_out else 2))
+        if not result["ok"]:
+            raise typer.Exit(code=1)
+        return
     if soak is not None:
         if batching is not None:
             raise typer.BadParameter("the soak serves with the service's default", param_hint="--batching")

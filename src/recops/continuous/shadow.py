@@ -137,7 +137,8 @@ def compare_shadows(
     shadow_rows = rows[rows["role"] == SHADOW_ROLE]
     if shadow_rows.empty:
         return []
-    champion_rows = rows[rows["role"] == CHAMPION_ROLE]
+    champion_rows = rows[rows["role"] == CHAMPION_ROLE].drop_duplicates("request_id")
+    shadow_rows = shadow_rows.drop_duplicates("request_id")  # a request is answered once per role
     both = champion_rows.reset_index().merge(
         shadow_rows.reset_index(), on="request_id", suffixes=("_c", "_s"), validate="one_to_one"
     )

@@ -41,6 +41,7 @@ MODEL_TAG_ENV = "RECOPS_BENTO_MODEL_TAG"  # pin the served model outside a bento
 # RECOPS_INJECT_FAULT=random-scores: answers are random items (a test of retraining on online
 # degradation: the model serves badly while its data looks unchanged)
 FAULT_ENV, RANDOM_SCORES_FAULT = "RECOPS_INJECT_FAULT", "random-scores"
+SLOW_SHADOW_FAULT, SLOW_SHADOW_S = "slow-shadow", 1.0  # each shadow batch takes a second longer
 
 
 WATCH_INTERVAL_S = 0.5
@@ -237,6 +238,8 @@ class ShadowScorer:
         served = self.served
         if served is None:
             return
+        if os.environ.get(FAULT_ENV) == SLOW_SHADOW_FAULT:
+            time.sleep(SLOW_SHADOW_S)  # a deliberately slow shadow (test)
         try:
             answers = served.recommend_queries(
                 [(session, k, exclude) for _, _, _, session, k, exclude, _ in batch]
