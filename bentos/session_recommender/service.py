@@ -59,9 +59,11 @@ from recops.serving.deployment import DEPLOYMENT_ENV
 from recops.serving.runtime import (
     MODEL_TAG_ENV,
     SHADOW_TAG_ENV,
+    TRENDING_ENV,
     ModelWatcher,
     QueryBatcher,
     ShadowScorer,
+    TrendingWatcher,
     load_served_model,
 )
 from recops.serving.served_log import CHAMPION_ROLE, ServedLog, ServedRecord
@@ -150,7 +152,7 @@ class RecommendResponse(BaseModel):
     items: list[ScoredItem]
     model: ModelInfo
     unknown_items: list[int | str]
-    fallback: Literal["popular"] | None
+    fallback: Literal["popular", "trending"] | None
     request_id: str
 
 
@@ -308,6 +310,11 @@ class SessionRecommender:
         self.batcher = QueryBatcher(served, max_batch=MAX_QUEUED_BATCH if BATCHING else 1)
         self.served_log = ServedLog.from_env()  # None with RECOPS_SERVED_LOG=0
         self.shadow = ShadowScorer(self.served_log)
+        self.trending = None  # the cold-start lists of <store>/serving/trending.json, followed
+        if os.environ.get(TRENDING_ENV, "1") != "0":
+            from recops.store import open_store
+
+            self.trending = TrendingWatcher(open_store()).start()
         if os.environ.get(SHADOW_TAG_ENV):  # pinned (benchmarks); else the deployment record's
             self.shadow.served = load_served_model(os.environ[SHADOW_TAG_ENV])
         self.watcher = None
@@ -388,6 +395,8 @@ class SessionRecommender:
             self.watcher.stop()
         self.batcher.close()
         self.shadow.close()
+        if self.trending is not None:
+            self.trending.stop()
         if self.served_log is not None:
             self.served_log.close()  # writes what is left
 

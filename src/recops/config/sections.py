@@ -256,6 +256,11 @@ class OnlineConfig(_Section):
     # its baseline (its first online window; its offline test NDCG@10 until it has one)
     max_drop: Annotated[Float, Field(gt=0, lt=1)] = 0.3
     popular_share_top: Probability = 0.2  # "popular" items: this top share of the window's items
+    # cold start (recops.data.trending): sessions with no known item get the items trending over
+    # the newest trending_hours of events (within their category where events carry one)
+    trending_hours: Positive = 24.0
+    # the last places of each list for trending items no model knows yet
+    new_item_slots: Annotated[Int, Field(ge=0, le=10)] = 1
 
 
 def _store_uri(value: str) -> str:

@@ -39,7 +39,7 @@ from recops.continuous.gc import collect
 from recops.continuous.health import StuckState, repair_stuck
 from recops.continuous.inputs import DataSnapshot, commit_manifest, gather_inputs
 from recops.continuous.lock import CycleBusyError, cycle_lock
-from recops.continuous.online import Degradation, check_online
+from recops.continuous.online import Degradation, check_online, publish_trending
 from recops.continuous.policy import ChangeReport, RetrainPlan, change_report, plan_retrain
 from recops.continuous.quarantine import Quarantined
 from recops.continuous.report import refresh_report, report_template
@@ -142,6 +142,16 @@ def load_data(
     )
     if inputs.duplicates_dropped:
         logger.info("dropped %d exact duplicate events", inputs.duplicates_dropped)
+    try:
+        trending = publish_trending(inputs.events, config)
+        logger.info(
+            "trending: %d items over the newest %g h (%d events)",
+            len(trending.items),
+            trending.hours,
+            trending.events,
+        )
+    except Exception as exc:  # cold sessions keep the previous lists
+        logger.warning("trending lists not published: %s", exc)
     # a tuple: returned whole, Inputs (a dataclass holding DataFrames) reached the flow as a dict
     return inputs.events, inputs.snapshot, inputs.quarantined
 

@@ -462,3 +462,14 @@ def _settle_shadows(report: OnlineReport, versions: list[Any], config: Config) -
         if decision.action == "rejected" and deployed_shadow() == str(decision.version):
             deploy_shadow(None)
     return decisions
+
+
+def publish_trending(events: pd.DataFrame, config: Config, store: Store | None = None) -> Any:
+    """Write the cold-start lists of ``events`` (the newest ``[online] trending_hours``) to
+    ``<store>/serving/trending.json``, which servers follow; returns them."""
+    from recops.data.trending import TRENDING_KEY, trending_from_events
+
+    settings = config.online
+    trending = trending_from_events(events, settings.trending_hours, new_item_slots=settings.new_item_slots)
+    (store or open_store(config)).write_text(TRENDING_KEY, trending.to_json())
+    return trending

@@ -1,9 +1,9 @@
 """The event schema and its validation: nothing downstream runs on invalid data.
 
 An event table has ``item_id``, ``timestamp`` and one of ``session_id`` / ``user_id``
-(optional ``event_type``). :func:`validate_events` returns a normalised frame with columns
-``sequence_id``, ``item_id``, ``timestamp`` (float seconds) and, if present, ``event_type``,
-in the original row order (ties in time keep file order).
+(optional ``event_type``, ``category``). :func:`validate_events` returns a normalised frame with columns
+``sequence_id``, ``item_id``, ``timestamp`` (float seconds) and, if present, ``event_type`` and
+``category`` (as text), in the original row order (ties in time keep file order).
 
 The contract, beyond the columns:
 
@@ -240,6 +240,8 @@ def check_events(
     )
     if "event_type" in columns:
         out["event_type"] = frame["event_type"].astype(str).to_numpy()
+    if "category" in columns:  # the item's category, where events carry one (trending by category)
+        out["category"] = frame["category"].astype(str).to_numpy()
     duplicated = out.duplicated(keep="first").to_numpy()
     dropped = int(duplicated.sum())
     if dropped:
