@@ -79,6 +79,7 @@ def test_first_version_becomes_champion_and_the_run_is_complete(trained, data):
     assert run.info.status == "FINISHED"
     assert run.data.params["model.hidden"] == "32" and run.data.params["train.epochs"] == "2"
     assert run.data.metrics["test_ndcg_10"] == pytest.approx(trained.test.metrics["ndcg@10"])
+    assert run.data.metrics["test_slice_short_sessions_n"] == trained.test.slices["short_sessions"]["n"]
     losses = MlflowClient(registry.tracking_uri()).get_metric_history(version.run_id, "train_loss")
     assert [m.step for m in losses] == [1, 2]
 
@@ -214,6 +215,10 @@ def test_after_a_data_change_the_champion_is_ranked_on_the_challengers_split(tra
     )
     assert decision.figures["champion_ndcg"] == pytest.approx(per_sequence("ndcg", ranks, 10).mean())
     assert decision.figures["n_sequences"] == len(test)
+    # per slice: the same items (none unknown to the champion), sessions of seven events
+    assert [
+        decision.figures[f"slice_{name}_n"] for name in ("short_sessions", "unknown_items", "new_items")
+    ] == [0] * 3
     assert aliases() == {CHAMPION: champion.version, CHALLENGER: stranger.version}
 
 

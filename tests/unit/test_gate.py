@@ -208,3 +208,32 @@ def test_behavioural_checks_catch_duplicates_nan_scores_and_slowness():
     assert not results["top_k_well_formed"].passed
     assert not results["finite_scores"].passed
     assert not results["latency_p95"].passed and "budget" in results["latency_p95"].detail
+
+
+def test_the_gate_reports_ndcg_per_slice_of_the_challengers_split():
+    """Short sessions, sessions with items the champion does not know, and next items new to
+    it: each slice's size and both models' NDCG@10 over it, from the ranks the gate compares."""
+    import numpy as np
+
+    from recops.data.interactions import ItemVocab
+    from recops.registry.gate import _slice_figures
+    from recops.registry.versions import SavedEvaluation
+
+    histories = [[1, 2], [1, 2, 3, 4], [1, 9], [3, 4, 5]]
+    targets = [3, 5, 2, 99]  # 99: new since the champion's data
+    mine = SavedEvaluation(
+        np.array([1, 2, 1, 1]), [0, 1, 2, 3], None, {"histories": histories, "targets": targets}
+    )
+    theirs = SavedEvaluation(np.array([1, 1, 20, 101]), [0, 1, 2, 3], None, None)
+    champion_vocab = ItemVocab((1, 2, 3, 4, 5))  # knows neither 9 nor 99
+    figures = _slice_figures(mine, theirs, champion_vocab, k=10)
+    assert figures["slice_short_sessions_n"] == 2  # [1, 2] and [1, 9]
+    assert figures["slice_short_sessions_challenger_ndcg"] == 1.0
+    assert figures["slice_short_sessions_champion_ndcg"] == 0.5  # ranks 1 and 20
+    assert figures["slice_unknown_items_n"] == 1 and figures["slice_unknown_items_champion_ndcg"] == 0.0
+    assert figures["slice_new_items_n"] == 1 and figures["slice_new_items_challenger_ndcg"] == 1.0
+    assert _slice_figures(mine, theirs, None, k=10) == {
+        "slice_short_sessions_n": 2,
+        "slice_short_sessions_challenger_ndcg": 1.0,
+        "slice_short_sessions_champion_ndcg": 0.5,
+    }

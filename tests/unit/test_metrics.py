@@ -42,3 +42,19 @@ def test_summary_of_nothing_is_zero():
         "ndcg@10": 0.0,
         "mrr@10": 0.0,
     }
+
+
+def test_slice_figures_use_the_offline_metrics_on_each_slice():
+    import numpy as np
+
+    from recops.training.metrics import summarize
+    from recops.training.slices import short_sessions, slice_figures
+
+    ranks = np.array([1, 3, 50, 2])
+    mask = short_sessions([[1], [1, 2, 3], [4, 5], [6, 7, 8, 9]])
+    figures = slice_figures(ranks, {"short_sessions": mask, "empty": np.zeros(4, dtype=bool)})
+    assert figures["short_sessions"] == {
+        "n": 2.0,
+        **{k: v for k, v in summarize(ranks[[0, 2]], ks=(10,)).items() if not k.startswith("mrr")},
+    }
+    assert figures["empty"] == {"n": 0.0}

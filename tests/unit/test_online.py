@@ -81,6 +81,17 @@ def test_the_online_metric_equals_the_offline_function_on_the_same_pairs(tmp_pat
     assert figures.pairs == len(sessions) == report.pairs
     assert figures.metrics == pytest.approx(offline, abs=1e-12)
     assert figures.offline_ndcg_at_10 == 0.5
+    # per slice, the same code on the same ranks: the five cold sessions, the short ones
+    offline_ranks = recommender.rank_targets(sessions, targets)
+    assert figures.slices["cold"]["n"] == 5
+    assert figures.slices["cold"]["ndcg@10"] == pytest.approx(
+        summarize(offline_ranks[:5], ks=(10,))["ndcg@10"]
+    )
+    short = np.array([len(s) <= 2 for s in sessions])
+    assert figures.slices["short_sessions"]["n"] == short.sum()
+    assert figures.slices["short_sessions"]["ndcg@10"] == pytest.approx(
+        summarize(offline_ranks[short], ks=(10,))["ndcg@10"]
+    )
     assert 0 < figures.coverage <= 1 and 0 <= figures.popular_share <= 1
     assert "| 7 | champion | 400 | 400 |" in report.markdown(min_pairs=100)
 

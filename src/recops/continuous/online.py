@@ -46,6 +46,7 @@ from recops.data.schema import DataValidationError
 from recops.serving.served_log import CHAMPION_ROLE, read_served
 from recops.store import Store, open_store
 from recops.training.metrics import summarize
+from recops.training.slices import short_sessions, slice_figures
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,9 @@ class VersionFigures:
     coverage: float
     popular_share: float
     offline_ndcg_at_10: float | None = None
+    # recops.training.slices, online: cold (no known item: the fallback answered), sessions with
+    # an item the model did not know, sessions of one or two events
+    slices: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def ndcg(self) -> float:
@@ -132,9 +136,26 @@ class OnlineReport:
                 f"Offline vs online NDCG across {self.correlated_versions} versions: "
                 f"Pearson r = {self.correlation:.3f}."
             )
+        if any(v.slices for v in self.versions):
+            lines += ["", f"Per slice (pairs, NDCG@{self.k}):", ""]
+            lines += [
+                "| version | role | cold sessions | with unknown items | one or two events |",
+                "|---|---|---:|---:|---:|",
+            ]
+            for v in self.versions:
+                cells = [
+                    _slice_cell(v.slices.get(name, {}), self.k)
+                    for name in ("cold", "unknown_items", "short_sessions")
+                ]
+                lines.append(f"| {v.model_version} | {v.role} | " + " | ".join(cells) + " |")
         for shadow in self.shadows:
             lines += ["", shadow.markdown(min_pairs)]
         return "\n".join(lines) + "\n"
+
+
+def _slice_cell(row: dict[str, float], k: int) -> str:
+    n = int(row.get("n", 0))
+    return f"{n}: {row[f'ndcg@{k}']:.4f}" if n else "0"
 
 
 def _utc(seconds: float) -> str:
@@ -318,7 +339,13 @@ def _figures(
     settings: OnlineConfig,
 ) -> VersionFigures:
     joined = targets.loc[group.index].notna()
-    ranks = served_ranks(group.loc[joined[joined].index, "items"], targets.loc[joined[joined].index])
+    pairs = group.loc[joined[joined].index]
+    ranks = served_ranks(pairs["items"], targets.loc[pairs.index])
+    masks = {
+        "cold": pairs["fallback"].notna().to_numpy(),
+        "unknown_items": np.array([len(items) > 0 for items in _column(pairs, "unknown_items")], dtype=bool),
+        "short_sessions": short_sessions(list(pairs["session"])),
+    }
     served_items = [item for items in group["items"] for item in items]
     catalogue = int(group["catalogue_size"].max()) if len(group) else 0
     return VersionFigures(
@@ -330,7 +357,15 @@ def _figures(
         metrics=summarize(ranks, ks=(settings.k,)),
         coverage=len(set(served_items)) / catalogue if catalogue else 0.0,
         popular_share=sum(item in popular for item in served_items) / max(1, len(served_items)),
+        slices=slice_figures(ranks, masks, settings.k),
     )
+
+
+def _column(rows: pd.DataFrame, name: str) -> list[Any]:
+    """A list column, empty lists for rows of a log written before it existed."""
+    if name not in rows.columns:
+        return [[] for _ in range(len(rows))]
+    return [list(value) if value is not None and not isinstance(value, float) else [] for value in rows[name]]
 
 
 def _offline_ndcg() -> dict[str, float]:

@@ -32,6 +32,7 @@ from recops.registry.versions import (
     version_info,
 )
 from recops.serving.recommender import Recommender
+from recops.training import slices
 from recops.training.checkpoint import Checkpoint
 
 
@@ -60,10 +61,12 @@ def gate(version: int | None = None, config: GateConfig = GateConfig()) -> GateD
         if champion_version == challenger.version:
             raise RegistryError(f"version {challenger.version} is already the champion; nothing to gate")
         mine = download_evaluation(client, challenger, Path(tmp) / "challenger")
-        theirs = None
+        theirs, champion_vocab = None, None
         if champion_version is not None:
             champion = version_info(client, champion_version)
-            theirs, evaluated_on = _champion_on_split(client, champion, challenger, mine, Path(tmp))
+            theirs, evaluated_on, champion_vocab = _champion_on_split(
+                client, champion, challenger, mine, Path(tmp)
+            )
         checkpoint = download_checkpoint(client, challenger, Path(tmp) / "model")
         recommender = Recommender(checkpoint)
         sessions = _check_sessions(checkpoint, mine.sessions, config)
@@ -87,6 +90,7 @@ def gate(version: int | None = None, config: GateConfig = GateConfig()) -> GateD
             "champion_version": champion_version,
             "champion_evaluated_on": evaluated_on if theirs is not None else "",
             **{f"check_{c.name}": c.detail for c in checks},
+            **_slice_figures(mine, theirs, champion_vocab, config.k),
         }
         decision = GateDecision(decision.action, decision.reason, figures)
         if decision.promote and config.require_shadow and champion_version is not None:
@@ -108,8 +112,9 @@ def _champion_on_split(
     challenger: ModelVersionInfo,
     mine: SavedEvaluation,
     tmp: Path,
-) -> tuple[SavedEvaluation, str]:
-    """The champion's per-sequence test ranks on the challenger's test split, and how they were got."""
+) -> tuple[SavedEvaluation, str, Any]:
+    """The champion's per-sequence test ranks on the challenger's test split, how they were got,
+    and the champion's vocabulary when it was loaded (the data changed), else None."""
     mine_fp, theirs_fp = challenger.tags.get("data_fingerprint"), champion.tags.get("data_fingerprint")
     if mine_fp and mine_fp == theirs_fp:
         theirs = download_evaluation(client, champion, tmp / "champion")
@@ -118,7 +123,7 @@ def _champion_on_split(
                 f"challenger version {challenger.version} and champion version {champion.version} "
                 "have the same data fingerprint but different test sequences; they cannot be paired"
             )
-        return theirs, "its own saved test ranks (same data)"
+        return theirs, "its own saved test ranks (same data)", None
     if mine.test_set is None or len(mine.test_set["targets"]) != len(mine.ranks):
         raise RegistryError(
             f"challenger version {challenger.version} was trained on other data than champion version "
@@ -129,7 +134,34 @@ def _champion_on_split(
     recommender = Recommender(download_checkpoint(client, champion, tmp / "champion-model"))
     ranks = recommender.rank_targets(mine.test_set["histories"], mine.test_set["targets"])
     how = f"the challenger's test split (data changed: {theirs_fp or 'missing'} -> {mine_fp or 'missing'})"
-    return SavedEvaluation(ranks, mine.sequence_ids, None, None), how
+    return SavedEvaluation(ranks, mine.sequence_ids, None, None), how, recommender.vocab
+
+
+def _slice_figures(
+    mine: SavedEvaluation, theirs: SavedEvaluation | None, vocab: Any, k: int
+) -> dict[str, Any]:
+    """NDCG@k of challenger and champion on each slice of the challenger's test split (figures
+    ``slice_<name>_n``, ``..._challenger_ndcg``, ``..._champion_ndcg``; recops.training.slices):
+    short sessions; with the champion's vocabulary (the data changed), sessions holding items it
+    does not know and sessions whose next item it does not know (new since its data)."""
+    if mine.test_set is None or len(mine.test_set["targets"]) != len(mine.ranks):
+        return {}
+    histories, targets = mine.test_set["histories"], mine.test_set["targets"]
+    masks = {"short_sessions": slices.short_sessions(histories)}
+    if vocab is not None:
+        known = lambda item: vocab.index_of(item) != 0  # noqa: E731
+        masks["unknown_items"] = slices.with_unknown_items(histories, known)
+        masks["new_items"] = slices.unknown_targets(targets, known)
+    figures: dict[str, Any] = {}
+    ours = slices.slice_figures(mine.ranks, masks, k)
+    others = slices.slice_figures(theirs.ranks, masks, k) if theirs is not None else {}
+    for name, row in ours.items():
+        figures[f"slice_{name}_n"] = int(row["n"])
+        if row["n"]:
+            figures[f"slice_{name}_challenger_ndcg"] = row[f"ndcg@{k}"]
+            if name in others:
+                figures[f"slice_{name}_champion_ndcg"] = others[name][f"ndcg@{k}"]
+    return figures
 
 
 def _baseline_ranks(mine: SavedEvaluation) -> BaselineRanks | None:

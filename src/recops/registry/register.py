@@ -261,6 +261,10 @@ def _log_params_and_metrics(
     now = int(time.time() * 1000)
     eval_k = checkpoint.train_config.get("eval_k", 10)
     metrics = [Metric(f"test_{_metric_name(k)}", float(v), now, 0) for k, v in test.metrics.items()]
+    for name, figures in getattr(test, "slices", {}).items():  # recops.training.slices
+        metrics += [
+            Metric(f"test_slice_{name}_{_metric_name(k)}", float(v), now, 0) for k, v in figures.items()
+        ]
     if baseline is not None:
         params["baseline.model"] = baseline.name
         metrics += [

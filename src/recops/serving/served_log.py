@@ -2,7 +2,8 @@
 
 Each answer of ``/recommend`` and ``/recommend_batch`` (and each list a shadow model scored for
 the same request, role ``shadow``) becomes one row: request id, time, session id and items,
-model name/version/role, the ranked items with their scores, the fallback if any. The online
+model name/version/role, the ranked items with their scores, the fallback if any, the session's
+items the model did not know. The online
 report (:mod:`recops.continuous.online`) joins these rows with the session's next event.
 
 **Off the response path.** A request only appends a :class:`ServedRecord` to a bounded
@@ -70,6 +71,7 @@ COLUMNS = (
     "model_version",
     "role",
     "fallback",
+    "unknown_items",
     "catalogue_size",
     "endpoint",
 )
@@ -233,6 +235,7 @@ def _parquet(batch: list[ServedRecord], dropped: int) -> bytes:
             "model_version": str(entry.model.get("version", "")),
             "role": entry.role,
             "fallback": answer.fallback,
+            "unknown_items": ids(answer.unknown_items),
             "catalogue_size": entry.catalogue_size,
             "endpoint": entry.endpoint,
         }
@@ -259,6 +262,7 @@ def _schema() -> Any:
             ("model_version", pa.string()),
             ("role", pa.string()),
             ("fallback", pa.string()),
+            ("unknown_items", pa.list_(pa.string())),
             ("catalogue_size", pa.int64()),
             ("endpoint", pa.string()),
         ]

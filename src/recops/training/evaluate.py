@@ -26,6 +26,8 @@ class EvalResult:
     metrics: dict[str, float]
     ranks: np.ndarray  # (n_sequences,) 1-based rank of each held-out item
     sequence_ids: tuple[Any, ...] = field(default=())
+    # per slice of the sequences (recops.training.slices): {"short_sessions": {"n", "hr@10", "ndcg@10"}}
+    slices: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def per_sequence(self, metric: str = "ndcg", k: int = 10) -> np.ndarray:
         return per_sequence(metric, self.ranks, k)
@@ -93,5 +95,8 @@ def rank_eval_set(model: SequenceModel, eval_set: EvalSet, batch_size: int = EVA
 
 
 def evaluate_model(model: SequenceModel, eval_set: EvalSet, ks: tuple[int, ...] = DEFAULT_KS) -> EvalResult:
+    from recops.training.slices import short_sessions, slice_figures
+
     ranks = rank_eval_set(model, eval_set)
-    return EvalResult(metrics=summarize(ranks, ks), ranks=ranks, sequence_ids=eval_set.sequence_ids)
+    per_slice = slice_figures(ranks, {"short_sessions": short_sessions(eval_set.inputs)})
+    return EvalResult(summarize(ranks, ks), ranks, eval_set.sequence_ids, per_slice)
