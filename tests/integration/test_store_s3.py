@@ -189,3 +189,44 @@ def test_a_move_interrupted_between_copy_and_delete_is_finished_next_cycle(s3, c
     assert "before 2000-01-01" in q.reason and got.new_files == []
     assert keys(s3, "incoming/") == left[1:]  # one copy, no 0001.1.csv
     assert gather_inputs("synthetic", None, config).quarantined == []
+
+
+def test_the_online_loop_on_s3(s3, config):
+    """The served-list log, the follow-up events and the trending lists in an S3 store: a server
+    on ECS writes and reads exactly what a local one does."""
+    import time
+
+    from recops.continuous.online import online_report, publish_trending
+    from recops.data.trending import TRENDING_KEY, Trending
+    from recops.serving.recommender import Recommendation
+    from recops.serving.served_log import ServedLog, ServedRecord, read_served
+
+    store = open_store()
+    log = ServedLog(store, flush_records=2, flush_seconds=3600)
+    now = time.time()
+    for i in range(3):
+        answer = Recommendation([(i + 1, 1.0), (i + 2, 0.5)])
+        log.record(
+            ServedRecord(
+                f"r{i}",
+                now - 60 + i,
+                f"s{i}",
+                [i],
+                answer,
+                {"name": "m", "version": "1"},
+                "champion",
+                20,
+                "recommend",
+            )
+        )
+    log.close()
+    keys = [obj["Key"] for obj in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/served/")["Contents"]]
+    assert keys and all(key.endswith(".parquet") for key in keys)
+    assert list(read_served(store).rows["request_id"]) == ["r0", "r1", "r2"]
+    # the next events: s0 took its first recommendation, s1 its second, s2 something else
+    put(s3, "incoming/follow.csv", [("s0", 1, now - 30), ("s1", 3, now - 30), ("s2", 19, now - 30)])
+    report = online_report(config, store=store, offline={})
+    figures = report.figures("1")
+    assert figures.pairs == 3 and figures.metrics["hr@10"] == pytest.approx(2 / 3)
+    published = publish_trending(load_events("synthetic", config.data), config)
+    assert Trending.from_json(store.read_text(TRENDING_KEY)) == published
