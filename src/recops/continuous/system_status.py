@@ -94,6 +94,13 @@ def render(status: SystemStatus) -> str:
     deployed = status.deployment or {}
     bento = deployed.get("bento_tag") or serving.bento_tag or "nothing"  # a local bento, or an image
     lines.append(f"deployed    {bento} (model version {serving.deployed_version or '-'})")
+    shadow = deployed.get("shadow") or {}
+    if shadow:
+        version = shadow.get("labels", {}).get("model_version", "-")
+        lines.append(
+            f"shadow      {shadow.get('bento_tag')} (model version {version}; "
+            "`recops online-report` compares it)"
+        )
     if not serving.services:
         lines.append("serving     no running service (`recops serve` starts one with the deployed bento)")
     for service in serving.services:
