@@ -35,8 +35,10 @@ demo: $(STAMP)
 	$(BIN)/recops simulate-events $(RECOPS_HOME)/incoming/demo-0001.csv --sessions 500 --shift-popularity
 	@echo "== One retrain cycle of the champion (the Markov chain on this data): detect change and drift, train (Metaflow), gate, bento, deploy =="
 	$(BIN)/recops retrain --model markov
-	@echo "== The deployed model answers (recops schedule serve would run this nightly and hourly) =="
-	$(BIN)/recops serve --port 3917 --smoke '{"session": [11, 42, 7], "k": 5}'
+	@echo "== The online loop: simulated shoppers ask the deployed model, now the new version (each answer logged with its session id), then do their next thing (events into $(RECOPS_HOME)/incoming) =="
+	$(BIN)/recops simulate-traffic --sessions 300 --seed 1
+	@echo "== Online report: each served list against the shopper's next event, with the offline metric code, beside the offline figure =="
+	$(BIN)/recops online-report
 	@echo "== Desired (champion) against actual (deployed) state =="
 	$(BIN)/recops status
 

@@ -349,17 +349,7 @@ class SessionRecommender:
         at, session = time.time(), query[0]
         session_id = None if session_id is None else str(session_id)
         self.served_log.record(
-            ServedRecord(
-                request_id,
-                at,
-                session_id,
-                session,
-                answer,
-                served.info,
-                CHAMPION_ROLE,
-                served.n_items,
-                endpoint,
-            )
+            ServedRecord.of(request_id, at, session_id, session, answer, served, CHAMPION_ROLE, endpoint)
         )
         self.shadow.submit(request_id, at, session_id, session, query[1], query[2], endpoint)
 

@@ -228,6 +228,8 @@ module "bento_service" {
   hostname                = var.bento_hostname
   dns_zone_id             = var.dns_zone_id
   require_api_token       = var.bento_require_api_token
+  store_uri               = module.store.uri
+  store_policy_json       = module.store.serving_policy_json
   api_token_generation    = var.bento_api_token_generation
   min_tasks               = var.bento_min_tasks
   max_tasks               = var.bento_max_tasks

@@ -125,8 +125,10 @@ def simulate_traffic_command(
     finally:
         if server is not None:
             server.stop()
+    by_version = ", ".join(f"version {v}: {n}" for v, n in sorted(result.versions.items()))
     typer.echo(
-        f"{result.requests} requests ({result.failed} failed) in {result.seconds:.1f}s; "
+        f"{result.requests} requests ({result.failed} failed) in {result.seconds:.1f}s, answered by model "
+        f"{by_version or 'none'}; "
         f"wrote {result.events} events of what the shoppers did next to {result.file or '(nothing)'}"
     )
     if result.failed == result.requests:

@@ -43,6 +43,7 @@ class TrafficResult:
     sessions: int
     requests: int
     failed: int
+    versions: dict[str, int]  # model version -> answers it gave
     events: int
     file: str  # the store URL of the incoming file ("" when nothing was written)
     seconds: float
@@ -91,6 +92,7 @@ def simulate_traffic(
     first_id = int(started * 1000) * 1000
     rows: list[dict[str, Any]] = []
     requests = failed = 0
+    versions: dict[str, int] = {}
     groups = list(sessions.groupby("session_id", sort=False))
     with httpx.Client(base_url=url, timeout=30.0, headers=auth_headers()) as client:
         for n, (_, session) in enumerate(groups):
@@ -109,6 +111,8 @@ def simulate_traffic(
                 log.warning("session %s: %s", session_id, exc)
                 continue
             answered = time.time()
+            version = str(response.json().get("model", {}).get("version", "?"))
+            versions[version] = versions.get(version, 0) + 1
             # the events before the request end a second before it, keeping their gaps
             shift = before - 1.0 - times[-2]
             for item, at in zip(items[:-1], times[:-1], strict=True):
@@ -124,7 +128,8 @@ def simulate_traffic(
         key = f"incoming/{name}"
         store.write_bytes(key, pd.DataFrame(rows).to_csv(index=False).encode(), if_absent=True)
         file = store.url(key)
-    return TrafficResult(len(groups), requests, failed, len(rows), file, round(time.time() - started, 2))
+    seconds = round(time.time() - started, 2)
+    return TrafficResult(len(groups), requests, failed, versions, len(rows), file, seconds)
 
 
 def _plain(item: Any) -> Any:

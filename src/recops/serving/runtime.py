@@ -256,17 +256,7 @@ class ShadowScorer:
             return
         for (request_id, at, session_id, session, _, _, endpoint), answer in zip(batch, answers, strict=True):
             self.served_log.record(
-                ServedRecord(
-                    request_id,
-                    at,
-                    session_id,
-                    session,
-                    answer,
-                    served.info,
-                    SHADOW_ROLE,
-                    served.n_items,
-                    endpoint,
-                )
+                ServedRecord.of(request_id, at, session_id, session, answer, served, SHADOW_ROLE, endpoint)
             )
 
 
@@ -280,7 +270,33 @@ class _Failure:
     error: str
 
 
-class ModelWatcher:
+class _Poller:
+    """A daemon thread that calls :meth:`check` once at :meth:`start` and every ``interval``
+    seconds after, until :meth:`stop`."""
+
+    interval: float
+
+    def __init__(self, name: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def check(self) -> bool:
+        raise NotImplementedError
+
+    def start(self) -> Any:
+        self.check()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.check()
+
+
+class ModelWatcher(_Poller):
     """Keeps a server worker on the deployed model: polls the deployment file and, when it names
     another model, loads that checkpoint on this thread and hands it to ``swap``.
 
@@ -307,9 +323,8 @@ class ModelWatcher:
         self.swap_shadow = swap_shadow  # called with the record's shadow (a ServedModel) or None
         self.shadow_tag = ""
         self._shadow_failed = ""  # the shadow entry that failed to load (tried again when it changes)
-        self._stop = threading.Event()
         self._failure: _Failure | None = None
-        self._thread = threading.Thread(target=self._loop, name="recops-model-watcher", daemon=True)
+        super().__init__("recops-model-watcher")
 
     @property
     def ready(self) -> bool:
@@ -324,14 +339,6 @@ class ModelWatcher:
             return None
         wait = max(0.0, failure.retry_at - self._clock())
         return f"{failure.error} (attempt {failure.attempts}, next in {wait:.1f}s)"
-
-    def start(self) -> ModelWatcher:
-        self.check()
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
 
     def check(self) -> bool:
         """Swap if the record names another model; True when a swap happened."""
@@ -401,10 +408,6 @@ class ModelWatcher:
         self._failure = _Failure(record, attempts, self._clock() + delay, error)
         log.error("%s; still serving %s, not ready; retrying in %.1fs", error, self.current_tag, delay)
         return False
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.check()
 
 
 def load_served_model(tag: str = BENTO_MODEL_NAME) -> ServedModel:
@@ -484,7 +487,7 @@ TRENDING_POLL_S = 10.0
 TRENDING_ENV = "RECOPS_TRENDING"  # "0": never read the trending file
 
 
-class TrendingWatcher:
+class TrendingWatcher(_Poller):
     """Reads ``<store>/serving/trending.json`` into :data:`TRENDING` when its stamp changes
     (every ``interval`` seconds); a file that cannot be read keeps the lists held before."""
 
@@ -493,16 +496,7 @@ class TrendingWatcher:
     ) -> None:
         self.store, self.holder, self.interval = store, holder, interval
         self._stamp: str | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="recops-trending", daemon=True)
-
-    def start(self) -> TrendingWatcher:
-        self.check()
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
+        super().__init__("recops-trending")
 
     def check(self) -> bool:
         from recops.data.trending import TRENDING_KEY
@@ -518,10 +512,6 @@ class TrendingWatcher:
         self.holder.current, self._stamp = trending, stamp
         log.info("trending lists of %d items (window of %g h) loaded", len(trending.items), trending.hours)
         return True
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.check()
 
 
 def _random_answer(items: Sequence[Any], k: int, answer: Recommendation) -> Recommendation:

@@ -95,6 +95,31 @@ class ServedRecord:
     catalogue_size: int
     endpoint: str
 
+    @classmethod
+    def of(
+        cls,
+        request_id: str,
+        served_at: float,
+        session_id: str | None,
+        session: Sequence[Any],
+        recommendation: Recommendation,
+        served: Any,
+        role: str,
+        endpoint: str,
+    ) -> ServedRecord:
+        """The record of ``recommendation`` by ``served`` (a :class:`recops.serving.runtime.ServedModel`)."""
+        return cls(
+            request_id,
+            served_at,
+            session_id,
+            session,
+            recommendation,
+            served.info,
+            role,
+            served.n_items,
+            endpoint,
+        )
+
 
 def _env_number(name: str, default: float, minimum: float) -> float:
     raw = os.environ.get(name)

@@ -37,6 +37,19 @@ module "api_token" {
   tags        = var.tags
 }
 
+# With a store: the service writes its served-list log there and reads the trending lists
+# (recops.serving.served_log, recops.data.trending), as the task role below allows, no more.
+module "task_role" {
+  count = var.store_uri == null ? 0 : 1
+
+  source      = "../iam_role"
+  name_prefix = "${var.name}-bento-task-"
+  service     = "ecs-tasks.amazonaws.com"
+  policy_name = "served-log-and-trending"
+  policy_json = var.store_policy_json
+  tags        = var.tags
+}
+
 module "service" {
   source = "../ecs_http_service"
 
@@ -62,8 +75,10 @@ module "service" {
   environment = merge(
     { BENTOML_DO_NOT_TRACK = "True" },
     var.require_api_token ? { RECOPS_API_TOKEN_REQUIRED = "1" } : {},
+    var.store_uri == null ? { RECOPS_SERVED_LOG = "0", RECOPS_TRENDING = "0" } : { RECOPS_STORE = var.store_uri },
     var.environment,
   )
+  task_role_arn       = var.store_uri == null ? null : module.task_role[0].arn
   secrets             = { RECOPS_API_TOKEN = module.api_token.arn }
   secret_arns         = [module.api_token.arn]
   ecr_repository_arns = [module.repository.arn]

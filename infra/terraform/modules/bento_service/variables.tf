@@ -170,3 +170,15 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "store_uri" {
+  description = "RECOPS_STORE of the service (s3://bucket/prefix): where it writes its served-list log and reads the trending lists; null: neither."
+  type        = string
+  default     = null
+}
+
+variable "store_policy_json" {
+  description = "Task role policy for store_uri (the recops_store module's serving_policy_json); needed with store_uri."
+  type        = string
+  default     = null
+}

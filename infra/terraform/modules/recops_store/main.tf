@@ -57,6 +57,27 @@ data "aws_iam_policy_document" "read_only" {
   }
 }
 
+# The bento service: it appends its served-list log (new objects under served/, never an
+# overwrite of another's: every key holds a time, a pid and a random part) and reads the
+# trending lists a cycle publishes. Nothing else of the store: not the manifest, not incoming.
+data "aws_iam_policy_document" "serving" {
+  statement {
+    sid       = "WriteServedLog"
+    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+    resources = ["${module.bucket.arn}/${var.prefix}/served/*"]
+  }
+  statement {
+    sid       = "ReadTrending"
+    actions   = ["s3:GetObject"]
+    resources = ["${module.bucket.arn}/${var.prefix}/serving/trending.json"]
+  }
+  statement {
+    sid       = "UseStoreKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.kms_key_arn]
+  }
+}
+
 resource "aws_iam_policy" "read_write" {
   name_prefix = "${var.name}-store-rw-"
   description = "Read and write the recops store s3://${module.bucket.id}/${var.prefix}"

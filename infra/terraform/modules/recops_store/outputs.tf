@@ -22,3 +22,8 @@ output "read_only_policy_json" {
   description = "Policy document: list the bucket and read under the prefix (Batch jobs reading a snapshot), for a role's inline policy."
   value       = data.aws_iam_policy_document.read_only.json
 }
+
+output "serving_policy_json" {
+  description = "Policy document for the bento service's task role: write the served-list log (served/*), read serving/trending.json."
+  value       = data.aws_iam_policy_document.serving.json
+}
