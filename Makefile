@@ -28,14 +28,11 @@ demo: $(STAMP)
 	$(BIN)/python flows/train_recommender.py --no-pylint run --dataset synthetic --model markov
 	@echo "== MLflow registry: each version's lead over the best simple baseline, and the champion =="
 	$(BIN)/recops registry list
-	@echo "== BentoML: deploy the champion (build its bento, record it), serve it on 127.0.0.1, one request, shut down =="
-	$(BIN)/recops deploy
-	$(BIN)/recops serve --port 3917 --smoke '{"session": [11, 42, 7], "k": 5}'
 	@echo "== Continuous training (Prefect): new events with shifted popularity land in $(RECOPS_HOME)/incoming =="
 	$(BIN)/recops simulate-events $(RECOPS_HOME)/incoming/demo-0001.csv --sessions 500 --shift-popularity
-	@echo "== One retrain cycle of the champion (the Markov chain on this data): detect change and drift, train (Metaflow), gate, bento, deploy =="
+	@echo "== One retrain cycle of the champion (the Markov chain on this data): detect change and drift, train (Metaflow), gate, then build the champion's bento (BentoML) and deploy it =="
 	$(BIN)/recops retrain --model markov
-	@echo "== The online loop: simulated shoppers ask the deployed model, now the new version (each answer logged with its session id), then do their next thing (events into $(RECOPS_HOME)/incoming) =="
+	@echo "== The online loop: the deployed bento served on 127.0.0.1; simulated shoppers ask it (each answer logged with its session id), then do their next thing (events into $(RECOPS_HOME)/incoming) =="
 	$(BIN)/recops simulate-traffic --sessions 300 --seed 1
 	@echo "== Online report: each served list against the shopper's next event, with the offline metric code, beside the offline figure =="
 	$(BIN)/recops online-report

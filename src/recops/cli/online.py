@@ -125,6 +125,9 @@ def simulate_traffic_command(
     finally:
         if server is not None:
             server.stop()
+    if result.example:
+        typer.echo(f"for example: POST {url}/recommend {json.dumps(result.example['request'])}")
+        typer.echo(json.dumps(result.example["answer"], indent=2))
     by_version = ", ".join(f"version {v}: {n}" for v, n in sorted(result.versions.items()))
     typer.echo(
         f"{result.requests} requests ({result.failed} failed) in {result.seconds:.1f}s, answered by model "

@@ -47,6 +47,7 @@ class TrafficResult:
     events: int
     file: str  # the store URL of the incoming file ("" when nothing was written)
     seconds: float
+    example: dict[str, Any] | None = None  # the first request's body and answer
 
 
 def held_out_sessions(dataset: str, config: Config, n: int, seed: int) -> pd.DataFrame:
@@ -93,6 +94,7 @@ def simulate_traffic(
     rows: list[dict[str, Any]] = []
     requests = failed = 0
     versions: dict[str, int] = {}
+    example = None
     groups = list(sessions.groupby("session_id", sort=False))
     with httpx.Client(base_url=url, timeout=30.0, headers=auth_headers()) as client:
         for n, (_, session) in enumerate(groups):
@@ -102,16 +104,17 @@ def simulate_traffic(
             before = time.time()
             requests += 1
             try:
-                response = client.post(
-                    "/recommend", json={"session": items[:-1], "k": k, "session_id": session_id}
-                )
+                body = {"session": items[:-1], "k": k, "session_id": session_id}
+                response = client.post("/recommend", json=body)
                 response.raise_for_status()
             except httpx.HTTPError as exc:
                 failed += 1
                 log.warning("session %s: %s", session_id, exc)
                 continue
             answered = time.time()
-            version = str(response.json().get("model", {}).get("version", "?"))
+            answer = response.json()
+            example = example or {"request": body, "answer": answer}
+            version = str(answer.get("model", {}).get("version", "?"))
             versions[version] = versions.get(version, 0) + 1
             # the events before the request end a second before it, keeping their gaps
             shift = before - 1.0 - times[-2]
@@ -129,7 +132,7 @@ def simulate_traffic(
         store.write_bytes(key, pd.DataFrame(rows).to_csv(index=False).encode(), if_absent=True)
         file = store.url(key)
     seconds = round(time.time() - started, 2)
-    return TrafficResult(len(groups), requests, failed, versions, len(rows), file, seconds)
+    return TrafficResult(len(groups), requests, failed, versions, len(rows), file, seconds, example)
 
 
 def _plain(item: Any) -> Any:
