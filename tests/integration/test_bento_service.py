@@ -560,6 +560,7 @@ def test_a_required_token_that_is_not_set_stops_the_service_from_starting(bento_
     assert "RECOPS_API_TOKEN_REQUIRED=1 but RECOPS_API_TOKEN is not set" in result.stderr
 
 
+@pytest.mark.slow  # a server of its own
 def test_the_served_log_holds_exactly_the_answers_sent(bento_tag, tmp_path):
     """Every answer of /recommend and /recommend_batch is one row of the served log: its request
     id, session, items in order, model version; written off the response path and flushed when
@@ -599,6 +600,7 @@ def test_the_served_log_holds_exactly_the_answers_sent(bento_tag, tmp_path):
     assert list(rows["endpoint"]) == ["recommend"] * 4 + ["recommend_batch"] * 2
 
 
+@pytest.mark.slow  # a server of its own
 def test_a_slow_shadow_never_delays_the_champion_and_logs_its_lists(bento_tag, checkpoint_path, tmp_path):
     """A shadow model scored on every request, deliberately slow (a second per batch): each
     champion answer is back long before one shadow batch could finish, and the shadow's lists

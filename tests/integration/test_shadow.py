@@ -31,7 +31,7 @@ from tests.helpers import (
     untrained_report,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 N_ITEMS = 12  # the cycle data: item 100 + i is always followed by 100 + (i + 1) % 12
 
