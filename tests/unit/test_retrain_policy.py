@@ -4,6 +4,7 @@ import pytest
 
 from recops.config import Config, RetrainConfig
 from recops.continuous.drift import DriftReport
+from recops.continuous.online import Degradation
 from recops.continuous.policy import ChangeReport, PriorVersion, plan_retrain
 
 pytestmark = pytest.mark.unit
@@ -58,5 +59,26 @@ DRIFT = DriftReport(
 )
 def test_plan_retrain(report, kwargs, retrain, says):
     plan = plan_retrain(report, Config(retrain=RetrainConfig(max_champion_age_hours=168)), **kwargs)
+    assert plan.retrain is retrain
+    assert says in plan.text()
+
+
+def degraded() -> Degradation:
+    return Degradation(3, observed=0.02, pairs=150, baseline=0.5, baseline_source="offline", max_drop=0.3)
+
+
+@pytest.mark.parametrize(
+    ("trained_as", "retrain", "says"),
+    [
+        (None, True, "online NDCG@10 of champion version 3 degraded"),
+        # the champion's own inputs: trained once more (a model that serves worse than it tested)
+        (PriorVersion(3, "promoted", is_champion=True), True, "degraded: 0.0200 vs offline baseline 0.5000"),
+        # a version trained on them since and not promoted: no hourly repeat
+        (PriorVersion(4, "rejected", is_champion=False), False, "and retraining on these inputs was done"),
+    ],
+)
+def test_online_degradation_retrains_once_per_inputs(trained_as, retrain, says):
+    report = change(**CHAMPION, trained_as=trained_as, online=degraded())
+    plan = plan_retrain(report, Config(), on_new_data=False)
     assert plan.retrain is retrain
     assert says in plan.text()

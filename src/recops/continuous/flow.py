@@ -46,7 +46,7 @@ from recops.continuous.report import refresh_report, report_template
 from recops.continuous.training_run import CycleError, TrainedRun, run_training_flow, training_flow
 from recops.data import DataValidationError
 from recops.registry.gate_rules import GateAction
-from recops.serving.reconcile import Reconciliation, deploy_shadow, reconcile
+from recops.serving.reconcile import Reconciliation, default_backend, deploy_shadow, reconcile
 from recops.training.warm_start import continuable
 
 ARTIFACT_KEY = "retrain-summary"
@@ -371,6 +371,11 @@ def retrain(
     config = load_config(config_path)
     model = model or config.retrain.model
     config.model_section(model)
+    if config.gate.require_shadow and (backend := default_backend().name) != "local":
+        raise CycleError(
+            f"gate.require_shadow needs the local deploy backend (a shadow slot); the {backend} backend "
+            "runs one image per service: turn gate.require_shadow off for it"
+        )
     run_id = str(flow_run.id or "")
     try:
         with cycle_lock(f"retrain flow run {run_id}", config.retrain.lock_wait_s):

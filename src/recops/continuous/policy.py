@@ -124,16 +124,19 @@ def plan_retrain(
     """Whether this cycle trains, with every reason (the policy of ``[retrain]``)."""
     on_new_data = config.retrain.on_new_data if on_new_data is None else on_new_data
     degraded = change.online is not None and change.online.degraded
-    if change.trained_as and not force and not degraded:
+    # degradation retrains the champion's own inputs once; a version trained on them since (and
+    # not promoted) already answered it, and another run would only repeat it every hour
+    retrain_degraded = degraded and (change.trained_as is None or change.trained_as.is_champion)
+    if change.trained_as and not force and not retrain_degraded:
         done = change.trained_as
         verdict = "it is the champion" if done.is_champion else f"gate: {done.gate}"
-        return RetrainPlan(
-            False,
-            [
-                f"data, code and config unchanged since version {done.version} was trained on them "
-                f"({verdict}); nothing new to train"
-            ],
-        )
+        reasons = [
+            f"data, code and config unchanged since version {done.version} was trained on them "
+            f"({verdict}); nothing new to train"
+        ]
+        if degraded:
+            reasons.append(f"{change.online.summary()}, and retraining on these inputs was done")  # type: ignore[union-attr]
+        return RetrainPlan(False, reasons)
     reasons = []
     if force:
         reasons.append("forced")
