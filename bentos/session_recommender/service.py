@@ -12,11 +12,21 @@ a newly deployed model between batches, without a restart and without failing a 
 answer names the model that scored it. In the cloud a new bento image rolls out through ECS
 instead (``terraform apply -var bento_image_tag=...``) and the variable is not set.
 
+The online loop (recops.serving.served_log, recops.serving.runtime): every answer is logged off
+the response path to ``<store>/served/`` (``RECOPS_SERVED_LOG=0``: off); a shadow model, from the
+deployment record's shadow slot or ``$RECOPS_BENTO_SHADOW_TAG``, scores the same queries on its
+own thread and is logged with role ``shadow``; cold sessions get the trending lists of
+``<store>/serving/trending.json`` (``RECOPS_TRENDING=0``: all-time popularity only).
+
 Contract decisions:
+- ``session_id`` (``session_ids`` for a batch, one per session) is optional: the shopper's
+  session as events name it, so an answer can be joined with what the shopper did next. Every
+  answer carries a ``request_id`` (a batch's results ``<id>-<i>``), the key of the served log.
 - Item ids are ints or strings, as the vocabulary holds them. An id unknown as given but known
   in the other type (``"42"`` for an int vocabulary, ``42`` for a string one) is matched;
-  other unknown ids are listed in ``unknown_items`` and ignored. No known id: the most popular
-  items, with ``fallback: "popular"``. An empty session is a valid cold start.
+  other unknown ids are listed in ``unknown_items`` and ignored. No known id: the trending
+  items of the session's category (``fallback: "trending"``), or without trending lists the
+  most popular training items (``fallback: "popular"``). An empty session is a valid cold start.
 - ``k`` is 1..1000; above the catalogue size it is clamped (the whole catalogue is returned).
 - A session holds at most 1000 ids (the model reads the most recent ones in its window), a
   batch at most 256 sessions, a body at most 1 MiB.
