@@ -428,8 +428,9 @@ class Degradation:
         verdict = "degraded" if self.degraded else "holds"
         return (
             f"online NDCG@10 of champion version {self.version} {verdict}: {self.observed:.4f} vs "
-            f"{self.baseline_source} baseline {self.baseline:.4f} ({drop:+.0%} drop, limit "
-            f"{self.max_drop:.0%}, {self.pairs} pairs)"
+            f"{self.baseline_source} baseline {self.baseline:.4f} "
+            f"({abs(drop):.0%} {'below' if drop > 0 else 'above'}, limit {self.max_drop:.0%} below, "
+            f"{self.pairs} pairs)"
         )
 
     def to_dict(self) -> dict[str, Any]:
