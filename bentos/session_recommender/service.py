@@ -65,19 +65,12 @@ from pydantic import (
 from starlette.responses import Response
 
 from recops.serving import auth
+from recops.serving.cold_start import TRENDING_ENV, TrendingWatcher
 from recops.serving.deployment import DEPLOYMENT_ENV
-from recops.serving.runtime import (
-    MODEL_TAG_ENV,
-    SHADOW_TAG_ENV,
-    TRENDING_ENV,
-    ModelWatcher,
-    QueryBatcher,
-    ShadowScorer,
-    TrendingWatcher,
-    load_served_model,
-)
+from recops.serving.runtime import MODEL_TAG_ENV, ModelWatcher, QueryBatcher, load_served_model
 from recops.serving.served_log import CHAMPION_ROLE, ServedLog, ServedRecord
 from recops.serving.server import DEFAULT_WORKERS
+from recops.serving.shadow_scorer import SHADOW_TAG_ENV, ShadowScorer
 
 MAX_K = 1000
 MAX_SESSION_LENGTH = 1000

@@ -14,7 +14,7 @@ import pytest
 
 from recops import registry
 from recops.config import load_config
-from recops.continuous.online import check_online
+from recops.continuous.online_check import check_online
 from recops.registry import CHAMPION
 from recops.registry.store import MODEL_NAME
 from recops.serving.recommender import Recommender

@@ -196,7 +196,8 @@ def test_the_online_loop_on_s3(s3, config):
     on ECS writes and reads exactly what a local one does."""
     import time
 
-    from recops.continuous.online import online_report, publish_trending
+    from recops.continuous.online import online_report
+    from recops.continuous.online_check import publish_trending
     from recops.data.trending import TRENDING_KEY, Trending
     from recops.serving.recommender import Recommendation
     from recops.serving.served_log import ServedLog, ServedRecord, read_served

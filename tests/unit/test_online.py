@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from recops.config import load_config
-from recops.continuous.online import degradation, join_next_events, online_report
+from recops.continuous.online import join_next_events, online_report
+from recops.continuous.online_check import degradation
 from recops.registry.versions import ModelVersionInfo
 from recops.serving.bench import synthetic_checkpoint
 from recops.serving.recommender import Recommendation, Recommender

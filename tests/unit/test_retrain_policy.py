@@ -4,7 +4,7 @@ import pytest
 
 from recops.config import Config, RetrainConfig
 from recops.continuous.drift import DriftReport
-from recops.continuous.online import Degradation
+from recops.continuous.online_check import Degradation
 from recops.continuous.policy import ChangeReport, PriorVersion, plan_retrain
 
 pytestmark = pytest.mark.unit

@@ -6,8 +6,9 @@ import pandas as pd
 from recops.config import load_config
 from recops.data.trending import Trending, trending_from_events
 from recops.serving.bench import synthetic_checkpoint
+from recops.serving.cold_start import TRENDING, TrendingWatcher
 from recops.serving.recommender import Recommender
-from recops.serving.runtime import TRENDING, ServedModel, TrendingWatcher
+from recops.serving.runtime import ServedModel
 from recops.store import Store
 
 DAY = 86400.0

@@ -39,7 +39,7 @@ from recops.continuous.gc import collect
 from recops.continuous.health import StuckState, repair_stuck
 from recops.continuous.inputs import DataSnapshot, commit_manifest, gather_inputs
 from recops.continuous.lock import CycleBusyError, cycle_lock
-from recops.continuous.online import Degradation, check_online, publish_trending
+from recops.continuous.online_check import Degradation, check_online, publish_trending
 from recops.continuous.policy import ChangeReport, RetrainPlan, change_report, plan_retrain
 from recops.continuous.quarantine import Quarantined
 from recops.continuous.report import refresh_report, report_template

@@ -19,7 +19,7 @@ import pandas as pd
 
 from recops.config import Config
 from recops.continuous.drift import DriftReport, drift_report
-from recops.continuous.online import Degradation
+from recops.continuous.online_check import Degradation
 from recops.training.lineage import code_hash, config_hash
 
 

@@ -8,12 +8,9 @@ answers with exactly the ``Recommender`` (and scoring code) that evaluation used
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
-import re
-import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from recops.data.interactions import PAD, ItemVocab
-from recops.data.trending import Trending
+from recops.serving.cold_start import INT_TEXT, TRENDING, with_trending
 from recops.serving.deployment import read_deployment
 from recops.serving.model_store import (
     BENTO_MODEL_NAME,
@@ -33,6 +30,7 @@ from recops.serving.model_store import (
     bentoml_home,
     load_bentoml,
 )
+from recops.serving.poller import Poller
 from recops.serving.recommender import Recommendation, Recommender
 
 log = logging.getLogger(__name__)
@@ -173,93 +171,6 @@ class QueryBatcher:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-SHADOW_NICE = 10  # the shadow thread's niceness: the champion's scoring thread goes first
-SHADOW_TAG_ENV = "RECOPS_BENTO_SHADOW_TAG"  # pin a shadow model outside a deployment (benchmarks)
-
-
-class ShadowScorer:
-    """Scores a shadow model on the champion's requests, off the response path, and logs its
-    lists with role ``shadow`` under the same request id and time.
-
-    A request only appends its query to a bounded queue (``capacity``); a full queue drops
-    the query and counts it (``dropped``): the champion never waits for the shadow. One thread,
-    at a lower CPU priority (niceness +``SHADOW_NICE``), scores queued queries in batches of up to
-    ``max_batch`` with whichever shadow model is set when the batch starts. Without a served-list
-    log there is nothing to compare, so nothing is scored.
-    """
-
-    def __init__(self, served_log: Any, capacity: int = 256, max_batch: int = 32) -> None:
-        self.served: ServedModel | None = None
-        self.served_log = served_log
-        self.capacity, self.max_batch = capacity, max_batch
-        self.dropped = 0
-        self._queue: list[tuple] = []
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="recops-shadow", daemon=True)
-        self._thread.start()
-
-    def submit(
-        self,
-        request_id: str,
-        served_at: float,
-        session_id: str | None,
-        session: Sequence[Any],
-        k: int,
-        exclude_seen: bool,
-        endpoint: str,
-    ) -> bool:
-        """Queue one query for the shadow; False when there is no shadow or the queue is full."""
-        if self.served is None or self.served_log is None:
-            return False
-        with self._lock:
-            if len(self._queue) >= self.capacity:
-                self.dropped += 1
-                return False
-            self._queue.append((request_id, served_at, session_id, session, k, exclude_seen, endpoint))
-        self._wake.set()
-        return True
-
-    def close(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        with contextlib.suppress(AttributeError, OSError):  # not Linux: the same priority
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SHADOW_NICE)
-        while not self._stop.is_set():
-            self._wake.wait()
-            self._wake.clear()
-            while not self._stop.is_set():
-                with self._lock:
-                    batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
-                if not batch:
-                    break
-                self._score(batch)
-
-    def _score(self, batch: list[tuple]) -> None:
-        from recops.serving.served_log import SHADOW_ROLE, ServedRecord
-
-        served = self.served
-        if served is None:
-            return
-        if os.environ.get(FAULT_ENV) == SLOW_SHADOW_FAULT:
-            time.sleep(SLOW_SHADOW_S)  # a deliberately slow shadow (test)
-        try:
-            answers = served.recommend_queries(
-                [(session, k, exclude) for _, _, _, session, k, exclude, _ in batch]
-            )
-        except Exception as exc:  # a broken shadow must not touch serving
-            log.error("shadow %s could not score %d queries: %s", served.tag, len(batch), exc)
-            return
-        for (request_id, at, session_id, session, _, _, endpoint), answer in zip(batch, answers, strict=True):
-            self.served_log.record(
-                ServedRecord.of(request_id, at, session_id, session, answer, served, SHADOW_ROLE, endpoint)
-            )
-
-
 @dataclass(frozen=True)
 class _Failure:
     """The deployment record the watcher could not follow, and when it tries again."""
@@ -270,33 +181,7 @@ class _Failure:
     error: str
 
 
-class _Poller:
-    """A daemon thread that calls :meth:`check` once at :meth:`start` and every ``interval``
-    seconds after, until :meth:`stop`."""
-
-    interval: float
-
-    def __init__(self, name: str) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-
-    def check(self) -> bool:
-        raise NotImplementedError
-
-    def start(self) -> Any:
-        self.check()
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.check()
-
-
-class ModelWatcher(_Poller):
+class ModelWatcher(Poller):
     """Keeps a server worker on the deployed model: polls the deployment file and, when it names
     another model, loads that checkpoint on this thread and hands it to ``swap``.
 
@@ -425,95 +310,6 @@ def load_served_model(tag: str = BENTO_MODEL_NAME) -> ServedModel:
     return ServedModel(recommender, str(model.tag), dict(model.info.labels))
 
 
-def _vocab_id(vocab: ItemVocab, item: str) -> Any:
-    """A trending item (text) as the vocabulary writes ids: an int for an int vocabulary when it
-    is a canonical int, else the text."""
-    if vocab.index_of(item) != PAD:
-        return item
-    if _INT_TEXT.fullmatch(item) and (vocab.index_of(int(item)) != PAD or _int_vocab(vocab)):
-        return int(item)
-    return item
-
-
-def _int_vocab(vocab: ItemVocab) -> bool:
-    return bool(vocab.items) and isinstance(vocab.items[0], int)
-
-
-def with_trending(
-    answer: Recommendation,
-    session: Sequence[Any],
-    k: int,
-    exclude_seen: bool,
-    trending: Trending,
-    vocab: ItemVocab,
-) -> Recommendation:
-    """The cold-start policy (recops.data.trending): a session with no known item gets the
-    trending items of its category (else overall), ``fallback="trending"``; any other answer
-    gives its last ``new_item_slots`` places to the top trending items the model does not know,
-    each scored as the item it replaces (the order of the list stands)."""
-    seen = {str(item) for item in session} if exclude_seen else set()
-    if answer.fallback is not None:
-        listed = [(item, score) for item, score in trending.for_session(list(session)) if item not in seen]
-        if not listed:
-            return answer
-        items = [(_vocab_id(vocab, item), score) for item, score in listed[:k]]
-        return Recommendation(items, answer.unknown_items, fallback="trending")
-    slots = min(trending.new_item_slots, len(answer.items) - 1)
-    if slots <= 0:
-        return answer
-    new = []
-    for item, _ in trending.items:
-        if item in seen or vocab.index_of(_vocab_id(vocab, item)) != PAD:
-            continue
-        new.append(_vocab_id(vocab, item))
-        if len(new) == slots:
-            break
-    if not new:
-        return answer
-    kept = answer.items[: len(answer.items) - len(new)]
-    floor = kept[-1][1]
-    return Recommendation([*kept, *((item, floor) for item in new)], answer.unknown_items, answer.fallback)
-
-
-class TrendingHolder:
-    """The trending lists a worker answers cold sessions with (None: all-time popularity)."""
-
-    def __init__(self) -> None:
-        self.current: Trending | None = None
-
-
-TRENDING = TrendingHolder()  # one per worker process, set by TrendingWatcher
-TRENDING_POLL_S = 10.0
-TRENDING_ENV = "RECOPS_TRENDING"  # "0": never read the trending file
-
-
-class TrendingWatcher(_Poller):
-    """Reads ``<store>/serving/trending.json`` into :data:`TRENDING` when its stamp changes
-    (every ``interval`` seconds); a file that cannot be read keeps the lists held before."""
-
-    def __init__(
-        self, store: Any, holder: TrendingHolder = TRENDING, interval: float = TRENDING_POLL_S
-    ) -> None:
-        self.store, self.holder, self.interval = store, holder, interval
-        self._stamp: str | None = None
-        super().__init__("recops-trending")
-
-    def check(self) -> bool:
-        from recops.data.trending import TRENDING_KEY
-
-        try:
-            stamp = self.store.stamp(TRENDING_KEY)
-            if stamp is None or stamp == self._stamp:
-                return False
-            trending = Trending.from_json(self.store.read_text(TRENDING_KEY))
-        except Exception as exc:  # a bad file must not take the server down
-            log.error("cannot read the trending lists %s: %s; keeping the ones held", TRENDING_KEY, exc)
-            return False
-        self.holder.current, self._stamp = trending, stamp
-        log.info("trending lists of %d items (window of %g h) loaded", len(trending.items), trending.hours)
-        return True
-
-
 def _random_answer(items: Sequence[Any], k: int, answer: Recommendation) -> Recommendation:
     """A sabotaged answer (RECOPS_INJECT_FAULT=random-scores): k items drawn at random, scored
     in order; how a model that broke in serving, with data that looks unchanged, answers."""
@@ -521,9 +317,6 @@ def _random_answer(items: Sequence[Any], k: int, answer: Recommendation) -> Reco
     return Recommendation(
         [(items[i], float(k - rank)) for rank, i in enumerate(picks)], answer.unknown_items, answer.fallback
     )
-
-
-_INT_TEXT = re.compile(r"-?[1-9][0-9]*|0")
 
 
 def match_item_ids(vocab: ItemVocab, session: Sequence[Any]) -> list[Any]:
@@ -537,7 +330,7 @@ def match_item_ids(vocab: ItemVocab, session: Sequence[Any]) -> list[Any]:
     out = []
     for item in session:
         if vocab.index_of(item) == PAD:
-            if isinstance(item, str) and _INT_TEXT.fullmatch(item) and vocab.index_of(int(item)) != PAD:
+            if isinstance(item, str) and INT_TEXT.fullmatch(item) and vocab.index_of(int(item)) != PAD:
                 item = int(item)
             elif isinstance(item, int) and vocab.index_of(str(item)) != PAD:
                 item = str(item)
