@@ -44,9 +44,28 @@ class SequenceModel(nn.Module):
         """(n_items + 1, D) item vectors; scores are dot products with them."""
         raise NotImplementedError
 
+    # None: the full (positions x catalogue) logits; a number: exact CE over that many items at
+    # a time, never holding the full matrix (recops.models.chunked_ce)
+    loss_chunk_items: int | None = None
+
     def training_loss(self, input_ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         hidden = self.encode(input_ids)  # (B, T, D)
         mask = targets != 0
+        if self.loss_chunk_items is not None:
+            from recops.models.chunked_ce import chunked_cross_entropy
+
+            history = None
+            if self.history_logit is not None:
+                rows, items = history_pairs(input_ids, mask, self.n_items)
+                history = (rows, items - 1)
+            return chunked_cross_entropy(
+                hidden[mask],
+                self.output_embeddings()[1:],
+                targets[mask] - 1,
+                history=history,
+                bias=self.history_bias,
+                chunk_items=self.loss_chunk_items,
+            )
         logits = hidden[mask] @ self.output_embeddings()[1:].T  # (N, n_items), padding left out
         if self.history_logit is not None:
             rows, items = history_pairs(input_ids, mask, self.n_items)
@@ -71,12 +90,12 @@ def history_pairs(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(row, item) pairs: for the N positions selected by ``positions`` (B, T bool, row-major),
     each distinct item in the input up to and including that position. Sparse, so training
-    adds the history bias to T^2/2 entries per sequence instead of T x n_items."""
+    adds the history bias to T^2/2 entries per sequence instead of T x n_items, and finds first
+    occurrences by comparing positions (B x T x T), never holding a (B x n_items) table."""
     B, T = input_ids.shape
-    steps = torch.arange(T, device=input_ids.device)
-    first = torch.full((B, n_items + 1), T, dtype=torch.long, device=input_ids.device)
-    first.scatter_reduce_(1, input_ids, steps.expand(B, T), reduce="amin")
-    is_first = (first.gather(1, input_ids) == steps) & (input_ids != 0)  # (B, T) first occurrences
+    earlier = torch.ones(T, T, dtype=torch.bool, device=input_ids.device).tril(-1)  # key < query
+    repeated = ((input_ids[:, :, None] == input_ids[:, None, :]) & earlier).any(dim=2)
+    is_first = ~repeated & (input_ids != 0)  # (B, T) first occurrences
     row_of = positions.flatten().cumsum(0).view(B, T) - 1  # row in the (N, ...) logits
     query, key = torch.tril_indices(T, T, device=input_ids.device)  # key <= query
     b, pair = (positions[:, query] & is_first[:, key]).nonzero(as_tuple=True)
