@@ -84,14 +84,14 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
         for start in range(0, weight.shape[0], ctx.chunk):
             stop = min(start + ctx.chunk, weight.shape[0])
             logits, in_chunk = _chunk_logits(hidden32, weight32, start, stop, rows, items, bias32)
-            grad = torch.exp(logits - lse[:, None])  # softmax, this chunk's columns
+            grad = logits.sub_(lse[:, None]).exp_()  # softmax, this chunk's columns (in place)
             here = (targets >= start) & (targets < stop)
             if bool(here.any()):
                 idx = here.nonzero(as_tuple=True)[0]
                 grad[idx, targets[idx] - start] -= 1.0
-            grad *= scale
-            grad_hidden += grad @ weight32[start:stop]
-            grad_weight[start:stop] = grad.T @ hidden32
+            grad.mul_(scale)
+            grad_hidden.addmm_(grad, weight32[start:stop])
+            torch.mm(grad.T, hidden32, out=grad_weight[start:stop])
             if bias is not None and bool(in_chunk.any()):
                 grad_bias += grad[rows[in_chunk], items[in_chunk] - start].sum()
         return (
