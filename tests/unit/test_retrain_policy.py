@@ -82,3 +82,15 @@ def test_online_degradation_retrains_once_per_inputs(trained_as, retrain, says):
     plan = plan_retrain(report, Config(), on_new_data=False)
     assert plan.retrain is retrain
     assert says in plan.text()
+
+
+def test_the_cycle_summary_says_what_the_online_check_found():
+    from recops.continuous.cycle_result import CycleOutcome, CycleResult, summary_markdown
+
+    report = change(**CHAMPION, online=degraded())
+    result = CycleResult(
+        CycleOutcome.SKIPPED, plan_retrain(report, Config(), on_new_data=False), change=report
+    )
+    assert "| online | online NDCG@10 of champion version 3 degraded: 0.0200 vs offline baseline 0.5000" in (
+        summary_markdown(result)
+    )

@@ -88,6 +88,9 @@ def summary_markdown(result: CycleResult) -> str:
             f"| drift | popularity JS {drift.popularity_js:.3f}, unseen {drift.unseen_share:.1%}, "
             f"length JS {drift.length_js:.3f} over {drift.new_events} {drift.window} events; {verdict} |"
         )
+    online = result.change.online if result.change else None
+    if online is not None:
+        lines.append(f"| online | {online.summary()} |")
     trained = result.trained
     if trained:
         metrics = trained.metrics

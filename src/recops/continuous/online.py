@@ -241,8 +241,7 @@ def _popular_items(events: pd.DataFrame, served: pd.DataFrame, share: float) -> 
 def _correlation(versions: list[VersionFigures], min_pairs: int) -> tuple[float | None, int]:
     points = [
         (v.offline_ndcg_at_10, v.ndcg)
-        for v in versions
-        if v.role == CHAMPION_ROLE or v.role == "shadow"
+        for v in versions  # every role: a shadow's lists are a version's online figures too
         if v.offline_ndcg_at_10 is not None and v.pairs >= min_pairs
     ]
     if len(points) < 3:
@@ -309,7 +308,7 @@ def _report(
     )
     if not len(rows):
         return report
-    offline = _offline_ndcg() if offline is None else offline
+    offline = offline_ndcg() if offline is None else offline
     popular = _popular_items(events, rows, settings.popular_share_top)
     for (name, version, role), group in rows.groupby(["model_name", "model_version", "role"], sort=True):
         figures = _figures(str(name), str(version), str(role), group, targets, popular, settings)
@@ -366,15 +365,14 @@ def _column(rows: pd.DataFrame, name: str) -> list[Any]:
     return [list(value) if value is not None and not isinstance(value, float) else [] for value in rows[name]]
 
 
-def _offline_ndcg() -> dict[str, float]:
-    from recops import registry
+def offline_ndcg(versions: list[Any] | None = None) -> dict[str, float]:
+    """Version -> offline test NDCG@10 (tag ``test_ndcg_10``) of ``versions`` (default: every
+    registered version)."""
+    if versions is None:
+        from recops import registry
 
-    figures = {}
-    for version in registry.list_versions():
-        value = version.tags.get("test_ndcg_10")
-        if value:
-            figures[str(version.version)] = float(value)
-    return figures
+        versions = registry.list_versions()
+    return {str(v.version): float(v.tags["test_ndcg_10"]) for v in versions if v.tags.get("test_ndcg_10")}
 
 
 def record_report(report: OnlineReport, min_pairs: int) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from recops.config import Config, OnlineConfig
-from recops.continuous.online import OnlineReport, online_report, record_report
+from recops.continuous.online import OnlineReport, offline_ndcg, online_report, record_report
 from recops.serving.served_log import CHAMPION_ROLE
 from recops.store import Store, open_store
 
@@ -94,8 +94,7 @@ def check_online(config: Config, now: float | None = None) -> OnlineCheck:
 
     settings = config.online
     versions = registry.list_versions()
-    offline = {str(v.version): float(v.tags["test_ndcg_10"]) for v in versions if v.tags.get("test_ndcg_10")}
-    report = online_report(config, until=now, offline=offline)
+    report = online_report(config, until=now, offline=offline_ndcg(versions))
     recorded = record_report(report, settings.min_pairs) if report.versions else []
     decisions = _settle_shadows(report, versions, config)
     champion = next((v for v in versions if v.is_champion), None)
