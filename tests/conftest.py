@@ -23,11 +23,20 @@ from tests.helpers import cycle_events
 
 
 @pytest.fixture(autouse=True, scope="session")
-def no_outside_state():
-    """Tests never read or write the developer's stores (`make` exports Metaflow's root)."""
+def no_outside_state(tmp_path_factory):
+    """Tests never read or write the developer's stores (`make` exports Metaflow's root and
+    RECOPS_HOME). Module-scoped fixtures start before a test's own RECOPS_HOME is set, so until
+    then the session's is: a server a module starts writes its served-list log there, not into
+    the developer's `.recops/served`."""
     with pytest.MonkeyPatch.context() as patch:
-        for name in ("METAFLOW_DATASTORE_SYSROOT_LOCAL", "MLFLOW_TRACKING_URI", "BENTOML_HOME"):
+        for name in (
+            "METAFLOW_DATASTORE_SYSROOT_LOCAL",
+            "MLFLOW_TRACKING_URI",
+            "BENTOML_HOME",
+            "RECOPS_STORE",
+        ):
             patch.delenv(name, raising=False)
+        patch.setenv("RECOPS_HOME", str(tmp_path_factory.mktemp("session-recops-home")))
         yield
 
 
