@@ -45,6 +45,19 @@ def test_popular_is_beaten_by_a_sequence_model():
     assert sasrec > 2 * popular
 
 
+@pytest.mark.parametrize("model", ["sasrec", "gru4rec"])
+def test_sampled_loss_trains_and_beats_popularity(model):
+    """[train] loss = "sampled" with 16 negatives over 200 items: the loss falls epoch on epoch
+    and the learned order of items beats popularity by far."""
+    data = prepared(cycle_events(n_items=200))
+    cfg = load_config(overrides={**TINY, "train.epochs": 6, "train.loss": "sampled", "train.negatives": 16})
+    report = train_and_evaluate(data, model, cfg)
+    losses = [epoch.loss for epoch in report.train.history]
+    assert losses[-1] < 0.7 * losses[0]
+    popular = train_and_evaluate(data, "popular", cfg).test.metrics["ndcg@10"]
+    assert report.test.metrics["ndcg@10"] > max(3 * popular, 0.3)
+
+
 @pytest.mark.parametrize("model", ["sasrec", "gru4rec", "popular"])
 def test_padding_is_never_recommended(model):
     data = prepared()

@@ -163,6 +163,13 @@ class TrainConfig(_Section):
     seed: Seed = 42
     device: Annotated[Str, _one_of("auto", "cpu", "cuda")] = "auto"  # "auto" = CUDA when present, else CPU
     grad_clip: Annotated[Float, Field(ge=0)] = 5.0  # max gradient norm; 0 turns clipping off
+    # the objective (recops.models.losses): "ce" full softmax cross-entropy; "ce_chunked" the same,
+    # exactly, a slice of the catalogue at a time; "sampled" softmax over the batch's targets and
+    # `negatives` uniform items, logQ-corrected; "auto" = ce while a batch's logits fit in
+    # `logits_mb`, ce_chunked above
+    loss: Annotated[Str, _one_of("auto", "ce", "ce_chunked", "sampled")] = "auto"
+    logits_mb: Size = 1024  # the most one batch's (positions x items) logits may take (ce_chunked's chunk too)
+    negatives: Size = 1024  # "sampled": uniform negatives shared by a batch, besides its targets
 
 
 class GateConfig(_Section):

@@ -1,17 +1,19 @@
 """What every recommender shares: left-padded item-index input, full-catalogue scores.
 
 Input is a ``(B, T)`` LongTensor of item indices, left-padded with 0, most recent item last.
-``training_loss`` is full softmax cross-entropy over all items at every non-padding position
-("SASRec + CE"); ``predict`` scores every item after the last position. Index 0 (padding)
-always scores ``-inf``, so it is never ranked or recommended.
+``training_loss`` is softmax cross-entropy over all items at every non-padding position
+("SASRec + CE"; ``[train] loss`` may compute it in chunks or sampled: recops.models.losses);
+``predict`` scores every item after the last position. Index 0 (padding) always scores
+``-inf``, so it is never ranked or recommended.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from recops.models.losses import Objective, sequence_loss
 
 HISTORY_BIAS_SCALE = 10.0
 
@@ -44,34 +46,25 @@ class SequenceModel(nn.Module):
         """(n_items + 1, D) item vectors; scores are dot products with them."""
         raise NotImplementedError
 
-    # None: the full (positions x catalogue) logits; a number: exact CE over that many items at
-    # a time, never holding the full matrix (recops.models.chunked_ce)
-    loss_chunk_items: int | None = None
-
-    def training_loss(self, input_ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def training_loss(
+        self, input_ids: torch.Tensor, targets: torch.Tensor, objective: Objective | None = None
+    ) -> torch.Tensor:
+        """Mean next-item loss at every non-padding target: full cross-entropy unless
+        ``objective`` (``[train] loss``, recops.models.losses) says otherwise."""
         hidden = self.encode(input_ids)  # (B, T, D)
         mask = targets != 0
-        if self.loss_chunk_items is not None:
-            from recops.models.chunked_ce import chunked_cross_entropy
-
-            history = None
-            if self.history_logit is not None:
-                rows, items = history_pairs(input_ids, mask, self.n_items)
-                history = (rows, items - 1)
-            return chunked_cross_entropy(
-                hidden[mask],
-                self.output_embeddings()[1:],
-                targets[mask] - 1,
-                history=history,
-                bias=self.history_bias,
-                chunk_items=self.loss_chunk_items,
-            )
-        logits = hidden[mask] @ self.output_embeddings()[1:].T  # (N, n_items), padding left out
+        history = None
         if self.history_logit is not None:
             rows, items = history_pairs(input_ids, mask, self.n_items)
-            bias = self.history_bias.to(logits.dtype).expand(len(rows))
-            logits = logits.index_put((rows, items - 1), bias, accumulate=True)
-        return F.cross_entropy(logits.float(), targets[mask] - 1)
+            history = (rows, items - 1)
+        return sequence_loss(
+            hidden[mask],
+            self.output_embeddings()[1:],  # padding left out: 0-based items
+            targets[mask] - 1,
+            objective or Objective("ce"),
+            history=history,
+            bias=self.history_bias,
+        )
 
     @torch.inference_mode()
     def predict(self, input_ids: torch.Tensor) -> torch.Tensor:

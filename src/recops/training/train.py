@@ -1,4 +1,7 @@
-"""Training with full cross-entropy at every position, early stopping on validation NDCG@10.
+"""Training with cross-entropy at every position, early stopping on validation NDCG@10.
+
+The loss is ``[train] loss`` (recops.models.losses): full softmax cross-entropy, the same in
+bounded-memory chunks, or a sampled softmax for catalogues too large for either.
 
 Each training sequence is cut from its end into windows of ``max_len + 1`` items (inputs and
 next-item targets), so every training event is a target exactly once per epoch however long
@@ -23,6 +26,7 @@ from recops.config import TrainConfig
 from recops.data.split import Split
 from recops.models import SequenceModel
 from recops.models.base import pad_left, trim_padding
+from recops.models.losses import objective_for
 from recops.training.evaluate import evaluate_model
 
 log = logging.getLogger(__name__)
@@ -112,6 +116,7 @@ def train_model(
         raise ValueError("no training sequences with at least two events")
     inputs_t, targets_t = torch.as_tensor(inputs), torch.as_tensor(targets)
     lengths = (targets != 0).sum(axis=1)
+    objective = objective_for(config, split.train, model.n_items)
     optimizer = torch.optim.Adam(model.parameters(), lr=model.config.lr, weight_decay=config.weight_decay)
     rng = np.random.default_rng(config.seed)
     use_amp = device.type == "cuda"
@@ -128,7 +133,7 @@ def train_model(
             x, y = trim_padding(inputs_t[idx], targets_t[idx])
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = model.training_loss(x, y)
+                loss = model.training_loss(x, y, objective)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
