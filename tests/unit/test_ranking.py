@@ -50,3 +50,33 @@ def test_top_k_equals_a_full_stable_sort(ties):
         values, indices = top_k(scores, k)
         expected = torch.sort(scores, dim=1, descending=True, stable=True)
         assert torch.equal(indices, expected.indices[:, :k]) and torch.equal(values, expected.values[:, :k])
+
+
+def test_evaluation_over_a_catalogue_larger_than_its_memory_budget_ranks_exactly():
+    """A budget smaller than one default batch of scores: histories are ranked a few at a time,
+    and every rank equals a brute-force rank from the model's full score rows (history bias on)."""
+    import numpy as np
+
+    from recops.config import load_config
+    from recops.data.split import EvalSet
+    from recops.models import build_model
+    from recops.training.evaluate import BYTES_PER_SCORE, eval_batch_size, rank_eval_set, score_histories
+
+    torch.manual_seed(0)
+    n_items = 20_000
+    net = build_model(
+        "sasrec", load_config(overrides={"sasrec.max_len": 10, "sasrec.hidden": 16}).sasrec, n_items
+    )
+    with torch.no_grad():
+        net.history_logit.fill_(0.3)
+    rng = np.random.default_rng(0)
+    inputs = tuple(rng.integers(1, n_items + 1, size=rng.integers(1, 12)) for _ in range(40))
+    eval_set = EvalSet(inputs, rng.integers(1, n_items + 1, size=40), tuple(range(40)))
+    budget = 3 * BYTES_PER_SCORE * (n_items + 1)  # three histories' scores
+    assert eval_batch_size(n_items + 1, budget) == 3 and eval_batch_size(n_items + 1) == 256
+    ranks = rank_eval_set(net, eval_set, memory_bytes=budget)
+    scores = score_histories(net, list(inputs)).numpy()  # one (40 x catalogue) batch
+    for row, target in enumerate(eval_set.targets):
+        s = scores[row]
+        ahead = (s > s[target]).sum() + (s[:target] == s[target]).sum()
+        assert ranks[row] == ahead + 1

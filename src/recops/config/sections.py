@@ -168,7 +168,7 @@ class TrainConfig(_Section):
     # `negatives` uniform items, logQ-corrected; "auto" = ce while a batch's logits fit in
     # `logits_mb`, ce_chunked above
     loss: Annotated[Str, _one_of("auto", "ce", "ce_chunked", "sampled")] = "auto"
-    logits_mb: Size = 1024  # the most one batch's (positions x items) logits may take (ce_chunked's chunk too)
+    logits_mb: Size = 1024  # the most a batch's (positions x items) logits may take (ce_chunked: a chunk's)
     negatives: Size = 1024  # "sampled": uniform negatives shared by a batch, besides its targets
 
 

@@ -72,8 +72,8 @@ class SequenceModel(nn.Module):
         hidden = self.encode(input_ids)[:, -1, :]  # (B, D)
         scores = (hidden @ self.output_embeddings().T).float()
         if self.history_logit is not None:  # every item in the input is history at the last position
-            seen = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, input_ids, True)
-            scores = torch.where(seen, scores + self.history_bias.float(), scores)
+            # a repeated item writes the same value twice; no (B x catalogue) mask is built
+            scores.scatter_(1, input_ids, scores.gather(1, input_ids) + self.history_bias.float())
         scores[:, 0] = float("-inf")
         return scores
 

@@ -17,7 +17,7 @@ import torch
 
 from recops.models import SequenceModel
 from recops.training.checkpoint import Checkpoint
-from recops.training.evaluate import EVAL_BATCH, score_histories, target_ranks, top_k
+from recops.training.evaluate import eval_batch_size, score_histories, target_ranks, top_k
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,9 @@ class Recommender:
         ranks = np.full(len(targets), self.n_items + 1, dtype=np.int64)
         popular = torch.as_tensor(np.concatenate([[-np.inf], self._popular_scores]), dtype=torch.float32)
         rows = [i for i, t in enumerate(targets) if self.vocab.index_of(t) != 0]
-        for start in range(0, len(rows), EVAL_BATCH):
-            batch = rows[start : start + EVAL_BATCH]
+        size = eval_batch_size(self.n_items + 1)
+        for start in range(0, len(rows), size):
+            batch = rows[start : start + size]
             encoded = [self.vocab.encode(list(sessions[i]))[0] for i in batch]
             known = [j for j, history in enumerate(encoded) if len(history)]
             scores = popular.expand(len(batch), -1).clone()

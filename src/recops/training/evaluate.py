@@ -17,8 +17,17 @@ from recops.data.split import EvalSet
 from recops.models.base import SequenceModel, pad_left
 from recops.training.metrics import per_sequence, summarize
 
-EVAL_BATCH = 256
+EVAL_BATCH = 256  # histories scored at once, at most
+# what one batch's (histories x catalogue) scores may take, temporaries included: 256 histories
+# of a 60,000-item catalogue; a million-item catalogue is scored 16 histories at a time
+EVAL_MEMORY_BYTES = 256 * 2**20
+BYTES_PER_SCORE = 16  # the float score, its masked copy, and the comparison masks of target_ranks
 DEFAULT_KS = (5, 10, 20)
+
+
+def eval_batch_size(n_indices: int, memory_bytes: int = EVAL_MEMORY_BYTES) -> int:
+    """Histories per batch so that their scores over ``n_indices`` items fit in ``memory_bytes``."""
+    return max(1, min(EVAL_BATCH, memory_bytes // (BYTES_PER_SCORE * max(n_indices, 1))))
 
 
 @dataclass(frozen=True)
@@ -81,9 +90,14 @@ def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(values), torch.stack(indices)
 
 
-def rank_eval_set(model: SequenceModel, eval_set: EvalSet, batch_size: int = EVAL_BATCH) -> np.ndarray:
-    """Rank of every held-out item; histories are batched by length so little padding is scored."""
+def rank_eval_set(
+    model: SequenceModel, eval_set: EvalSet, memory_bytes: int = EVAL_MEMORY_BYTES
+) -> np.ndarray:
+    """Rank of every held-out item; histories are batched by length so little padding is scored,
+    as many at once as fit in ``memory_bytes`` (so a million-item catalogue evaluates in bounded
+    memory)."""
     model.eval()
+    batch_size = eval_batch_size(model.n_items + 1, memory_bytes)
     ranks = np.zeros(len(eval_set), dtype=np.int64)
     by_length = np.argsort([len(h) for h in eval_set.inputs], kind="stable")
     for start in range(0, len(eval_set), batch_size):
