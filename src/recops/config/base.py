@@ -27,6 +27,7 @@ class ConfigError(RecopsError):
 
 
 MODEL_SECTIONS = ("sasrec", "gru4rec", "popular", "markov", "sr", "vsknn")
+LOSSES = ("auto", "ce", "ce_chunked", "sampled")  # the values of [train] loss (recops.models.losses)
 # the simple baselines: trained in seconds, counted not learned; the gate compares every
 # challenger with the best of them (gate.require_beat_baseline)
 BASELINES = ("markov", "sr", "vsknn", "popular")

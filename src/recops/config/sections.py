@@ -11,6 +11,7 @@ from pydantic import (
 )
 
 from recops.config.base import (
+    LOSSES,
     MODEL_SECTIONS,
     Bool,
     Dropout,
@@ -167,7 +168,7 @@ class TrainConfig(_Section):
     # exactly, a slice of the catalogue at a time; "sampled" softmax over the batch's targets and
     # `negatives` uniform items, logQ-corrected; "auto" = ce while a batch's logits fit in
     # `logits_mb`, ce_chunked above
-    loss: Annotated[Str, _one_of("auto", "ce", "ce_chunked", "sampled")] = "auto"
+    loss: Annotated[Str, _one_of(*LOSSES)] = "auto"
     logits_mb: Size = 1024  # the most a batch's (positions x items) logits may take (ce_chunked: a chunk's)
     negatives: Size = 1024  # "sampled": uniform negatives shared by a batch, besides its targets
 

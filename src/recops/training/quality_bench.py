@@ -19,10 +19,15 @@ def bench_quality(
     config: Config,
     seeds: list[int],
     on_epoch: Callable[[str, int, EpochStats], Any] | None = None,
+    losses: list[str] | None = None,
 ) -> dict[str, Any]:
     """One JSON-ready object: per model, test metrics and training time (means over seeds, and
     the spread of NDCG@10 across them); with simple baselines among ``models``, the best of them
-    by NDCG@10 and every other model's ratio to it (``vs_best_baseline``)."""
+    by NDCG@10 and every other model's ratio to it (``vs_best_baseline``).
+
+    With ``losses`` (``[train] loss`` values) each trained network runs once per loss, as
+    ``sasrec/sampled`` and so on, each with its NDCG@10 ratio to the first loss's
+    (``vs_<first loss>``): the objectives side by side on the same data and seeds."""
     data = prepare_data(dataset, config)
     out: dict[str, Any] = {
         "dataset": dataset,
@@ -31,12 +36,19 @@ def bench_quality(
         "seeds": seeds,
         "models": {},
     }
-    for model in models:
+    runs_of = [
+        (model, loss)
+        for model in models
+        for loss in (losses if losses and model not in BASELINES else [None])
+    ]
+    for model, loss in runs_of:
+        name = model if loss is None else f"{model}/{loss}"
         runs = []
         for seed in seeds:
-            train = TrainConfig(**{**config.train.model_dump(), "seed": seed})  # validated, unlike model_copy
+            settings = {**config.train.model_dump(), "seed": seed, **({"loss": loss} if loss else {})}
+            train = TrainConfig(**settings)  # validated, unlike model_copy
             cfg = config.model_copy(update={"train": train})
-            callback = (lambda s, m=model, sd=seed: on_epoch(m, sd, s)) if on_epoch else None
+            callback = (lambda s, m=name, sd=seed: on_epoch(m, sd, s)) if on_epoch else None
             report = train_and_evaluate(data, model, cfg, on_epoch=callback)
             runs.append(
                 {
@@ -56,13 +68,16 @@ def bench_quality(
             round(statistics.stdev(r["ndcg@10"] for r in runs), 6) if len(runs) > 1 else 0.0
         )
         summary["runs"] = runs
-        out["models"][model] = summary
+        out["models"][name] = summary
+        first = f"{model}/{losses[0]}" if loss is not None and losses else None
+        if first and first != name and out["models"][first]["ndcg@10"] > 0:
+            ratio = summary["ndcg@10"] / out["models"][first]["ndcg@10"]
+            summary[f"vs_{losses[0]}"] = round(ratio, 4)
     baselines = [m for m in models if m in BASELINES]
     if baselines:
         best = max(baselines, key=lambda m: out["models"][m]["ndcg@10"])
         out["best_baseline"] = best
-        for model in models:
-            if model not in BASELINES and out["models"][best]["ndcg@10"] > 0:
-                ratio = out["models"][model]["ndcg@10"] / out["models"][best]["ndcg@10"]
-                out["models"][model]["vs_best_baseline"] = round(ratio, 4)
+        for name, summary in out["models"].items():
+            if name.split("/")[0] not in BASELINES and out["models"][best]["ndcg@10"] > 0:
+                summary["vs_best_baseline"] = round(summary["ndcg@10"] / out["models"][best]["ndcg@10"], 4)
     return out

@@ -26,7 +26,7 @@ from recops.config import TrainConfig
 from recops.data.split import Split
 from recops.models import SequenceModel
 from recops.models.base import pad_left, trim_padding
-from recops.models.losses import objective_for
+from recops.models.losses import Objective, objective_for
 from recops.training.evaluate import evaluate_model
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,27 @@ def length_bucketed_batches(
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def train_step(
+    model: SequenceModel,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    objective: Objective,
+    grad_clip: float,
+) -> float:
+    """One optimiser step on a batch already on the model's device (bf16 autocast on CUDA);
+    returns the batch's loss."""
+    device_type = x.device.type
+    with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=device_type == "cuda"):
+        loss = model.training_loss(x, y, objective)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return loss.item()
+
+
 def train_model(
     model: SequenceModel,
     split: Split,
@@ -119,7 +140,6 @@ def train_model(
     objective = objective_for(config, split.train, model.n_items)
     optimizer = torch.optim.Adam(model.parameters(), lr=model.config.lr, weight_decay=config.weight_decay)
     rng = np.random.default_rng(config.seed)
-    use_amp = device.type == "cuda"
     result = TrainResult(model)
     best_ndcg, best_state, stale = -1.0, None, 0
     metric = f"ndcg@{config.eval_k}"
@@ -131,15 +151,7 @@ def train_model(
         for batch in length_bucketed_batches(lengths, config.batch_size, rng):
             idx = torch.as_tensor(batch)
             x, y = trim_padding(inputs_t[idx], targets_t[idx])
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = model.training_loss(x, y, objective)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            total += loss.item()
+            total += train_step(model, optimizer, x.to(device), y.to(device), objective, config.grad_clip)
             batches += 1
         valid = evaluate_model(model, split.valid, ks=(config.eval_k,)).metrics
         stats = EpochStats(epoch, total / batches, valid[metric], time.perf_counter() - epoch_start)
