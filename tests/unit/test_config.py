@@ -95,7 +95,10 @@ def test_parse_override():
         ({"tune.models": []}, "tune.models must name at least one model"),
         ({"vsknn.recency": "log"}, "vsknn.recency must be div, linear or same"),
         ({"data.synthetic.order": 3}, "data.synthetic.order"),
-        ({"data.synthetic.structure": "markov"}, "data.synthetic.structure must be successors or intent"),
+        (
+            {"data.synthetic.structure": "markov"},
+            "data.synthetic.structure must be successors, intent or scale",
+        ),
         (
             {"data.synthetic.structure": "intent", "data.synthetic.order": 2},
             'data.synthetic.order = 2 applies to structure = "successors" only',

@@ -45,8 +45,9 @@ class SyntheticConfig(_Section):
     order: Annotated[Int, Field(ge=1, le=2)] = 1
     # "successors": each item's short successor lists (above). "intent": every session has a
     # hidden shopping intent and items have latent attributes; the next item depends on the
-    # current one (its complements) and on the intent, which only the whole session reveals
-    structure: Annotated[Str, _one_of("successors", "intent")] = "successors"
+    # current one (its complements) and on the intent, which only the whole session reveals.
+    # "scale": the successors process, vectorised, for 1M items and 10M events (other draws)
+    structure: Annotated[Str, _one_of("successors", "intent", "scale")] = "successors"
     intent_strength: Annotated[Float, Field(ge=0)] = 10.0  # "intent": weight of the session's intent
     complement_strength: Annotated[Float, Field(ge=0)] = 6.0  # "intent": weight of the current item
     intent_change: Probability = 0.05  # "intent": chance per step that the shopper's intent changes
@@ -55,9 +56,9 @@ class SyntheticConfig(_Section):
 
     def _check_rules(self) -> None:
         _require(
-            self.structure == "successors" or self.order == 1,
-            'data.synthetic.order = 2 applies to structure = "successors" only; '
-            '"intent" sessions depend on the whole session already',
+            self.structure != "intent" or self.order == 1,
+            'data.synthetic.order = 2 applies to structure = "successors" only (or "scale", its '
+            'vectorised form); "intent" sessions depend on the whole session already',
         )
 
 

@@ -23,6 +23,9 @@ N_SUCCESSORS = 3
 N_CONTEXTS = 4  # successor lists per item with order = 2
 SUCCESSOR_WEIGHTS = np.array([0.6, 0.3, 0.1])
 LATENT_DIM = 16  # item attributes and shopper intents with structure = "intent"
+STAY_IN_CATEGORY = 0.6  # of the clicks that follow no successor, the share that stays in the category
+MEAN_GAP = 45.0  # seconds between clicks, past the first: 1 + exponential(MEAN_GAP)
+ITEMS_PER_CATEGORY = 50  # the default catalogue's (800 items, 16 categories), kept by scale_config
 START_TIME = 1_700_000_000.0  # 2023-11-14, seconds since the epoch
 EVENT_TYPES = np.array(["view", "view", "view", "view", "view", "view", "cart", "purchase"])
 
@@ -33,6 +36,10 @@ def generate_sessions(config: SyntheticConfig) -> pd.DataFrame:
         raise ValueError("synthetic data needs at least 4 items and 1 session")
     if config.structure == "intent":
         return _intent_sessions(config)
+    if config.structure == "scale":
+        from recops.data.synthetic_scale import scale_sessions  # it builds on this module's catalogue
+
+        return scale_sessions(config)
     rng = np.random.default_rng(config.seed)
     n_items = config.n_items
     item_ids = np.arange(1, n_items + 1)
@@ -67,12 +74,12 @@ def generate_sessions(config: SyntheticConfig) -> pd.DataFrame:
                 if r < config.successor_prob:
                     table = tables[0 if previous is None else category[previous] % len(tables)]
                     previous, current = current, table[current, rng.choice(N_SUCCESSORS, p=SUCCESSOR_WEIGHTS)]
-                elif r < config.successor_prob + (1 - config.successor_prob) * 0.6:
+                elif r < config.successor_prob + (1 - config.successor_prob) * STAY_IN_CATEGORY:
                     pool = by_category[category[current]]
                     previous, current = current, rng.choice(pool, p=category_probs[category[current]])
                 else:
                     previous, current = current, rng.choice(n_items, p=popularity)
-                t += rng.exponential(45.0) + 1.0
+                t += rng.exponential(MEAN_GAP) + 1.0
             rows_session.append(s + 1)
             rows_item.append(current)
             rows_time.append(t)
@@ -86,6 +93,20 @@ def generate_sessions(config: SyntheticConfig) -> pd.DataFrame:
             "event_type": EVENT_TYPES[rng.integers(0, len(EVENT_TYPES), size=len(items))],
             "category": category[items],
         }
+    )
+
+
+def scale_config(events: int, items: int, seed: int = 7) -> SyntheticConfig:
+    """Sessions of about ``events`` events over ``items`` items (structure "scale"), with the
+    default's other settings and its 50 items per category (16 categories at least)."""
+    base = SyntheticConfig()
+    mean_length = 2 + max(base.mean_session_length - 1.0, 1.0)  # as _session_shapes draws them
+    return SyntheticConfig(
+        structure="scale",
+        n_sessions=max(1, round(events / mean_length)),
+        n_items=items,
+        n_categories=max(base.n_categories, items // ITEMS_PER_CATEGORY),
+        seed=seed,
     )
 
 
@@ -136,7 +157,7 @@ def _intent_sessions(config: SyntheticConfig) -> pd.DataFrame:
             cumulative = np.cumsum(probs, axis=1)
             draws = rng.random(len(chunk)) * cumulative[:, -1]
             items[chunk, step] = np.minimum((cumulative < draws[:, None]).sum(axis=1), n_items - 1)
-        times[active, step] = times[active, step - 1] + rng.exponential(45.0, size=len(active)) + 1.0
+        times[active, step] = times[active, step - 1] + rng.exponential(MEAN_GAP, size=len(active)) + 1.0
 
     mask = np.arange(items.shape[1])[None, :] < lengths[:, None]
     flat = items[mask]
