@@ -80,6 +80,43 @@ def test_bench_quality_prints_one_json_object(events_csv):
     assert "vs_best_baseline" not in result["models"]["popular"]
 
 
+def test_bench_quality_sets_losses_side_by_side(events_csv):
+    done = recops(
+        "bench", "quality", "--dataset", f"csv:{events_csv}", "--models", "popular,gru4rec",
+        "--losses", "ce,sampled", "--epochs", "1", "--json", "--set", "gru4rec.max_len=10",
+        "--set", "train.negatives=8",
+    )  # fmt: skip
+    models = json.loads(done.stdout)["models"]
+    assert set(models) == {"popular", "gru4rec/ce", "gru4rec/sampled"}  # a baseline has no loss
+    ratio = models["gru4rec/sampled"]["ndcg@10"] / models["gru4rec/ce"]["ndcg@10"]
+    assert models["gru4rec/sampled"]["vs_ce"] == pytest.approx(ratio, abs=1e-4)
+    bad = recops("bench", "quality", "--losses", "ce,softmax", check=False)
+    assert bad.returncode != 0 and "--losses: unknown softmax" in bad.stderr
+
+
+@pytest.mark.slow
+def test_bench_scale_measures_each_point_in_its_own_process():
+    done = recops("bench", "scale", "--grid", "3k:300,6k:300", "--steps", "2", "--json")
+    result = json.loads(done.stdout)
+    small, large = result["points"]
+    assert (small["target_events"], large["target_events"]) == (3000, 6000)
+    for point in (small, large):
+        assert 0.9 * point["target_events"] <= point["events"] <= 1.1 * point["target_events"]
+        assert point["items"] <= 300 and point["loss"] == "ce" and point["train_steps"] == 2
+        for key in (
+            "train_seconds_per_1m_events",
+            "eval_seconds_per_1000",
+            "serve_p50_ms",
+            "model_load_seconds",
+        ):
+            assert point[key] > 0
+        assert point["serve_p99_ms"] >= point["serve_p50_ms"]
+        assert point["peak_rss_mb"] >= point["load_peak_rss_mb"] > 0
+    assert set(result["slope_log_epoch_seconds_vs_log_events"]) == {"items=300"}
+    bad = recops("bench", "scale", "--grid", "3k", check=False)
+    assert bad.returncode != 0 and "'3k' is not EVENTS:ITEMS" in bad.stderr
+
+
 def test_invalid_data_is_a_clear_error_and_writes_nothing(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("session_id,item_id,timestamp\n1,10,5\n1,,6\n")

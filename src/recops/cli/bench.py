@@ -1,4 +1,4 @@
-"""``recops bench quality``, ``retrain`` and ``serve``: figures as JSON."""
+"""``recops bench quality``, ``retrain``, ``serve`` and ``scale``: figures as JSON."""
 
 from __future__ import annotations
 
@@ -29,11 +29,19 @@ def bench_quality_command(
     ] = "sasrec,gru4rec,popular",
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds; figures are means.")] = "42",
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs per run.")] = None,
+    losses: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated [train] loss values (ce, ce_chunked, sampled, auto): each network "
+            "trains once per loss, with its NDCG@10 ratio to the first loss's."
+        ),
+    ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print only the JSON object on stdout.")] = False,
 ) -> None:
     """Train each model on DATASET and print test NDCG/HR/MRR@10, epochs and training time."""
+    from recops.config.base import LOSSES
     from recops.training.quality_bench import bench_quality
 
     log_to_stderr(quiet=json_out)
@@ -44,7 +52,13 @@ def bench_quality_command(
         raise ConfigError(f"--models: unknown {', '.join(unknown)}; choose from {', '.join(MODEL_SECTIONS)}")
     seed_list = int_list(seeds, "--seeds")
     progress = None if json_out else (lambda m, sd, s: print_epoch(f"{m} seed {sd}: ")(s))
-    result = bench_quality(dataset, names, cfg, seed_list, on_epoch=progress)
+    loss_list = [v.strip() for v in losses.split(",") if v.strip()] if losses else None
+    wrong = [v for v in loss_list or () if v not in LOSSES]
+    if wrong or loss_list == []:
+        raise ConfigError(
+            f"--losses: unknown {', '.join(wrong) or 'nothing'}; choose from {', '.join(LOSSES)}"
+        )
+    result = bench_quality(dataset, names, cfg, seed_list, on_epoch=progress, losses=loss_list)
     text = json.dumps(result, indent=None if json_out else 2)
     typer.echo(text)
 
@@ -82,6 +96,47 @@ def bench_retrain_command(
         raise ConfigError(f"--arrival: choose {' or '.join(ARRIVALS)}, not {arrival!r}")
     progress = None if json_out else (lambda stage, sd, s: print_epoch(f"{stage} seed {sd}: ")(s))
     result = bench_retrain(dataset, model, cfg, int_list(seeds, "--seeds"), arrival, on_epoch=progress)
+    typer.echo(json.dumps(result, indent=None if json_out else 2))
+
+
+@bench_app.command("scale")
+def bench_scale_command(
+    grid: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated EVENTS:ITEMS points of synthetic data (k and M suffixes); the "
+            "10M:1M point takes several minutes and about 6 GB on 2 CPU cores."
+        ),
+    ] = "100k:10k,1M:100k,1M:1M,10M:1M",
+    steps: Annotated[
+        int, typer.Option(help="Timed training steps per point (after one untimed).", min=1)
+    ] = 5,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print only the JSON object on stdout.")] = False,
+) -> None:
+    """How cost grows with events and items: per point, load seconds, SASRec training seconds
+    per 1M events (extrapolated from --steps steps) and peak memory, evaluation seconds per 1,000
+    sequences over the whole catalogue, in-process serving p50/p99 and model load time; the slope
+    of log(epoch time) against log(events) per catalogue size. Set the objective with
+    --set train.loss=ce|ce_chunked|sampled (default auto); with CUDA, GPU figures too."""
+    from recops.training.scale_bench import bench_scale, parse_grid
+
+    log_to_stderr(quiet=json_out)
+    cfg = load_cli_config(config, set_, {})
+    points = parse_grid(grid)
+
+    def progress(point: dict) -> None:
+        if not json_out:
+            typer.echo(
+                f"{point['events']:>10,} events {point['items']:>9,} items: "
+                f"load {point['load_seconds']} s, train {point['train_seconds_per_1m_events']} s/1M events "
+                f"({point['loss']}), peak {point['peak_rss_mb']:,.0f} MB, "
+                f"serve p50 {point['serve_p50_ms']} ms",
+                err=True,
+            )
+
+    result = bench_scale(cfg, points, steps, on_point=progress)
     typer.echo(json.dumps(result, indent=None if json_out else 2))
 
 
