@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import cached_property
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 PAD = 0
+
+IdArray = pd.Series | pd.Index | np.ndarray
 
 
 @dataclass(frozen=True)
@@ -19,8 +22,14 @@ class ItemVocab:
 
     items: tuple[Any, ...]
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_index", {item: i + 1 for i, item in enumerate(self.items)})
+    @cached_property
+    def _index(self) -> dict[Any, int]:
+        """Item -> index, for lookups one at a time; built on first use (indices_of needs none)."""
+        return {item: i + 1 for i, item in enumerate(self.items)}
+
+    @cached_property
+    def _lookup(self) -> pd.Index:
+        return pd.Index(list(self.items))
 
     def __len__(self) -> int:
         return len(self.items)
@@ -32,12 +41,33 @@ class ItemVocab:
 
     @classmethod
     def from_items(cls, items: Iterable[Any]) -> ItemVocab:
-        unique = pd.unique(pd.Series(list(items)))
+        """The distinct items in sorted order (Python's order: ints by value, text by code point)."""
+        values = items if isinstance(items, IdArray) else pd.Series(list(items))
+        unique = pd.unique(values)
+        if isinstance(unique, np.ndarray) and unique.dtype.kind in "iu":
+            return cls(tuple(np.sort(unique).tolist()))
         return cls(tuple(_plain(v) for v in sorted(unique)))
 
     def index_of(self, item: Any) -> int:
         """Index of ``item``, or PAD (0) if it is unknown."""
-        return self._index.get(_plain(item), PAD)  # type: ignore[attr-defined]
+        return self._index.get(_plain(item), PAD)
+
+    def indices_of(self, values: Iterable[Any]) -> np.ndarray:
+        """Index of each value, PAD (0) where unknown: :meth:`index_of` for a whole column.
+
+        Integer and text columns (what validated events hold) are looked up at once; anything
+        else (mixed kinds, floats, booleans) goes value by value, with Python's equality.
+        """
+        if not isinstance(values, IdArray):
+            values = list(values)
+        target = values if isinstance(values, pd.Index) else pd.Index(values)
+        lookup = self._lookup
+        kinds = _id_kind(lookup), _id_kind(target)
+        if None in kinds or not lookup.is_unique:
+            return np.fromiter((self.index_of(v) for v in values), np.int64, len(target))
+        if kinds[0] != kinds[1]:  # an integer never equals a text id
+            return np.zeros(len(target), dtype=np.int64)
+        return lookup.get_indexer(target).astype(np.int64) + 1  # not found: -1 + 1 = PAD
 
     def encode(self, items: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
         """Indices of the known items, in order, and the list of unknown items."""
@@ -55,6 +85,13 @@ class ItemVocab:
 def _plain(value: Any) -> Any:
     """numpy scalars -> Python scalars, so ids compare equal to JSON input and serialise."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _id_kind(index: pd.Index) -> Literal["int", "text"] | None:
+    """``int`` for int64 ids, ``text`` for strings only; None for anything else."""
+    if index.dtype == np.int64:
+        return "int"
+    return "text" if len(index) and index.inferred_type == "string" else None
 
 
 def fingerprint_events(events: pd.DataFrame) -> str:
@@ -86,22 +123,28 @@ def build_interactions(events: pd.DataFrame, vocab: ItemVocab | None = None) -> 
     With ``vocab`` (a trained model's), items outside it are dropped and counted in
     ``unknown_events``; otherwise the vocabulary is built from the events.
     """
+    fingerprint = fingerprint_events(events)  # first, so its hashes are gone before the sort
     vocab = vocab or ItemVocab.from_items(events["item_id"])
-    item_index = np.fromiter((vocab.index_of(i) for i in events["item_id"]), np.int64, len(events))
+    items, codes, uniques = _known_events_in_order(events, vocab)
+    starts = np.flatnonzero(np.diff(codes, prepend=-1))  # each sequence's first event
+    ends = np.append(starts[1:], len(items))
+    ids = uniques.take(codes[starts]).tolist()
+    return Interactions(
+        sequences=tuple(items[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)),
+        sequence_ids=tuple(_plain(i) for i in ids) if uniques.dtype == object else tuple(ids),
+        vocab=vocab,
+        fingerprint=fingerprint,
+        n_events=len(items),
+        unknown_events=len(events) - len(items),
+    )
+
+
+def _known_events_in_order(events: pd.DataFrame, vocab: ItemVocab) -> tuple[np.ndarray, np.ndarray, pd.Index]:
+    """Item indices and sequence codes of the events whose item ``vocab`` knows, by sequence
+    (codes in order of first appearance) then time, and the sequence id of each code."""
+    item_index = vocab.indices_of(events["item_id"])
     codes, uniques = pd.factorize(events["sequence_id"], sort=False)
     # lexsort is stable: equal timestamps keep their file order, as RecBole does.
     order = np.lexsort((events["timestamp"].to_numpy(), codes))
-    codes_sorted, items_sorted = codes[order], item_index[order]
-    keep = items_sorted != 0
-    codes_sorted, items_sorted = codes_sorted[keep], items_sorted[keep]
-    bounds = np.flatnonzero(np.diff(codes_sorted)) + 1
-    groups = np.split(items_sorted, bounds)
-    ids = [_plain(uniques[c]) for c in codes_sorted[np.r_[0, bounds]]] if len(codes_sorted) else []
-    return Interactions(
-        sequences=tuple(groups) if len(items_sorted) else (),
-        sequence_ids=tuple(ids),
-        vocab=vocab,
-        fingerprint=fingerprint_events(events),
-        n_events=int(keep.sum()),
-        unknown_events=int((~keep).sum()),
-    )
+    order = order[item_index[order] != PAD]
+    return item_index[order], codes[order], uniques

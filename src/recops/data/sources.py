@@ -5,24 +5,26 @@ endpoint from the usual AWS settings), or a glob of either (``parquet:s3://b/p/*
 ``csv:data/*.csv``): the matching files are read in name order and concatenated. Errors name
 the spec (and, for a glob, the file).
 
-CSV id columns (``session_id``, ``user_id``, ``item_id``) are read as text, so ``007`` reaches
-:func:`recops.data.schema.validate_events` as written and its id rule decides what is an
-integer. An empty cell, and pandas' usual null markers (``NA``, ``null``, ``NaN``...), are
-nulls there too: validation then rejects the file loudly, rather than turning a logger's
-``null`` into one giant session. An id that really is ``NA`` needs a Parquet file.
+Files are read column-wise with pyarrow (:mod:`recops.data.columnar`), only the columns
+validation uses. CSV id columns (``session_id``, ``user_id``, ``item_id``) are read as text, so
+``007`` reaches :func:`recops.data.schema.validate_events` as written and its id rule decides
+what is an integer. An empty cell, and pandas' usual null markers (``NA``, ``null``,
+``NaN``...), are nulls there too: validation then rejects the file loudly, rather than turning
+a logger's ``null`` into one giant session. An id that really is ``NA`` needs a Parquet file.
+A CSV row with more or fewer fields than the header is an error.
 """
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from recops.config import DataConfig
+from recops.data import columnar
 from recops.data.movielens import load_ml100k
-from recops.data.schema import ID_COLUMNS, DataValidationError, validate_events
+from recops.data.schema import DataValidationError, validate_events
 from recops.data.synthetic import generate_sessions
 from recops.paths import data_cache_dir
 from recops.store import filesystem
@@ -38,14 +40,12 @@ GLOB_CHARACTERS = "*?["
 
 
 def read_table(kind: str, source: Path | bytes, spec: str) -> pd.DataFrame:
-    """A CSV or Parquet table from a file or its bytes, ids as text (CSV); errors name ``spec``."""
+    """The event columns of a CSV or Parquet table, from a file or its bytes, ids as text (CSV);
+    errors name ``spec``. See :mod:`recops.data.columnar`."""
     if isinstance(source, Path) and not source.is_file():
         raise DataValidationError(f"{spec}: file not found")
-    handle = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
-        if kind == "csv":
-            return pd.read_csv(handle, dtype=dict.fromkeys(ID_COLUMNS, str))
-        return pd.read_parquet(handle)
+        return columnar.read_csv(source) if kind == "csv" else columnar.read_parquet(source)
     except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
         raise DataValidationError(f"{spec}: cannot read as {kind}: {exc}") from exc
 

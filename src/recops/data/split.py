@@ -10,6 +10,7 @@ training input.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import compress
 from typing import Any
 
 import numpy as np
@@ -41,24 +42,23 @@ class Split:
 
 
 def leave_one_out_split(interactions: Interactions) -> Split:
-    train, valid, test = [], ([], [], []), ([], [], [])
-    for seq, sid in zip(interactions.sequences, interactions.sequence_ids, strict=True):
-        if len(seq) < MIN_EVAL_LENGTH:
-            train.append((seq, sid))
-            continue
-        train.append((seq[:-2], sid))
-        for bucket, cut in ((valid, -2), (test, -1)):
-            bucket[0].append(seq[:cut])
-            bucket[1].append(seq[cut])
-            bucket[2].append(sid)
+    sequences, ids = interactions.sequences, interactions.sequence_ids
+    lengths = np.fromiter(map(len, sequences), np.int64, len(sequences))
+    evaluated = (lengths >= MIN_EVAL_LENGTH).tolist()
+    # training keeps a short sequence whole and a long one without its two targets
+    trained = (np.where(lengths >= MIN_EVAL_LENGTH, lengths - 2, lengths) >= 2).tolist()
+    train = (s[:-2] if e else s for s, e in compress(zip(sequences, evaluated, strict=True), trained))
+    long = list(compress(sequences, evaluated))
+    long_ids = tuple(compress(ids, evaluated))
 
-    def as_set(bucket: tuple[list, list, list]) -> EvalSet:
-        return EvalSet(tuple(bucket[0]), np.asarray(bucket[1], dtype=np.int64), tuple(bucket[2]))
+    def held_out(cut: int) -> EvalSet:
+        targets = np.fromiter((s[cut] for s in long), np.int64, len(long))
+        return EvalSet(tuple(s[:cut] for s in long), targets, long_ids)
 
     return Split(
-        train=tuple(s for s, _ in train if len(s) >= 2),
-        train_ids=tuple(sid for s, sid in train if len(s) >= 2),
-        valid=as_set(valid),
-        test=as_set(test),
+        train=tuple(train),
+        train_ids=tuple(compress(ids, trained)),
+        valid=held_out(-2),
+        test=held_out(-1),
         n_items=interactions.n_items,
     )
