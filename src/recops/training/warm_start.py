@@ -88,7 +88,7 @@ def warm_start_model(
         raise WarmStartMismatch(f"{model_name} is fitted by counting: nothing to continue")
     tables = set(model.item_tables)
     state = model.state_dict()
-    old_index = np.array([champion.vocab.index_of(item) for item in vocab.items], dtype=np.int64)
+    old_index = champion.vocab.indices_of(vocab.items)  # 0: an item the champion never saw
     kept = old_index > 0
     for key, tensor in state.items():
         saved = champion.state_dict[key]
