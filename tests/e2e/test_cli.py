@@ -102,7 +102,8 @@ def test_bench_scale_measures_each_point_in_its_own_process():
     assert (small["target_events"], large["target_events"]) == (3000, 6000)
     for point in (small, large):
         assert 0.9 * point["target_events"] <= point["events"] <= 1.1 * point["target_events"]
-        assert point["items"] <= 300 and point["loss"] == "ce" and point["train_steps"] == 2
+        assert point["items"] == 300 and point["loss"] == "ce" and point["train_steps"] == 2
+        assert 0 < point["items_in_events"] <= 300
         for key in (
             "train_seconds_per_1m_events",
             "eval_seconds_per_1000",

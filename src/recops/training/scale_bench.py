@@ -93,11 +93,13 @@ def generate_point(events: int, items: int, path: Path) -> dict[str, Any]:
     }
 
 
-def measure_point(path: Path, config: Config, steps: int) -> dict[str, Any]:
-    """Load, train ``steps`` steps, evaluate and serve on the data at ``path``."""
+def measure_point(path: Path, items: int, config: Config, steps: int) -> dict[str, Any]:
+    """Load, train ``steps`` steps, evaluate and serve on the data at ``path`` over a catalogue
+    of ``items`` items (synthetic ids 1..items)."""
     import torch
 
     from recops.data import build_interactions, leave_one_out_split
+    from recops.data.interactions import ItemVocab
     from recops.data.sources import load_events
     from recops.data.split import EvalSet
     from recops.models import build_model
@@ -116,11 +118,15 @@ def measure_point(path: Path, config: Config, steps: int) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     started = time.perf_counter()
-    interactions = build_interactions(load_events(f"parquet:{path}"))
+    # the whole catalogue, seen or not, as a shop's would be: the grid point's items are the
+    # model's, whatever share of them the events happen to reach
+    catalogue = ItemVocab(tuple(range(1, items + 1)))
+    interactions = build_interactions(load_events(f"parquet:{path}"), catalogue)
     split = leave_one_out_split(interactions)
     out["load_seconds"] = round(time.perf_counter() - started, 2)
     out["load_peak_rss_mb"] = peak_rss_mb()
     out["items"], out["sequences"] = interactions.n_items, len(interactions.sequences)
+    out["items_in_events"] = len(np.unique(np.concatenate(interactions.sequences)))
 
     seed_everything(config.train.seed)
     device = resolve_device(config.train.device)
@@ -213,8 +219,8 @@ def slopes(points: list[dict[str, Any]]) -> dict[str, float]:
     """Per catalogue size with two or more event counts: the least-squares slope of
     log(epoch seconds) against log(events)."""
     out = {}
-    for items in sorted({p["target_items"] for p in points}):
-        same = [p for p in points if p["target_items"] == items and p.get("epoch_seconds_extrapolated")]
+    for items in sorted({p["items"] for p in points}):
+        same = [p for p in points if p["items"] == items and p.get("epoch_seconds_extrapolated")]
         if len({p["events"] for p in same}) < 2:
             continue
         x = np.log([p["events"] for p in same])
@@ -255,7 +261,7 @@ def bench_scale(
             data = Path(tmp) / f"events-{events}-{items}.parquet"
             point: dict[str, Any] = {"target_events": events, "target_items": items}
             point.update(_run_worker(["generate", str(events), str(items), str(data)]))
-            point.update(_run_worker(["measure", str(data), str(settings), str(steps)]))
+            point.update(_run_worker(["measure", str(data), str(items), str(settings), str(steps)]))
             data.unlink()
             points.append(point)
             if on_point is not None:
@@ -275,8 +281,8 @@ def main(argv: list[str]) -> None:
     if kind == "generate":
         result = generate_point(int(rest[0]), int(rest[1]), Path(rest[2]))
     else:
-        config = Config.model_validate(json.loads(Path(rest[1]).read_text()))
-        result = measure_point(Path(rest[0]), config, int(rest[2]))
+        config = Config.model_validate(json.loads(Path(rest[2]).read_text()))
+        result = measure_point(Path(rest[0]), int(rest[1]), config, int(rest[3]))
     print(json.dumps(result))
 
 
