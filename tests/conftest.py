@@ -51,3 +51,18 @@ def recops_home(tmp_path, monkeypatch):
 @pytest.fixture
 def cycle_frame() -> pd.DataFrame:
     return cycle_events()
+
+
+@pytest.fixture(scope="module")
+def ml100k(tmp_path_factory) -> pd.DataFrame:
+    """MovieLens-100k's validated events (RecBole's wheel copy); skips when PyPI is out of reach."""
+    from recops.config import load_config
+    from recops.data import load_events
+    from recops.data.movielens import RECBOLE_MEMBER
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RECOPS_HOME", str(tmp_path_factory.mktemp("ml100k-home")))
+        try:
+            return load_events("ml-100k:recbole", load_config().data)
+        except Exception as exc:
+            pytest.skip(f"cannot fetch {RECBOLE_MEMBER} from PyPI: {exc}")

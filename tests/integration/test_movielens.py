@@ -2,21 +2,9 @@
 
 import pytest
 
-from recops.config import load_config
-from recops.data import build_interactions, leave_one_out_split, load_events
-from recops.data.movielens import RECBOLE_MEMBER
+from recops.data import build_interactions, leave_one_out_split
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def ml100k(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RECOPS_HOME", str(tmp_path_factory.mktemp("ml100k-home")))
-        try:
-            return load_events("ml-100k:recbole", load_config().data)
-        except Exception as exc:
-            pytest.skip(f"cannot fetch {RECBOLE_MEMBER} from PyPI: {exc}")
 
 
 def test_ml100k_has_the_published_shape(ml100k):

@@ -11,17 +11,15 @@ import pandas as pd
 import pytest
 from pandas._libs.parsers import STR_NA_VALUES
 
-from recops.config import SyntheticConfig, load_config
+from recops.config import SyntheticConfig
 from recops.data import (
     DataValidationError,
     ItemVocab,
     build_interactions,
     columnar,
     leave_one_out_split,
-    load_events,
     validate_events,
 )
-from recops.data.movielens import RECBOLE_MEMBER
 from recops.data.schema import ID_COLUMNS, _duplicated, _normalise_ids
 from recops.data.sources import read_table
 from recops.data.synthetic import generate_sessions
@@ -138,16 +136,6 @@ def test_synthetic_events_give_the_reference_interactions_and_split(make):
     events = validate_events(make())
     assert_same_path(events)
     assert_same_path(events, ItemVocab(reference_vocab(events["item_id"])[::2]))  # half unknown
-
-
-@pytest.fixture(scope="module")
-def ml100k(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RECOPS_HOME", str(tmp_path_factory.mktemp("ml100k-home")))
-        try:
-            return load_events("ml-100k:recbole", load_config().data)
-        except Exception as exc:
-            pytest.skip(f"cannot fetch {RECBOLE_MEMBER} from PyPI: {exc}")
 
 
 @pytest.mark.integration
