@@ -21,6 +21,7 @@ CUDA the same steps run in bf16 on the GPU and its peak memory is reported too.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 import subprocess
@@ -34,6 +35,8 @@ from typing import Any
 import numpy as np
 
 from recops.config import Config, ConfigError
+
+log = logging.getLogger(__name__)
 
 EVAL_SEQUENCES = 1000
 SERVE_QUERIES = 200
@@ -257,10 +260,18 @@ def bench_scale(
     with tempfile.TemporaryDirectory(prefix="recops-scale-") as tmp:
         settings = Path(tmp) / "config.json"
         settings.write_text(json.dumps(config.to_dict()))
-        for events, items in grid:
+        for number, (events, items) in enumerate(grid, 1):
             data = Path(tmp) / f"events-{events}-{items}.parquet"
             point: dict[str, Any] = {"target_events": events, "target_items": items}
+            log.info(
+                "point %d/%d: generating %s events over %s items",
+                number,
+                len(grid),
+                f"{events:,}",
+                f"{items:,}",
+            )
             point.update(_run_worker(["generate", str(events), str(items), str(data)]))
+            log.info("point %d/%d: loading, %d training steps, evaluating, serving", number, len(grid), steps)
             point.update(_run_worker(["measure", str(data), str(items), str(settings), str(steps)]))
             data.unlink()
             points.append(point)
