@@ -132,7 +132,7 @@ def bench_scale_command(
                 f"{point['events']:>10,} events {point['items']:>9,} items: "
                 f"load {point['load_seconds']} s, train {point['train_seconds_per_1m_events']} s/1M events "
                 f"({point['loss']}), peak {point['peak_rss_mb']:,.0f} MB, "
-                f"serve p50 {point['serve_p50_ms']} ms",
+                f"serve p50 {point['serve_p50_ms']} ms ({point['serve_path']})",
                 err=True,
             )
 

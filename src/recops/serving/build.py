@@ -39,7 +39,7 @@ SERVICE_FILES = ("service.py", "bentofile.yaml")
 # What the service imports at run time (recops.serving.recommender and what it pulls in, and uvicorn's fast
 # event loop and HTTP parser); pinned in the bento's requirements.txt to the versions installed
 # here, i.e. those of constraints.txt.
-RUNTIME_PACKAGES = ("numpy", "pandas", "pyarrow", "torch", "uvloop", "httptools")
+RUNTIME_PACKAGES = ("numpy", "numba", "pandas", "pyarrow", "torch", "uvloop", "httptools")
 
 
 def _runtime_requirements() -> str:

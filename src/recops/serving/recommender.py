@@ -16,6 +16,8 @@ import numpy as np
 import torch
 
 from recops.models import SequenceModel
+from recops.models.base import pad_left
+from recops.serving import item_index
 from recops.training.checkpoint import Checkpoint
 from recops.training.evaluate import eval_batch_size, score_histories, target_ranks, top_k
 
@@ -35,10 +37,20 @@ class Recommendation:
 
 
 class Recommender:
-    def __init__(self, checkpoint: Checkpoint, device: str | torch.device = "cpu") -> None:
+    """``quantized``: find each session's top k through an int8 copy of the item table
+    (recops.serving.item_index: exact, a quarter of the memory traffic); ``None`` builds it for
+    catalogues of ``item_index.MIN_ITEMS`` or more, scored by dot products on the CPU."""
+
+    def __init__(
+        self, checkpoint: Checkpoint, device: str | torch.device = "cpu", quantized: bool | None = None
+    ) -> None:
         self.checkpoint = checkpoint
         self.vocab = checkpoint.vocab
         self.model: SequenceModel = checkpoint.build_model(device)
+        device = torch.device(device)
+        if quantized is None:
+            quantized = item_index.wanted(len(self.vocab), device, self.model)
+        self.index = item_index.QuantizedItemIndex(self.model.output_embeddings()) if quantized else None
         counts = np.asarray(checkpoint.item_counts or [0] * len(self.vocab), dtype=np.float64)
         self._popular_order = np.argsort(-counts, kind="stable") + 1  # item indices, most popular first
         self._popular_scores = np.log1p(counts)
@@ -62,6 +74,11 @@ class Recommender:
         encoded = [self.vocab.encode(list(session)) for session in sessions]
         known = [i for i, (indices, _) in enumerate(encoded) if len(indices)]
         results: list[Recommendation | None] = [None] * len(sessions)
+        if known and self.index is not None:
+            histories = [encoded[i][0] for i in known]
+            for row, i in enumerate(known):
+                results[i] = self._recommend_indexed(histories[row], encoded[i][1], k, exclude_seen)
+            known = [i for i in known if results[i] is None]  # the index could not prune: score all
         if known:
             histories = [encoded[i][0] for i in known]
             scores = score_histories(self.model, histories).clone()
@@ -84,6 +101,31 @@ class Recommender:
                 pairs = [(self.vocab.items[idx - 1], float(self._popular_scores[idx - 1])) for idx in top]
                 results[i] = Recommendation(pairs, unknown, fallback="popular")
         return results  # type: ignore[return-value]
+
+    @torch.inference_mode()
+    def _recommend_indexed(
+        self, history: np.ndarray, unknown: list[Any], k: int, exclude_seen: bool
+    ) -> Recommendation | None:
+        """``recommend`` for one known history through the quantized index: the same items and
+        scores as scoring the whole catalogue (``predict``), from the candidates it certifies."""
+        model = self.model
+        batch = torch.as_tensor(pad_left([history], model.max_len))
+        hidden = model.encode(batch)[0, -1, :].float()
+        window = np.unique(batch[0][batch[0] != 0].numpy())  # what predict adds the history bias to
+        # excluded items are out; otherwise the window's items are scored exactly, bias and all
+        excluded = np.unique(history) if exclude_seen else window
+        candidates = self.index.candidates(hidden.numpy(), k, excluded)  # type: ignore[union-attr]
+        if candidates is None:
+            return None
+        if not exclude_seen:
+            candidates = np.union1d(candidates, window)
+        index = torch.from_numpy(candidates.astype(np.int64))
+        scores = (model.output_embeddings()[index] @ hidden).float()
+        if not exclude_seen and model.history_bias is not None:
+            scores[torch.from_numpy(np.isin(candidates, window))] += model.history_bias.float()
+        order = torch.sort(scores, descending=True, stable=True).indices[:k]  # ties: lower index
+        items = [self.vocab.items[i - 1] for i in index[order].tolist()]
+        return Recommendation(list(zip(items, scores[order].tolist(), strict=True)), unknown)
 
     def rank_targets(self, sessions: Sequence[Sequence[Any]], targets: Sequence[Any]) -> np.ndarray:
         """1-based rank of each target among the catalogue after its session, by the scores

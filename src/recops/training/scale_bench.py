@@ -11,7 +11,10 @@ sequences and the split, then
   position), said so in the output (``train_steps``);
 - ranks the held-out item of 1,000 test sequences over the whole catalogue (bounded batches);
 - saves the model as a checkpoint (its size is the bento's model payload), loads it back as the
-  server does (timed) and answers one-session ``recommend`` calls in process (p50/p99).
+  server does (timed) and answers one-session ``recommend`` calls in process (p50/p99). On a
+  catalogue large enough for the int8 item index (recops.serving.item_index) the index's build
+  time is given apart, and the same queries are answered by scoring every item too, side by
+  side (``serve_full_p50_ms``, ``serve_speedup_p50``).
 
 The slope of log(seconds per epoch) against log(events) is given for each catalogue size that
 has two or more points: at most 1 means the cost per event does not grow with the data. With
@@ -20,6 +23,7 @@ CUDA the same steps run in bf16 on the GPU and its peak memory is reported too.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -76,6 +80,22 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def _serve_latencies(
+    recommender: Any, sessions: list[list[Any]], candidates: list[int] | None = None
+) -> list[float]:
+    """Seconds of each one-session ``recommend`` call after ``SERVE_WARMUP`` untimed ones;
+    with ``candidates``, how many items the int8 index re-ranked for each call."""
+    latencies = []
+    for i, session in enumerate(sessions):
+        started = time.perf_counter()
+        recommender.recommend(session, k=10)
+        if i >= SERVE_WARMUP:
+            latencies.append(time.perf_counter() - started)
+            if candidates is not None:
+                candidates.append(recommender.index.last_candidates)
+    return latencies
+
+
 def percentile_ms(samples: list[float], q: float) -> float:
     return round(float(np.percentile(np.asarray(samples) * 1000, q)), 3)
 
@@ -108,6 +128,7 @@ def measure_point(path: Path, items: int, config: Config, steps: int) -> dict[st
     from recops.models import build_model
     from recops.models.base import trim_padding
     from recops.models.losses import objective_for
+    from recops.serving import item_index
     from recops.serving.recommender import Recommender
     from recops.training.checkpoint import Checkpoint
     from recops.training.evaluate import rank_eval_set
@@ -193,17 +214,24 @@ def measure_point(path: Path, items: int, config: Config, steps: int) -> dict[st
         out["checkpoint_mb"] = round(saved.stat().st_size / 2**20, 1)
         del checkpoint, model
         started = time.perf_counter()
-        recommender = Recommender(Checkpoint.load(saved))
+        full = Recommender(Checkpoint.load(saved), quantized=False)
         out["model_load_seconds"] = round(time.perf_counter() - started, 3)
-    sessions = [interactions.vocab.decode(h[-20:]) for h in test.inputs[: SERVE_QUERIES + SERVE_WARMUP]]
-    latencies = []
-    for i, session in enumerate(sessions):
+    recommender = full  # what the server answers with: the int8 index on large catalogues
+    if item_index.wanted(full.n_items, torch.device("cpu"), full.model):
         started = time.perf_counter()
-        recommender.recommend(session, k=10)
-        if i >= SERVE_WARMUP:
-            latencies.append(time.perf_counter() - started)
+        recommender = copy.copy(full)
+        recommender.index = item_index.QuantizedItemIndex(full.model.output_embeddings())
+        out["model_index_seconds"] = round(time.perf_counter() - started, 3)
+    sessions = [interactions.vocab.decode(h[-20:]) for h in test.inputs[: SERVE_QUERIES + SERVE_WARMUP]]
+    out["serve_path"] = "int8 index" if recommender.index is not None else "full product"
+    candidates: list[int] = []
+    latencies = _serve_latencies(recommender, sessions, candidates if recommender is not full else None)
     out["serve_p50_ms"] = percentile_ms(latencies, 50)
     out["serve_p99_ms"] = percentile_ms(latencies, 99)
+    if recommender is not full:  # the same queries scoring every item, side by side
+        out["serve_full_p50_ms"] = percentile_ms(_serve_latencies(full, sessions), 50)
+        out["serve_speedup_p50"] = round(out["serve_full_p50_ms"] / out["serve_p50_ms"], 2)
+        out["serve_candidates_median"] = int(np.median(candidates))
     out["peak_rss_mb"] = peak_rss_mb()
     return out
 
