@@ -79,6 +79,8 @@ class QuantizedItemIndex:
         self._scores = np.empty(n_blocks * BLOCK, dtype=np.float32)
         self._block_max = np.empty(n_blocks, dtype=np.float32)
         self.last_candidates = 0  # how many items the last query re-ranked exactly
+        # compile (or load from numba's cache) the kernel now, at load, not in the first request
+        self.candidates(np.zeros(self.dims, dtype=np.float32), 1)
 
     @property
     def nbytes(self) -> int:
