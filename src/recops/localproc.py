@@ -1,6 +1,9 @@
 """Local helper processes (``bentoml serve``, ``prefect server start``, ``mlflow server``, test
 servers), managed one way: started in a process group of their own with output to a log,
-polled until ready (or dead, with the log's tail in the error), stopped with their workers.
+polled until ready (or dead, with the log's tail in the error), stopped with their workers,
+and never outliving the process that started them: on Linux a server started from the main
+thread gets SIGTERM when its parent dies, however it dies (``PR_SET_PDEATHSIG``), and stopping
+one also ends the workers it started in sessions of their own.
 
 Also the one deadline loop of the package (:func:`wait_until`), free ports on 127.0.0.1, and
 a readiness probe over HTTP (httpx, the one HTTP client; only ``recops bench serve``'s load
@@ -10,17 +13,22 @@ generator uses aiohttp, for its throughput).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+
+import psutil
 
 from recops.errors import RecopsError
 
@@ -61,9 +69,27 @@ def port_error(port: int, host: str = "127.0.0.1") -> str | None:
     return None
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)  # type: ignore[misc]
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
 def stop_group(process: subprocess.Popen, steps: Sequence[tuple[int, float]] = DEFAULT_STOP) -> None:
     """Signal the process group led by ``process`` with each ``(signal, seconds to wait)`` in
-    turn until the leader exits, then SIGKILL what is left of the group (workers it orphaned)."""
+    turn until the leader exits, then SIGKILL what is left of the group and of the leader's
+    descendants (workers it started in sessions of their own, as ``bentoml serve`` does, are
+    outside its group; they are found before the leader exits and orphans them)."""
+    descendants = _descendants(process.pid)
     for number, (sig, wait_s) in enumerate(steps):
         if process.poll() is not None:
             break
@@ -75,6 +101,57 @@ def stop_group(process: subprocess.Popen, steps: Sequence[tuple[int, float]] = D
             process.wait(timeout=wait_s)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
+    for child in descendants:  # psutil checks each is still the process it found (no pid reuse)
+        with contextlib.suppress(psutil.Error):
+            name = child.name()
+            child.kill()
+            log.warning("killed %s (pid %d), left behind by process %d", name, child.pid, process.pid)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal (SIGTERM, SIGHUP) taken as Ctrl-C."""
+
+
+@contextlib.contextmanager
+def signals_as_ctrl_c(signals: Sequence[int] = (signal.SIGTERM, signal.SIGHUP)) -> Iterator[None]:
+    """While the block runs, ``signals`` raise :class:`Interrupted` (a KeyboardInterrupt) in the
+    main thread, so ``kill``, ``kill %1`` or a closed terminal run the same cleanup as Ctrl-C
+    instead of ending the process before its ``finally`` blocks. A signal this process inherited
+    as ignored (``nohup``'s SIGHUP) stays ignored."""
+
+    def interrupt(number: int, _frame: object) -> None:
+        raise Interrupted(signal.Signals(number).name)
+
+    previous = {}
+    for number in signals:
+        if signal.getsignal(number) != signal.SIG_IGN:
+            previous[number] = signal.signal(number, interrupt)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+
+
+@contextlib.contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP wait while a server stops (a second Ctrl-C would otherwise cut
+    the stop short and leave its workers running); the first of them is raised again after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    previous = {}
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(number) != signal.SIG_IGN:
+            previous[number] = signal.signal(number, lambda n, _frame: arrived.append(n))
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+        if arrived:
+            signal.raise_signal(arrived[0])
 
 
 def wait_until(
@@ -144,7 +221,8 @@ class ServerProcess:
             raise
 
     def stop(self) -> None:
-        stop_group(self.process, self.stop_steps)
+        with _stop_signals_held():
+            stop_group(self.process, self.stop_steps)
         if self.owns_log and self.log_path is not None:
             self.log_path.unlink(missing_ok=True)
 
@@ -166,12 +244,17 @@ def start_server(
     stop_steps: Sequence[tuple[int, float]] = DEFAULT_STOP,
 ) -> ServerProcess:
     """Start ``command`` in a new process group, its output appended to ``log_path`` (or shown,
-    with ``show_output``, else a temporary log that :meth:`ServerProcess.stop` removes)."""
+    with ``show_output``, else a temporary log that :meth:`ServerProcess.stop` removes).
+
+    Started from the main thread on Linux, the server gets SIGTERM if this process dies without
+    stopping it (killed, crashed). The kernel ties that to the thread that started the child, so
+    from any other thread, which may end before the process does, it is not asked for."""
     owns_log = log_path is None and not show_output
     if owns_log:
         handle, log_path = tempfile.mkstemp(prefix=f"recops-{name.replace(' ', '-')}-", suffix=".log")
         os.close(handle)
     path = None if show_output else Path(log_path)  # type: ignore[arg-type]
+    die_with_parent = _prctl is not None and threading.current_thread() is threading.main_thread()
     with contextlib.ExitStack() as files:
         out = None if path is None else files.enter_context(path.open("ab"))
         process = subprocess.Popen(
@@ -181,5 +264,6 @@ def start_server(
             env=None if env is None else dict(env),
             cwd=cwd,
             start_new_session=True,
+            preexec_fn=_die_with_parent if die_with_parent else None,
         )
     return ServerProcess(name, process, path, owns_log, stop_steps)

@@ -10,6 +10,7 @@ import itertools
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -17,12 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 import yaml
 
 from recops.config import load_config
 from recops.data import build_interactions, leave_one_out_split, validate_events
-from recops.localproc import free_port
+from recops.localproc import free_port, http_ok, port_error, wait_until
 from recops.serving.model_store import BentoError
 from recops.serving.recommender import Recommender
 from recops.serving.runtime import QueryBatcher, ServedModel
@@ -291,6 +293,51 @@ def test_scoring_requests_record_no_span_but_are_counted(client):
     assert "x-bentoml-request-id" not in response.headers
     metrics = client.get("/metrics").text
     assert any('endpoint="/recommend"' in line for line in metrics.splitlines() if "request_total" in line)
+
+
+def _start_recops_serve(bento_tag: str, log: Path) -> tuple[subprocess.Popen, int, list[psutil.Process]]:
+    """`recops serve` as a shell starts it with `&`: in this process group, its server behind it."""
+    port = free_port()
+    command = [sys.executable, "-m", "recops", "serve", bento_tag, "--port", str(port), "--workers", "1"]
+    with log.open("w") as out:
+        process = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz") or process.poll() is not None, 150)
+    except TimeoutError:
+        process.kill()
+        raise
+    assert process.poll() is None, log.read_text()[-3000:]
+    server = psutil.Process(process.pid).children(recursive=True)  # bentoml serve and its worker
+    assert len(server) >= 2 and any("bentoml" in " ".join(p.cmdline()) for p in server)
+    return process, port, server
+
+
+def _assert_nothing_left(server: list[psutil.Process], port: int) -> None:
+    _, alive = psutil.wait_procs(server, timeout=40)
+    assert not alive, [p.cmdline() for p in alive]
+    assert port_error(port) is None  # the next `recops serve` on this port can start
+
+
+@pytest.mark.slow  # two servers, each started and stopped
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP])
+def test_kill_stops_recops_serve_and_its_server_as_ctrl_c_does(bento_tag, number, tmp_path):
+    """`kill` (SIGTERM, also `kill %1`) or a closed terminal (SIGHUP) sent to `recops serve`
+    alone: it stops `bentoml serve` and its workers, which run in sessions of their own."""
+    process, port, server = _start_recops_serve(bento_tag, tmp_path / "serve.log")
+    process.send_signal(number)
+    assert process.wait(timeout=60) == 0, (tmp_path / "serve.log").read_text()[-3000:]
+    assert "server stopped" in (tmp_path / "serve.log").read_text()
+    _assert_nothing_left(server, port)
+
+
+@pytest.mark.slow
+def test_a_killed_recops_serve_takes_its_server_with_it(bento_tag, tmp_path):
+    """SIGKILL cannot be handled: the server learns of its parent's death from the kernel
+    (PR_SET_PDEATHSIG) and stops itself and its worker."""
+    process, port, server = _start_recops_serve(bento_tag, tmp_path / "serve.log")
+    process.kill()
+    process.wait(timeout=10)
+    _assert_nothing_left(server, port)
 
 
 def test_serve_reports_a_server_that_cannot_start(bentoml_home):

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from recops.cli.common import command_group, log_to_stderr
+from recops.localproc import signals_as_ctrl_c
 
 bento_app = command_group("Package a model as a BentoML bento.")
 
@@ -71,18 +72,34 @@ def serve_command(
     $RECOPS_API_TOKEN set, requests need `Authorization: Bearer <token>` (the health probes
     excepted); --smoke sends it.
     """
-    import httpx
-
-    from recops.serving.auth import auth_headers
-    from recops.serving.deployment import deployment_file, read_deployment
-    from recops.serving.model_store import BentoError
-    from recops.serving.server import serve, server_record
+    from recops.serving.deployment import read_deployment
 
     log_to_stderr()
     bento = bento or (read_deployment() or {}).get("bento_tag") or "session_recommender:latest"
-    server = serve(
-        bento, host=host, port=port, workers=workers, show_output=smoke is None, deployment=deployment_file()
-    )
+    with signals_as_ctrl_c():  # kill, kill %1, a closed terminal: stopped as by Ctrl-C
+        _serve_until_stopped(bento, host, port, workers, smoke)
+
+
+def _serve_until_stopped(bento: str, host: str, port: int, workers: int | None, smoke: str | None) -> None:
+    import httpx
+
+    from recops.serving.auth import auth_headers
+    from recops.serving.deployment import deployment_file
+    from recops.serving.model_store import BentoError
+    from recops.serving.server import serve, server_record
+
+    try:
+        server = serve(
+            bento,
+            host=host,
+            port=port,
+            workers=workers,
+            show_output=smoke is None,
+            deployment=deployment_file(),
+        )
+    except KeyboardInterrupt:  # stopped while it started: serve() has stopped the server already
+        typer.echo("server stopped", err=True)
+        return
     if smoke is not None:
         try:
             response = httpx.post(
@@ -108,6 +125,7 @@ def serve_command(
         pass
     finally:
         server.stop()
+        typer.echo("server stopped", err=True)
     if server.process.returncode not in (0, -15):
         raise BentoError(f"bentoml serve exited with code {server.process.returncode}")
 
