@@ -64,6 +64,7 @@ from pydantic import (
 )
 from starlette.responses import Response
 
+from recops.localproc import cpu_share
 from recops.serving import auth
 from recops.serving.cold_start import TRENDING_ENV, TrendingWatcher
 from recops.serving.deployment import DEPLOYMENT_ENV
@@ -307,8 +308,8 @@ class SessionRecommender:
     def __init__(self) -> None:
         import torch
 
-        # One scoring thread per worker; torch's threads split the cores between the workers.
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // WORKERS))
+        # torch's threads split the CPUs this process may use (affinity, cgroup quota) between the workers
+        torch.set_num_threads(cpu_share(WORKERS))
         served = load_served_model(os.environ.get(MODEL_TAG_ENV) or "session_recommender")
         self.batcher = QueryBatcher(served, max_batch=MAX_QUEUED_BATCH if BATCHING else 1)
         self.served_log = ServedLog.from_env()  # None with RECOPS_SERVED_LOG=0

@@ -43,10 +43,60 @@ class ServerError(RecopsError):
     """A helper server did not start; the message carries the tail of its log."""
 
 
+CGROUP_CPU_LIMITS = (  # v2, then v1: (file, its quota's position, the period's file or None)
+    (Path("/sys/fs/cgroup/cpu.max"), None),
+    (Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")),
+)
+
+
+def _cgroup_cpus(limits: Sequence[tuple[Path, Path | None]] = CGROUP_CPU_LIMITS) -> float | None:
+    """The CPU quota of this process's cgroup in CPUs (a container's ``--cpus``, an ECS task's
+    or a Batch job's vCPUs), or None when there is none."""
+    for quota_file, period_file in limits:
+        try:
+            if period_file is None:  # v2: "<quota|max> <period>"
+                quota, period = quota_file.read_text().split()[:2]
+            else:  # v1: a quota of -1 means none
+                quota, period = quota_file.read_text().strip(), period_file.read_text().strip()
+        except (OSError, ValueError):
+            continue
+        if quota in ("max", "-1"):
+            return None
+        try:
+            return int(quota) / int(period)
+        except (ValueError, ZeroDivisionError):
+            return None
+    return None
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may use, at least 1: its affinity mask (``taskset``), capped by its
+    cgroup's CPU quota. ``os.cpu_count()`` and torch's default count the machine's cores, which
+    in a container limited to 2 of 16 means 16 threads contending for 2 CPUs."""
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = _cgroup_cpus()
+    if quota is not None:
+        count = min(count, int(quota))  # 1.5 CPUs: 1 thread that is never throttled, not 2 that are
+    return max(1, count)
+
+
+def cap_torch_threads() -> int:
+    """At most as many torch threads as :func:`usable_cpus`, for training and evaluation: torch's
+    default counts the machine's cores, and more threads than CPUs wait on each other at every
+    operation. A lower setting (``OMP_NUM_THREADS``, a search trial's or a worker's share) is
+    kept. Returns the number now in use."""
+    import torch
+
+    threads = min(torch.get_num_threads(), usable_cpus())
+    if threads != torch.get_num_threads():
+        torch.set_num_threads(threads)
+    return threads
+
+
 def cpu_share(parts: int) -> int:
     """The CPUs this process may use split ``parts`` ways, at least 1: the torch threads of one
     of ``parts`` processes sharing the machine (server workers, search trials)."""
-    return max(1, len(os.sched_getaffinity(0)) // parts)
+    return max(1, usable_cpus() // parts)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from recops.data.split import EvalSet
+from recops.localproc import cap_torch_threads
 from recops.models.base import SequenceModel, pad_left
 from recops.training.metrics import per_sequence, summarize
 
@@ -96,6 +97,7 @@ def rank_eval_set(
     """Rank of every held-out item; histories are batched by length so little padding is scored,
     as many at once as fit in ``memory_bytes`` (so a million-item catalogue evaluates in bounded
     memory)."""
+    cap_torch_threads()
     model.eval()
     batch_size = eval_batch_size(model.n_items + 1, memory_bytes)
     ranks = np.zeros(len(eval_set), dtype=np.int64)

@@ -24,6 +24,7 @@ import torch
 
 from recops.config import TrainConfig
 from recops.data.split import Split
+from recops.localproc import cap_torch_threads
 from recops.models import SequenceModel
 from recops.models.base import pad_left, trim_padding
 from recops.models.losses import Objective, objective_for
@@ -123,6 +124,7 @@ def train_model(
     on_epoch: Callable[[EpochStats], Any] | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``split.train``; return it with its best-validation weights restored."""
+    cap_torch_threads()
     seed_everything(config.seed)
     device = resolve_device(config.device)
     model.to(device)
