@@ -142,7 +142,9 @@ def test_invalid_data_fails_naming_column_and_row(workdir):
     bad.write_text("session_id,item_id,timestamp\n1,10,1\n1,,2\n1,11,3\n")
     done = run_flow(workdir, "run", "--dataset", f"csv:{bad}", check=False)
     assert done.returncode != 0
-    assert "column 'item_id' has null values in 1 row(s), first at row 1" in done.stdout + done.stderr
+    assert "column 'item_id' has null values in 1 row(s): line 3 (file lines; the header is line 1)" in (
+        done.stdout + done.stderr
+    )
 
 
 def test_unmet_expectations_fail_in_validate(workdir):

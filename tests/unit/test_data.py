@@ -30,14 +30,20 @@ def frame(**columns):
         (frame(session_id=None), "missing column 'session_id' or 'user_id'"),
         (
             frame(item_id=[10, None, 10]),
-            "column 'item_id' has null values in 1 row(s), first at row 1",
+            "column 'item_id' has null values in 1 row(s): row 2 (rows counted from 1)",
         ),
         (
             frame(session_id=[1, 1, None]),
-            "column 'session_id' has null values in 1 row(s), first at row 2",
+            "column 'session_id' has null values in 1 row(s): row 3 (rows counted from 1)",
         ),
-        (frame(timestamp=[1.0, "soon", "2024-01-01"]), "column 'timestamp' has unparsable values"),
-        (frame(timestamp=[1.0, float("inf"), 2.0]), "column 'timestamp' has non-finite values"),
+        (
+            frame(timestamp=[1.0, "soon", "2024-01-01"]),
+            "column 'timestamp' has unparsable, missing or infinite values in 1 row(s): row 2 'soon'",
+        ),
+        (
+            frame(timestamp=[1.0, float("inf"), 2.0]),
+            "column 'timestamp' has unparsable, missing or infinite values in 1 row(s): row 2 inf",
+        ),
         (frame(timestamp=[True, False, True]), "column 'timestamp' is boolean"),
     ],
 )

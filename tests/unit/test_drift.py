@@ -73,4 +73,25 @@ def test_too_few_new_events_are_not_judged():
     new = validate_events(new_events_like(base, 5, shift_popularity=True))
     report = drift_report(data_profile(base), pd.concat([base, new]), DriftConfig(min_events=200))
     assert not report.judged and not report.detected
-    assert report.summary().startswith("too few events")
+    assert report.summary().startswith("too few new events")
+
+
+def test_no_new_events_says_so_and_judges_nothing():
+    base = events()
+    report = drift_report(data_profile(base), base, DriftConfig())
+    assert not report.judged and not report.detected and report.new_events == 0
+    assert report.summary() == (
+        "no new events since the champion's data (its last event 1970-01-01 11:05:07 UTC): drift not judged"
+    )
+
+
+def test_old_events_never_dilute_the_new_ones():
+    """Events the profile already describes are left out, not compared in place of new ones."""
+    base = events()
+    shifted = validate_events(new_events_like(base, 300, shift_popularity=True, seed=1))
+    report = drift_report(data_profile(base), pd.concat([base, base, shifted]), DriftConfig())
+    alone = drift_report(data_profile(base), shifted, DriftConfig())
+    assert report.new_events == len(shifted) and report.popularity_js == alone.popularity_js
+    assert report.drifted == ["item popularity"]
+    replayed = shifted.assign(timestamp=shifted["timestamp"] - 10**6)  # not after the profile's data
+    assert drift_report(data_profile(base), pd.concat([base, replayed]), DriftConfig()).new_events == 0

@@ -15,6 +15,7 @@ from recops.continuous.inputs import commit_manifest, current_events, gather_inp
 from recops.continuous.manifest import InputsError, manifest_url, prune_snapshots
 from recops.data import DataValidationError, load_events, read_raw_events
 from recops.paths import recops_home
+from recops.store import as_store
 
 pytestmark = pytest.mark.unit
 
@@ -356,3 +357,79 @@ def test_snapshots_and_incoming_files_read_back_by_a_glob(config, incoming):
     (incoming / "0003.parquet").write_text("not parquet")
     with pytest.raises(DataValidationError, match=r"parquet:.*/\*\.parquet: .*0003\.parquet: cannot read"):
         load_events(f"parquet:{incoming}/*.parquet")
+
+
+def test_a_file_reusing_earlier_session_ids_is_quarantined_not_merged(config, incoming):
+    write(incoming, "0001.csv", good(9001))
+    commit_manifest(gather_inputs("synthetic", incoming, config))
+    # another session under a consumed id, and one under a base session's id (the base's times)
+    write(incoming, "0002.csv", [(9001, 7, T + 60 * 9001), (9001, 8, T + 60 * 9001 + 1)])
+    write(incoming, "0003.csv", [(1, 7, 1_700_000_000)])
+    write(incoming, "0004.csv", [(9001, 5, T + 60 * 9001 + 100), (9005, 1, T)])  # 9001 continued
+    got = gather_inputs("synthetic", incoming, config)
+    reasons = {Path(q.file).name: q.reason for q in got.quarantined}
+    assert sorted(reasons) == ["0002.csv", "0003.csv"]
+    assert (
+        "session id collision: 1 sequence(s) reuse the id of an earlier session with 2 event(s)"
+        in (reasons["0002.csv"])
+    )
+    assert "session id collision" in reasons["0003.csv"]
+    assert got.new_files == [str(incoming / "0004.csv")] and len(got.new_events) == 2
+
+
+def test_two_new_files_with_the_same_sessions_in_one_cycle_keep_the_first(config, incoming):
+    write(incoming, "0001.csv", good(9001))
+    write(incoming, "0002.csv", [(9001, 9, T + 60 * 9001)])
+    got = gather_inputs("synthetic", incoming, config)
+    assert [Path(q.file).name for q in got.quarantined] == ["0002.csv"]
+    assert got.new_files == [str(incoming / "0001.csv")]
+
+
+def test_simulated_events_clear_every_event_a_cycle_would_see(config, incoming):
+    from recops.continuous.inputs import known_events
+    from recops.data.synthetic import new_events_like
+
+    base = load_events("synthetic", config.data)
+    first = new_events_like(
+        base, 20, shift_popularity=True, known=known_events("synthetic", incoming, config)
+    )
+    first.to_csv(incoming / "demo-0001.csv", index=False)
+    commit_manifest(gather_inputs("synthetic", incoming, config))  # consumed: now in the snapshot
+    other = incoming.parent / "elsewhere"
+    other.mkdir()
+    again = new_events_like(
+        base, 20, shift_popularity=True, known=known_events("synthetic", incoming, config)
+    )
+    again.to_csv(other / "x.csv", index=False)  # not yet in incoming, but where the next one goes
+    third = new_events_like(
+        base, 20, known=known_events("synthetic", incoming, config, also=as_store(other)), now=T + 10**7
+    )
+    frames = [first, again, third]
+    ids = [set(f["session_id"]) for f in frames]
+    assert not ids[0] & ids[1] and not ids[1] & ids[2] and not set(base["sequence_id"]) & ids[0]
+    assert first["timestamp"].min() > base["timestamp"].max()
+    assert again["timestamp"].min() > first["timestamp"].max()
+    assert third["timestamp"].min() > again["timestamp"].max()
+    assert third["timestamp"].max() <= T + 10**7  # ends by now: sessions started closer together
+    (incoming / "0001.csv").write_text(again.to_csv(index=False))
+    got = gather_inputs("synthetic", incoming, config)
+    assert got.quarantined == [] and len(got.new_events) == len(again) and got.duplicates_dropped == 0
+
+
+def test_simulate_events_twice_with_the_default_seed_writes_new_sessions(tmp_path):
+    from typer.testing import CliRunner
+
+    from recops.cli.main import app
+
+    (tmp_path / "small.toml").write_text("[data.synthetic]\nn_sessions = 30\nn_items = 20\n")
+    folder = recops_home() / "incoming"
+    runner, written = CliRunner(), []
+    for name in ("demo-0001.csv", "0001.csv"):
+        args = ["simulate-events", str(folder / name), "--sessions", "10", "--shift-popularity"]
+        done = runner.invoke(app, [*args, "-c", str(tmp_path / "small.toml")])
+        assert done.exit_code == 0, done.output
+        written.append(pd.read_csv(folder / name))
+    assert not set(written[0]["session_id"]) & set(written[1]["session_id"])
+    assert written[1]["timestamp"].min() > written[0]["timestamp"].max()
+    again = runner.invoke(app, [*args, "-c", str(tmp_path / "small.toml")])
+    assert again.exit_code == 2 and "exists already; incoming files are append-only" in again.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -88,17 +89,54 @@ def simulate_events_command(
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="TOML config (the synthetic data's shape).")
     ] = None,
+    incoming: Annotated[
+        str | None,
+        typer.Option(
+            help="The incoming folder or store URI whose events the new ones must stay clear of, as "
+            "`recops retrain --incoming` (default <store>/incoming)."
+        ),
+    ] = None,
 ) -> None:
-    """Write new events resampled from DATASET, timed after it: new data for `recops retrain`."""
+    """Write new events resampled from DATASET, timed after every event a cycle would see.
+
+    New sessions get ids that no known session has and times after the newest known event (the
+    dataset, the last snapshot and the files in the incoming folder and in OUT's folder), and end
+    by now where there is room: run it again, with the same seed, and the events are new again.
+    OUT must not exist: incoming files are append-only (a changed one is quarantined); it is
+    written whole, as a temporary file linked into place.
+    """
+    import time
+
     from recops.config import load_config
+    from recops.continuous.inputs import known_events
     from recops.data import load_events
     from recops.data.synthetic import new_events_like
-    from recops.paths import atomic_path
+    from recops.store import Store, StoreConflictError
 
     log_to_stderr()
-    base = load_events(dataset, load_config(config).data)
-    new = new_events_like(base, sessions, shift_popularity=shift_popularity, seed=seed)
-    with atomic_path(out) as tmp:
-        new.to_csv(tmp, index=False)
+    settings = load_config(config)
+    folder = Store(out.parent)
+    try:
+        base = load_events(dataset, settings.data)
+        known = known_events(dataset, incoming, settings, also=folder if out.parent.is_dir() else None)
+        new = new_events_like(
+            base, sessions, shift_popularity=shift_popularity, seed=seed, known=known, now=time.time()
+        )
+        # whole (a temporary file, then a link), and only where the name is free
+        folder.write_bytes(out.name, new.to_csv(index=False).encode(), if_absent=True)
+    except StoreConflictError as exc:
+        raise fail(
+            StoreConflictError(
+                str(out),
+                "exists already; incoming files are append-only (a cycle quarantines a consumed "
+                "file that changed): write the new events to a new name",
+            )
+        ) from exc
+    except Exception as exc:
+        raise fail(exc) from exc
     what = "with popularity shifted" if shift_popularity else "like the data"
-    typer.echo(f"wrote {len(new)} events in {sessions} sessions {what} to {out}")
+    ids, first = new["session_id"], datetime.fromtimestamp(float(new["timestamp"].min()), UTC)
+    typer.echo(
+        f"wrote {len(new)} events in {sessions} sessions {what} to {out} "
+        f"(session ids {ids.min()}..{ids.max()}, from {first:%Y-%m-%d %H:%M:%S} UTC)"
+    )

@@ -2,7 +2,10 @@
 
 A :class:`recops.data.profile.DataProfile` describes a training set and is saved with every
 registered model (``data_profile.json``). :func:`drift_report` compares the events that arrived
-after the profile's last timestamp (all current events when none are newer) with it:
+after the profile's last timestamp, the new events, with it: never the events the profile
+already describes, which would dilute a shift. With no new event it says so and judges nothing
+(``recops simulate-events`` times its events after every known one; the data contract refuses
+incoming sessions that reuse an earlier session's id, :mod:`recops.data.collisions`):
 
 - item popularity: Jensen-Shannon divergence (base 2, so 0..1) of the share of events per
   popularity bucket, the buckets being the reference's items ranked by count and cut into
@@ -15,13 +18,15 @@ after the profile's last timestamp (all current events when none are newer) with
   ..., 33+), plus the mean lengths for the reader.
 
 Each figure has a threshold in ``[drift]``; fewer than ``drift.min_events`` new events are
-reported but never called drift (too few to judge).
+reported but never called drift (too few to judge), and no new event at all is reported as
+that, with no figures.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -79,7 +84,7 @@ def _mean_length(length_counts: Mapping[int, int]) -> float:
 
 @dataclass(frozen=True)
 class DriftReport:
-    window: str  # which events were compared: "new" (after the reference) or "all"
+    window: str  # which events were compared: always "new" (after the reference's last event)
     new_events: int
     popularity_js: float
     unseen_share: float
@@ -87,7 +92,8 @@ class DriftReport:
     mean_length_reference: float
     mean_length_new: float
     drifted: list[str] = field(default_factory=list)  # the figures above their threshold
-    judged: bool = True  # False: fewer than drift.min_events events, so no verdict
+    judged: bool = True  # False: fewer than drift.min_events new events, so no verdict
+    reference_last: float = 0.0  # the reference's last timestamp (epoch seconds): new is after it
 
     @property
     def detected(self) -> bool:
@@ -100,8 +106,11 @@ class DriftReport:
             f"{self.mean_length_new:.1f})"
         )
         what = f"{self.new_events} {self.window} events"
+        if self.new_events == 0:
+            since = datetime.fromtimestamp(self.reference_last, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            return f"no new events since the champion's data (its last event {since}): drift not judged"
         if not self.judged:
-            return f"too few events to judge drift ({what}): {figures}"
+            return f"too few new events to judge drift ({what}): {figures}"
         if self.detected:
             return f"drift in {', '.join(self.drifted)} over {what}: {figures}"
         return f"no drift over {what}: {figures}"
@@ -111,13 +120,17 @@ class DriftReport:
 
 
 def drift_report(reference: DataProfile, events: pd.DataFrame, config: DriftConfig) -> DriftReport:
-    """Compare the events newer than the reference (else all current events) with the reference."""
-    newer = events[events["timestamp"] > reference.last_timestamp]
-    window, compared = ("new", newer) if len(newer) else ("all", events)
+    """Compare the events newer than the reference with the reference; none: not judged."""
+    compared = events[events["timestamp"] > reference.last_timestamp]
+    if len(compared) == 0:
+        mean = round(_mean_length(reference.length_counts), 3)
+        return DriftReport(
+            "new", 0, 0.0, 0.0, 0.0, mean, 0.0, judged=False, reference_last=reference.last_timestamp
+        )
     current = data_profile(compared)
     unseen = sum(n for item, n in current.item_counts.items() if item not in reference.item_counts)
     report = DriftReport(
-        window=window,
+        window="new",
         new_events=len(compared),
         popularity_js=round(
             js_divergence(
@@ -132,6 +145,7 @@ def drift_report(reference: DataProfile, events: pd.DataFrame, config: DriftConf
         ),
         mean_length_reference=round(_mean_length(reference.length_counts), 3),
         mean_length_new=round(_mean_length(current.length_counts), 3),
+        reference_last=reference.last_timestamp,
     )
     if len(compared) < config.min_events:
         return DriftReport(**{**asdict(report), "judged": False})

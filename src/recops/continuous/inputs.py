@@ -24,6 +24,9 @@ default ``$RECOPS_HOME/incoming``, or ``s3://bucket/prefix/incoming``), read onc
   differs) is quarantined too: its first version is already in the snapshot; new events go in
   a new file.
 * **Exact duplicates** (within a file, or of events already held) are dropped and counted.
+* **Session id collisions**: a file whose sessions reuse the id of an earlier session (held,
+  or in a file read before it) with events not after that session's last one is quarantined
+  (:mod:`recops.data.collisions`): merged, two sessions would make one corrupt sequence.
 
 When there are new files, :func:`gather_inputs` writes the combined events as a new snapshot
 (whole, once per fingerprint: written only where absent, else reused) and
@@ -77,6 +80,7 @@ from recops.continuous.manifest import prune_snapshots as prune_snapshots  # re-
 from recops.continuous.manifest import read_manifest as read_manifest  # re-exported
 from recops.continuous.quarantine import Quarantined, quarantine, utc_now_iso
 from recops.data import DataValidationError, load_events, read_raw_events, validate_events
+from recops.data.collisions import check_new_sequences
 from recops.data.interactions import fingerprint_events
 from recops.data.schema import check_events, id_kind
 from recops.data.sources import is_glob, matching_files, read_table
@@ -242,11 +246,16 @@ def _changed_reason(entry: ConsumedFile, digest: str, rebuilt: bool) -> str:
     )
 
 
-def _read_new_file(url: str, data: bytes, held: pd.DataFrame, now: float | None) -> tuple[pd.DataFrame, int]:
-    """A new file's events, validated and with the held events' id kinds; its duplicates dropped."""
+def _read_new_file(
+    url: str, data: bytes, earlier: list[pd.DataFrame], now: float | None
+) -> tuple[pd.DataFrame, int]:
+    """A new file's events, validated and with the held events' (``earlier[0]``) id kinds, its
+    duplicates dropped; refused if its sessions collide with ``earlier`` ones."""
     kind, source = _kind(url), f"incoming file {url}"
     checked = check_events(read_table(kind, data, f"{kind}:{url}"), source, check_time_range=True, now=now)
-    return match_id_kinds(checked.events, held, source), checked.duplicates_dropped
+    events = match_id_kinds(checked.events, earlier[0], source)
+    check_new_sequences(events, earlier, source)
+    return events, checked.duplicates_dropped
 
 
 def gather_inputs(
@@ -290,7 +299,7 @@ def gather_inputs(
             quarantined.append(quarantine(incoming, name, reason, data))
             continue
         try:
-            events, in_file = _read_new_file(incoming.url(name), data, held, now)
+            events, in_file = _read_new_file(incoming.url(name), data, [held, *(f.events for f in new)], now)
         except DataValidationError as exc:
             quarantined.append(quarantine(incoming, name, str(exc), data))
             continue
@@ -377,7 +386,41 @@ def current_events(
     frames, sources = [base], [dataset]
     for entry in incoming.list(suffixes=INCOMING_SUFFIXES):
         url = incoming.url(entry.key)
-        frames.append(match_id_kinds(read_incoming(url), base, f"incoming file {url}"))
+        events = match_id_kinds(read_incoming(url), base, f"incoming file {url}")
+        check_new_sequences(events, frames, f"incoming file {url}")
+        frames.append(events)
         sources.append(url)
     events = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     return events, sources
+
+
+def known_events(
+    dataset: str, incoming: Store | str | Path | None, config: Config, *, also: Store | None = None
+) -> list[pd.DataFrame]:
+    """Every event a cycle would see, read only (nothing written, moved or quarantined): the
+    manifest's snapshot (else the base) and the incoming files it has not consumed, plus the
+    files in ``also`` (another folder a producer writes to). A file that does not validate is
+    left out, as a cycle would quarantine it. For producers of new events
+    (:mod:`recops.data.collisions`: ids and times that collide with none of these)."""
+    incoming = open_store(config).child(INCOMING) if incoming is None else as_store(incoming)
+    manifest = read_manifest(incoming)
+    consumed: set[str] = set()
+    held = None
+    if (
+        manifest is not None
+        and manifest.files
+        and manifest.base == _base_identity(dataset, config)
+        and snapshot_exists(manifest.snapshot)
+    ):
+        held, consumed = read_snapshot(manifest.snapshot), {f.name for f in manifest.files}
+    frames = [load_events(dataset, config.data) if held is None else held]
+    folders = [incoming] if also is None or also.uri == incoming.uri else [incoming, also]
+    for folder in folders:
+        for entry in folder.list(suffixes=INCOMING_SUFFIXES):
+            if folder is incoming and entry.key in consumed:
+                continue
+            try:
+                frames.append(read_incoming(folder.url(entry.key)))
+            except DataValidationError as exc:
+                log.warning("left out (a cycle would quarantine it): %s", exc)
+    return frames

@@ -16,6 +16,12 @@ The contract, beyond the columns:
 * **Exact duplicate events** (same sequence, item, timestamp and event_type if present) are
   dropped, keeping the first; :func:`check_events` returns how many, ``validate_events`` puts
   the count in ``out.attrs["duplicates_dropped"]`` and logs it.
+* **Timestamps parse, every one**: a column is epoch seconds when more of its values are
+  numbers than dates, else dates (ISO strings, or a datetime column); the values that are not
+  of the column's kind, nulls among them, are reported together (how many, where, and what).
+* **Errors name rows as the file has them**: a CSV file's line (the header is line 1), else
+  the row counted from 1 (a Parquet file, a table in memory), with the file of a glob; see
+  :class:`RowOrigin`, which the readers of :mod:`recops.data.sources` attach to a table.
 * **Timestamps in range**, when asked (``check_time_range=True``, the incoming-data path; base
   data sets such as MovieLens-100k from 1997 are not checked): from 2000-01-01 to a day after
   now. Epoch milliseconds (numbers past the year 2200 as seconds, in range as milliseconds)
@@ -55,6 +61,7 @@ LATEST_SECONDS_AHEAD = 86_400.0  # clocks drift; a day ahead is a wrong unit or 
 YEAR_2200 = datetime(2200, 1, 1, tzinfo=UTC).timestamp()
 
 IdKind = Literal["int", "text"]
+ROW_ORIGIN = "row_origin"  # the DataFrame.attrs key of a read table's RowOrigin
 
 
 class DataValidationError(RecopsError):
@@ -69,16 +76,51 @@ class ValidatedEvents:
     duplicates_dropped: int = 0
 
 
-def _rows(mask: np.ndarray | pd.Series) -> str:
+@dataclass(frozen=True)
+class RowOrigin:
+    """How an error names a row of a table: by the line of the CSV file it came from (the header
+    is line 1; one line per row), else as a row counted from 1. ``files`` names each file of a
+    table read from several (a glob) and its rows, in order. A reader attaches it to the table
+    as ``frame.attrs[ROW_ORIGIN]``; a table without one is named by rows."""
+
+    kind: Literal["csv", "rows"] = "rows"
+    files: tuple[tuple[str, int], ...] = ()
+
+    def name(self, position: int) -> str:
+        """Row ``position`` (0-based, in the table) as a reader of the file would find it."""
+        where = ""
+        for file, rows in self.files:
+            if position < rows:
+                where = f"{file} "
+                break
+            position -= rows
+        return f"{where}line {position + 2}" if self.kind == "csv" else f"{where}row {position + 1}"
+
+    def note(self) -> str:
+        return "file lines; the header is line 1" if self.kind == "csv" else "rows counted from 1"
+
+
+def _origin(frame: pd.DataFrame) -> RowOrigin:
+    origin = frame.attrs.get(ROW_ORIGIN)
+    return origin if isinstance(origin, RowOrigin) else RowOrigin()
+
+
+def _shown(value: object) -> str:
+    return "null" if value is None or (not isinstance(value, str) and bool(pd.isna(value))) else repr(value)
+
+
+def _rows(mask: np.ndarray | pd.Series, origin: RowOrigin, values: pd.Series | None = None) -> str:
+    """``N row(s): line 6 'x', line 19 null (file lines; ...)``: how many rows, where the first
+    few are and, given ``values``, what each holds."""
     positions = np.flatnonzero(np.asarray(mask))
-    shown = ", ".join(str(p) for p in positions[:MAX_ROWS_SHOWN])
+    shown = positions[:MAX_ROWS_SHOWN].tolist()
+    held = [] if values is None else values.iloc[shown].tolist()
+    where = [
+        f"{origin.name(p)} {_shown(held[i])}" if values is not None else origin.name(p)
+        for i, p in enumerate(shown)
+    ]
     more = f" and {len(positions) - MAX_ROWS_SHOWN} more" if len(positions) > MAX_ROWS_SHOWN else ""
-    return f"{len(positions)} row(s), first at row {shown}{more} (0-based, in file order)"
-
-
-def _examples(values: pd.Series, mask: np.ndarray) -> str:
-    sample = values[np.asarray(mask)].head(3).tolist()
-    return ", ".join(repr(v) for v in sample)
+    return f"{len(positions)} row(s): {', '.join(where)}{more} ({origin.note()})"
 
 
 def _utc(seconds: float) -> str:
@@ -115,16 +157,19 @@ def _canonical_ints_in_arrow(text: pd.Series) -> pd.Series | None:
     return pd.Series(values, index=text.index, name=text.name)
 
 
-def _normalise_ids(values: pd.Series, column: str = "id", source: str = "events") -> pd.Series:
+def _normalise_ids(
+    values: pd.Series, column: str = "id", source: str = "events", origin: RowOrigin | None = None
+) -> pd.Series:
     """Integer ids stay integers (so ``42`` in the data is ``42`` in an answer); others are text,
     as written (``007`` is not ``7``). See the module docstring for the rule."""
+    origin = origin or RowOrigin()
     if pd.api.types.is_bool_dtype(values):
         return values.astype(str)
     if pd.api.types.is_integer_dtype(values):
         if pd.api.types.is_unsigned_integer_dtype(values) and len(values) and values.max() > INT64_MAX:
             bad = (values > INT64_MAX).to_numpy()
             raise DataValidationError(
-                f"{source}: column {column!r} has ids beyond int64 in {_rows(bad)}: {_examples(values, bad)}"
+                f"{source}: column {column!r} has ids beyond int64 in {_rows(bad, origin, values)}"
             )
         return values.astype("int64")
     if pd.api.types.is_float_dtype(values):
@@ -133,13 +178,13 @@ def _normalise_ids(values: pd.Series, column: str = "id", source: str = "events"
         if fraction.any():
             raise DataValidationError(
                 f"{source}: column {column!r} has float ids that are not whole numbers in "
-                f"{_rows(fraction)}: {_examples(values, fraction)}; ids must be integers or text"
+                f"{_rows(fraction, origin, values)}; ids must be integers or text"
             )
         inexact = np.abs(numbers) > MAX_EXACT_FLOAT
         if inexact.any():
             raise DataValidationError(
-                f"{source}: column {column!r} has float ids beyond ±2**53 in {_rows(inexact)}: "
-                f"{_examples(values, inexact)}; such floats are not exact integers. Store ids as "
+                f"{source}: column {column!r} has float ids beyond ±2**53 in "
+                f"{_rows(inexact, origin, values)}; such floats are not exact integers. Store ids as "
                 "integers or text"
             )
         return values.astype("int64")
@@ -153,32 +198,46 @@ def id_kind(values: pd.Series) -> IdKind:
     return "int" if pd.api.types.is_integer_dtype(values) else "text"
 
 
-def _parse_timestamps(values: pd.Series, source: str) -> tuple[pd.Series, bool]:
-    """Seconds since the epoch, and whether the input was numbers (not dates)."""
+def _parse_timestamps(values: pd.Series, source: str, origin: RowOrigin) -> tuple[pd.Series, bool]:
+    """Seconds since the epoch, and whether the column is numbers (not dates).
+
+    A text column is numbers when more of its values are numbers than dates, else dates (parsed
+    whole, as before: ``2024`` in a date column is a year). Every value that is not of the
+    column's kind, null, or not finite is reported, all in one error, by row and value."""
     if pd.api.types.is_bool_dtype(values):
         raise DataValidationError(f"{source}: column 'timestamp' is boolean; expected numbers or dates")
-    numeric = True
+    values = values.reset_index(drop=True)  # by position: a frame's index may repeat labels
+    numeric, expected = True, "epoch seconds"
     if pd.api.types.is_numeric_dtype(values):
         seconds = values.astype("float64")
     elif pd.api.types.is_datetime64_any_dtype(values):
-        seconds, numeric = _datetime_seconds(values), False
+        seconds, numeric, expected = _datetime_seconds(values), False, "dates"
     else:
         as_numbers = pd.to_numeric(values, errors="coerce")
-        if as_numbers.notna().all():
+        numbers = int(as_numbers.notna().sum())
+        if numbers == len(values):
             seconds = as_numbers.astype("float64")
         else:
-            parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
-            bad = parsed.isna().to_numpy()
-            if bad.any():
-                raise DataValidationError(
-                    f"{source}: column 'timestamp' has unparsable values in {_rows(bad)}: "
-                    f"{_examples(values, bad)}; expected numbers (epoch seconds) or ISO dates"
-                )
-            seconds, numeric = _datetime_seconds(parsed), False
+            others = values[as_numbers.isna().to_numpy() & values.notna().to_numpy()]
+            dates = pd.to_datetime(others, errors="coerce", utc=True, format="mixed")
+            if numbers > int(dates.notna().sum()):
+                seconds = as_numbers.astype("float64")
+                expected = "epoch seconds, as the column's other values"
+            else:
+                parsed = dates if numbers == 0 else _to_datetime(values)
+                seconds, numeric = _datetime_seconds(parsed.reindex(values.index)), False
+                expected = "ISO dates, as the column's other values"
     bad = ~np.isfinite(seconds.to_numpy())
     if bad.any():
-        raise DataValidationError(f"{source}: column 'timestamp' has non-finite values in {_rows(bad)}")
+        raise DataValidationError(
+            f"{source}: column 'timestamp' has unparsable, missing or infinite values in "
+            f"{_rows(bad, origin, values)}; expected {expected}"
+        )
     return seconds, numeric
+
+
+def _to_datetime(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
 
 
 def _datetime_seconds(values: pd.Series) -> pd.Series:
@@ -189,7 +248,7 @@ def _datetime_seconds(values: pd.Series) -> pd.Series:
 
 
 def _check_time_range(
-    seconds: pd.Series, raw: pd.Series, numeric: bool, source: str, now: float | None
+    seconds: pd.Series, raw: pd.Series, numeric: bool, source: str, now: float | None, origin: RowOrigin
 ) -> None:
     """Timestamps from 2000-01-01 to a day after ``now``; epoch milliseconds named as such."""
     values = seconds.to_numpy()
@@ -199,22 +258,22 @@ def _check_time_range(
         if millis.any():
             first = float(values[np.flatnonzero(millis)[0]])
             raise DataValidationError(
-                f"{source}: column 'timestamp' looks like epoch milliseconds in {_rows(millis)}: "
-                f"{_examples(raw, millis)} (as seconds after the year 2200; as milliseconds "
+                f"{source}: column 'timestamp' looks like epoch milliseconds in "
+                f"{_rows(millis, origin, raw)} (as seconds after the year 2200; as milliseconds "
                 f"{_utc(first / 1000)}); timestamps must be epoch seconds: divide the column by 1000"
             )
     early = values < EARLIEST_TIMESTAMP
     if early.any():
         raise DataValidationError(
-            f"{source}: column 'timestamp' has values before 2000-01-01 in {_rows(early)}: "
-            f"{_examples(raw, early)}; expected epoch seconds or ISO dates (negative or pre-2000 "
+            f"{source}: column 'timestamp' has values before 2000-01-01 in {_rows(early, origin, raw)}; "
+            "expected epoch seconds or ISO dates (negative or pre-2000 "
             "timestamps are a wrong unit or a missing value)"
         )
     late = values > latest
     if late.any():
         raise DataValidationError(
             f"{source}: column 'timestamp' has values more than a day in the future (after "
-            f"{_utc(latest)}) in {_rows(late)}: {_examples(raw, late)}; expected epoch seconds "
+            f"{_utc(latest)}) in {_rows(late, origin, raw)}; expected epoch seconds "
             "or ISO dates of events that happened"
         )
 
@@ -266,21 +325,26 @@ def check_events(
         raise DataValidationError(
             f"{source}: missing column 'session_id' or 'user_id' (found: {', '.join(columns)})"
         )
-    for column in ("item_id", "timestamp", sequence_column):
+    origin = _origin(frame)
+    for column in ("item_id", sequence_column):  # a null timestamp is reported with the other bad ones
         nulls = frame[column].isna().to_numpy()
         if nulls.any():
-            raise DataValidationError(f"{source}: column {column!r} has null values in {_rows(nulls)}")
+            raise DataValidationError(
+                f"{source}: column {column!r} has null values in {_rows(nulls, origin)}"
+            )
 
-    seconds, numeric = _parse_timestamps(frame["timestamp"], source)
+    seconds, numeric = _parse_timestamps(frame["timestamp"], source, origin)
     if check_time_range:
-        _check_time_range(seconds, frame["timestamp"], numeric, source, now)
+        _check_time_range(seconds, frame["timestamp"], numeric, source, now, origin)
     # Series, not .to_numpy(): text stays in Arrow rather than becoming a Python str per row, and
     # a column that needed no change shares the input's memory (copy-on-write) instead of a copy
     rows = pd.RangeIndex(len(frame))
     out = pd.DataFrame(
         {
-            "sequence_id": _normalise_ids(frame[sequence_column], sequence_column, source).set_axis(rows),
-            "item_id": _normalise_ids(frame["item_id"], "item_id", source).set_axis(rows),
+            "sequence_id": _normalise_ids(frame[sequence_column], sequence_column, source, origin).set_axis(
+                rows
+            ),
+            "item_id": _normalise_ids(frame["item_id"], "item_id", source, origin).set_axis(rows),
             "timestamp": seconds.set_axis(rows),
         },
         copy=False,
@@ -292,7 +356,7 @@ def check_events(
     duplicated = _duplicated(out)
     dropped = int(duplicated.sum())
     if dropped:
-        log.info("%s: dropped %d exact duplicate event(s) (%s)", source, dropped, _rows(duplicated))
+        log.info("%s: dropped %d exact duplicate event(s) (%s)", source, dropped, _rows(duplicated, origin))
         out = out[~duplicated].reset_index(drop=True)
     return ValidatedEvents(out, dropped)
 

@@ -24,7 +24,7 @@ import pandas as pd
 from recops.config import DataConfig
 from recops.data import columnar
 from recops.data.movielens import load_ml100k
-from recops.data.schema import DataValidationError, validate_events
+from recops.data.schema import ROW_ORIGIN, DataValidationError, RowOrigin, validate_events
 from recops.data.synthetic import generate_sessions
 from recops.paths import data_cache_dir
 from recops.store import filesystem
@@ -41,13 +41,16 @@ GLOB_CHARACTERS = "*?["
 
 def read_table(kind: str, source: Path | bytes, spec: str) -> pd.DataFrame:
     """The event columns of a CSV or Parquet table, from a file or its bytes, ids as text (CSV);
-    errors name ``spec``. See :mod:`recops.data.columnar`."""
+    errors name ``spec``, and validation names a row by its CSV line (``attrs[ROW_ORIGIN]``).
+    See :mod:`recops.data.columnar`."""
     if isinstance(source, Path) and not source.is_file():
         raise DataValidationError(f"{spec}: file not found")
     try:
-        return columnar.read_csv(source) if kind == "csv" else columnar.read_parquet(source)
+        frame = columnar.read_csv(source) if kind == "csv" else columnar.read_parquet(source)
     except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
         raise DataValidationError(f"{spec}: cannot read as {kind}: {exc}") from exc
+    frame.attrs[ROW_ORIGIN] = RowOrigin("csv" if kind == "csv" else "rows")
+    return frame
 
 
 def is_glob(location: str) -> bool:
@@ -92,7 +95,12 @@ def _read_files(kind: str, location: str, spec: str) -> pd.DataFrame:
         except FileNotFoundError as exc:  # deleted since the listing
             raise DataValidationError(f"{label}: file not found") from exc
         frames.append(read_table(kind, content, label))
-    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    if len(frames) == 1:
+        return frames[0]
+    frame = pd.concat(frames, ignore_index=True)
+    rows = tuple((name, len(part)) for (name, _info), part in zip(files, frames, strict=True))
+    frame.attrs[ROW_ORIGIN] = RowOrigin("csv" if kind == "csv" else "rows", rows)  # an error names the file
+    return frame
 
 
 def read_raw_events(spec: str, data: DataConfig | None = None) -> pd.DataFrame:

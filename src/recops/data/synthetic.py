@@ -14,10 +14,13 @@ the data it always did.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
 from recops.config import SyntheticConfig
+from recops.data.collisions import fresh_sequence_ids, newest_timestamp
 
 N_SUCCESSORS = 3
 N_CONTEXTS = 4  # successor lists per item with order = 2
@@ -200,8 +203,18 @@ def _pool(by_category: list[np.ndarray], category: np.ndarray, item: int, n_item
     return pool if len(pool) >= N_SUCCESSORS else np.delete(np.arange(n_items), item)
 
 
+SESSION_SPACING = 600.0  # seconds between new sessions' starts, when there is room before now
+FIRST_GAP = 60.0  # seconds from the newest known event to the first new one
+
+
 def new_events_like(
-    events: pd.DataFrame, n_sessions: int, *, shift_popularity: bool = False, seed: int = 0
+    events: pd.DataFrame,
+    n_sessions: int,
+    *,
+    shift_popularity: bool = False,
+    seed: int = 0,
+    known: Sequence[pd.DataFrame] = (),
+    now: float | None = None,
 ) -> pd.DataFrame:
     """``n_sessions`` new sessions resampled from validated ``events``, timed after the last one.
 
@@ -209,30 +222,40 @@ def new_events_like(
     ``shift_popularity`` items are swapped by popularity rank (the most popular becomes the
     least, and so on): the same behaviour on a reshuffled catalogue, the kind of change a
     retrained model should pick up. Columns: session_id, item_id, timestamp.
+
+    Ids and times stay clear of ``events`` and of every table in ``known`` (validated events a
+    cycle would see with them: earlier incoming files): the ids are above every integer id
+    there, the first event a minute after the newest. Sessions start ten minutes apart, closer
+    (down to all at once) where that would end after ``now`` (epoch seconds; None: no limit).
     """
     if n_sessions < 1:
         raise ValueError("n_sessions must be at least 1")
     rng = np.random.default_rng(seed)
     by_sequence = events.groupby("sequence_id", sort=False)
     ids = list(by_sequence.groups)
-    first_new = int(pd.to_numeric(pd.Series(ids), errors="coerce").max()) + 1 if ids else 1
-    start = float(events["timestamp"].max()) + 60.0
+    everything = [events, *known]
+    new_ids = fresh_sequence_ids([frame["sequence_id"] for frame in everything], n_sessions)
+    start = newest_timestamp(everything) + FIRST_GAP
     mapping = None
     if shift_popularity:
         ranked = events["item_id"].value_counts(sort=True).index.tolist()
         mapping = dict(zip(ranked, ranked[::-1], strict=True))
-    frames = []
-    for i, pick in enumerate(rng.integers(0, len(ids), size=n_sessions)):
-        session = by_sequence.get_group(ids[pick])
-        times = session["timestamp"].to_numpy(dtype=np.float64)
-        items = session["item_id"].tolist()
-        frames.append(
-            pd.DataFrame(
-                {
-                    "session_id": first_new + i,
-                    "item_id": [mapping[item] for item in items] if mapping else items,
-                    "timestamp": start + 600.0 * i + (times - times[0]),
-                }
-            )
+    picked = [by_sequence.get_group(ids[pick]) for pick in rng.integers(0, len(ids), size=n_sessions)]
+    offsets = [s["timestamp"].to_numpy(dtype=np.float64) - float(s["timestamp"].iloc[0]) for s in picked]
+    spacing = SESSION_SPACING
+    if now is not None and n_sessions > 1:
+        room = now - start - max(float(o.max()) for o in offsets)
+        spacing = min(spacing, max(0.0, room / (n_sessions - 1)))
+    frames = [
+        pd.DataFrame(
+            {
+                "session_id": new_ids[i],
+                "item_id": [mapping[item] for item in session["item_id"]]
+                if mapping
+                else session["item_id"].tolist(),
+                "timestamp": start + spacing * i + offsets[i],
+            }
         )
+        for i, session in enumerate(picked)
+    ]
     return pd.concat(frames, ignore_index=True)
