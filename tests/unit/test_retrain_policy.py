@@ -27,6 +27,8 @@ DRIFT = DriftReport(
     drifted=["item popularity"],
 )
 
+NOT_JUDGED = DriftReport("new", 0, 0.0, 0.0, 0.0, 9.0, 0.0, judged=False, reference_last=0.0)
+
 
 @pytest.mark.parametrize(
     ("report", "kwargs", "retrain", "says"),
@@ -46,6 +48,12 @@ DRIFT = DriftReport(
             {"on_new_data": False},
             True,
             "drift in item popularity",
+        ),
+        (  # no new events: drift was not judged, which is not "no drift"
+            change(**{**CHAMPION, "champion_fingerprint": "sha256:old", "drift": NOT_JUDGED}),
+            {"on_new_data": False},
+            False,
+            "retrain.on_new_data is off (no new events since the champion's data",
         ),
         (change(**{**CHAMPION, "code_changed": True}), {}, True, "code changed"),
         (change(**{**CHAMPION, "champion_age_hours": 500.0}), {}, True, "500.0 h old"),

@@ -160,8 +160,11 @@ def plan_retrain(
         return RetrainPlan(True, reasons)
     why = [f"champion version {change.champion_version} is current"]
     if change.data_changed:
-        detail = f" ({change.drift.summary()})" if change.drift else ""
-        why.append(f"data changed but retrain.on_new_data is off and there is no drift{detail}")
+        if change.drift is not None and not change.drift.judged:  # too few or no new events
+            why.append(f"data changed but retrain.on_new_data is off ({change.drift.summary()})")
+        else:
+            detail = f" ({change.drift.summary()})" if change.drift else ""
+            why.append(f"data changed but retrain.on_new_data is off and there is no drift{detail}")
     else:
         why.append("data, code and config unchanged")
     if change.champion_age_hours is not None:
