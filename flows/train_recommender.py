@@ -106,10 +106,12 @@ class TrainRecommenderFlow(FlowSpec):
         from recops.pipeline.cards import training_card
         from recops.pipeline.steps import inject_fault_if_asked, warm_start_from
         from recops.training.experiment import fit
+        from recops.training.train import epoch_line
 
         inject_fault_if_asked("train")
         self.warm_version, warm_from = warm_start_from(self.warm_start, self.data_fingerprint)
-        fitted = fit(self.data, self.model, self.settings, warm_from=warm_from)
+        progress = lambda stats: print(epoch_line(stats), flush=True)  # noqa: E731  (one line per epoch)
+        fitted = fit(self.data, self.model, self.settings, on_epoch=progress, warm_from=warm_from)
         self.checkpoint = fitted.checkpoint
         self.history = [asdict(epoch) for epoch in fitted.train.history]
         current.card["training"].extend(training_card(self.history))

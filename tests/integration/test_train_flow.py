@@ -60,6 +60,7 @@ def finished_run(workdir):
         " 'fingerprint': r.data.data_fingerprint, 'model': r.data.checkpoint.model_name,"
         " 'ckpt_fingerprint': r.data.checkpoint.data_fingerprint, 'history': r['train'].task.data.history,"
         " 'n_ranks': len(r['evaluate'].task.data.ranks), 'decision': r.data.decision['action'],"
+        " 'train_log': r['train'].task.stdout,"
         " 'reason': r.data.decision['reason'],"
         " 'cards': {s: [c.id for c in get_cards(r[s].task)] for s in ('train', 'evaluate', 'report')},"
         " 'report_errors': len(errors), 'report_sources': [''.join(c['source']) for c in nb['cells']],"
@@ -79,6 +80,9 @@ def test_artifacts_are_readable_with_the_client(finished_run):
     assert finished_run["model"] == "sasrec"
     assert 0.0 < finished_run["metrics"]["ndcg@10"] <= 1.0
     assert len(finished_run["history"]) == 2  # --config's train.epochs reached the step
+    # the train step says what it is doing: one progress line per epoch, in Metaflow's log
+    epochs = re.findall(r"epoch +(\d+) +loss [\d.]+ +valid ndcg@10 [\d.]+", finished_run["train_log"])
+    assert epochs == ["1", "2"], finished_run["train_log"][-2000:]
     assert finished_run["n_ranks"] > 0
     # the first registered version: no champion yet
     assert finished_run["decision"] == "promoted", finished_run["reason"]

@@ -183,3 +183,23 @@ def test_specs_are_frozen_and_blank_keys_mean_the_default(tmp_path):
     with pytest.raises(ValueError, match="frozen"):
         spec.name = "b"  # type: ignore[misc]
     assert ScheduleSpec(interval=90).describe() == "every 1m30s (UTC)"
+
+
+@pytest.mark.unit
+def test_status_says_so_before_starting_the_slow_temporary_api(monkeypatch):
+    """With no server to ask, `schedule status` starts Prefect's temporary API (10-20 s): it says
+    so first instead of sitting silent; with a server to ask it says nothing."""
+    from recops.continuous import status as status_module
+
+    async def read(source, *_args):
+        return source
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setattr(status_module, "running_local_server", lambda: None)
+    monkeypatch.setattr(status_module, "_status", read)
+    heard: list[str] = []
+    assert status_module.status(on_progress=heard.append) == status_module.TEMPORARY_API
+    assert len(heard) == 1 and "temporary API" in heard[0]
+    heard.clear()
+    assert status_module.status(api_url="http://127.0.0.1:9/api", on_progress=heard.append) == "given"
+    assert heard == []

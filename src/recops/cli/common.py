@@ -94,11 +94,9 @@ def load_cli_config(path: Path | None, sets: list[str] | None, extra: dict | Non
 def print_epoch(prefix: str = ""):
     """An on_epoch callback printing one progress line per epoch on stderr."""
 
+    from recops.training.train import epoch_line
+
     def show(stats) -> None:
-        typer.echo(
-            f"{prefix}epoch {stats.epoch:3d}  loss {stats.loss:.4f}  "
-            f"valid ndcg@10 {stats.valid_ndcg:.4f}  ({stats.seconds:.1f}s)",
-            err=True,
-        )
+        typer.echo(epoch_line(stats, prefix), err=True)
 
     return show

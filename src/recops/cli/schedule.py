@@ -101,6 +101,7 @@ def status(
         names=deployment,
         runs=runs,
         grace=timedelta(minutes=grace_minutes),
+        on_progress=lambda message: typer.echo(message, err=True),
     )
     typer.echo(json.dumps(report.to_dict()) if json_out else render_status(report))
     if not report.healthy:

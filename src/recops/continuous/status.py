@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -120,6 +120,7 @@ def status(
     runs: int = 5,
     grace: timedelta = DEFAULT_GRACE,
     now: datetime | None = None,
+    on_progress: Callable[[str], None] | None = None,
 ) -> StatusReport:
     """Recent runs of each deployment and a WARNING for each schedule that is not producing runs.
 
@@ -129,6 +130,7 @@ def status(
     all those the API knows (or those named in ``names``, as ``deployment`` or ``flow/deployment``);
     a deployment of ``prefect_yaml`` (among ``names``, when given) that the API does not know is a
     warning. ``grace`` is how late a run may start before it counts as missed or late.
+    ``on_progress`` hears of a slow start (the temporary API).
     """
     if runs < 1:
         raise ScheduleError("runs must be at least 1")
@@ -147,6 +149,8 @@ def status(
         api_url, source = local, "local server of `recops schedule serve`"
     else:
         source = TEMPORARY_API
+        if on_progress is not None:  # it takes 10-20 s to start, and says nothing meanwhile
+            on_progress("no Prefect server is running: starting Prefect's temporary API over the history...")
     with use_prefect_api(api_url) if api_url else contextlib.nullcontext():
         return asyncio.run(_status(source, expected, names, runs, grace, now))
 

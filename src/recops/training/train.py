@@ -41,6 +41,14 @@ class EpochStats:
     seconds: float
 
 
+def epoch_line(stats: EpochStats, prefix: str = "") -> str:
+    """One epoch as the progress line ``recops train`` and the training flow print."""
+    return (
+        f"{prefix}epoch {stats.epoch:3d}  loss {stats.loss:.4f}  "
+        f"valid ndcg@10 {stats.valid_ndcg:.4f}  ({stats.seconds:.1f}s)"
+    )
+
+
 @dataclass
 class TrainResult:
     model: SequenceModel
