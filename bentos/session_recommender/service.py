@@ -68,7 +68,13 @@ from recops.localproc import cpu_share
 from recops.serving import auth
 from recops.serving.cold_start import TRENDING_ENV, TrendingWatcher
 from recops.serving.deployment import DEPLOYMENT_ENV
-from recops.serving.runtime import MODEL_TAG_ENV, ModelWatcher, QueryBatcher, load_served_model
+from recops.serving.runtime import (
+    MODEL_TAG_ENV,
+    ModelWatcher,
+    QueryBatcher,
+    load_served_model,
+    refused_requests_on_one_line,
+)
 from recops.serving.served_log import CHAMPION_ROLE, ServedLog, ServedRecord
 from recops.serving.server import DEFAULT_WORKERS
 from recops.serving.shadow_scorer import SHADOW_TAG_ENV, ShadowScorer
@@ -310,6 +316,7 @@ class SessionRecommender:
 
         # torch's threads split the CPUs this process may use (affinity, cgroup quota) between the workers
         torch.set_num_threads(cpu_share(WORKERS))
+        refused_requests_on_one_line()  # a 4xx is one WARNING line in the log, not a traceback
         served = load_served_model(os.environ.get(MODEL_TAG_ENV) or "session_recommender")
         self.batcher = QueryBatcher(served, max_batch=MAX_QUEUED_BATCH if BATCHING else 1)
         self.served_log = ServedLog.from_env()  # None with RECOPS_SERVED_LOG=0

@@ -253,6 +253,28 @@ def test_bad_input_is_a_helpful_4xx_and_the_service_keeps_serving(client, case):
     assert after.status_code == 200 and len(after.json()["items"]) == 2
 
 
+def test_refused_requests_are_one_warning_line_each_in_the_server_log(client, server):
+    """BentoML logs a refused request at ERROR with its traceback (5 bad requests were 122
+    lines); the worker turns a 4xx into one WARNING line that names the error."""
+    log_file = server.server.log_path
+    start = log_file.stat().st_size
+    bodies = [BAD_INPUTS[case][0] for case in ("misspelt field", "k=0", "float item id", "not an object")]
+    for body in bodies:
+        assert client.post(
+            "/recommend", content=body, headers={"content-type": "application/json"}
+        ).is_client_error
+
+    def written() -> str | None:
+        text = log_file.read_bytes()[start:].decode(errors="replace")
+        return text if text.count("refused, ") >= len(bodies) else None
+
+    new = wait_until(written, 20, what="the refusals reaching the server log")
+    assert "Traceback" not in new and "ERROR" not in new, new[-3000:]
+    refusals = [line for line in new.splitlines() if "refused, " in line]
+    assert len(refusals) == len(bodies) and all("WARNING" in line for line in refusals), refusals
+    assert any("ValidationError" in line for line in refusals), refusals
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [

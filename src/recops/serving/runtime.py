@@ -35,6 +35,41 @@ from recops.serving.recommender import Recommendation, Recommender
 
 log = logging.getLogger(__name__)
 
+BENTOML_REQUEST_LOGGER = "bentoml._internal.server.http_app"  # where BentoML logs a failed request
+
+
+class RefusedRequestsOnOneLine(logging.Filter):
+    """BentoML logs every refused request at ERROR with the whole traceback (a pydantic
+    ValidationError: ~25 lines for one misspelt field). A refusal (4xx) is the client's error,
+    already explained in the answer: one WARNING line naming it. Server errors (5xx) keep their
+    traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is None or not _is_refusal(error):
+            return True
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        record.msg = f"{record.getMessage()}: refused, {type(error).__name__}: {reason}"
+        record.args, record.exc_info, record.exc_text = None, None, None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _is_refusal(error: BaseException) -> bool:
+    from bentoml.exceptions import BentoMLException
+    from pydantic import ValidationError
+
+    if isinstance(error, ValidationError):
+        return True
+    return isinstance(error, BentoMLException) and int(error.error_code) < 500
+
+
+def refused_requests_on_one_line() -> None:
+    """Install :class:`RefusedRequestsOnOneLine` on BentoML's request logger (once)."""
+    logger = logging.getLogger(BENTOML_REQUEST_LOGGER)
+    if not any(isinstance(f, RefusedRequestsOnOneLine) for f in logger.filters):
+        logger.addFilter(RefusedRequestsOnOneLine())
+
 
 MODEL_TAG_ENV = "RECOPS_BENTO_MODEL_TAG"  # pin the served model outside a bento
 # RECOPS_INJECT_FAULT=random-scores: answers are random items (a test of retraining on online
