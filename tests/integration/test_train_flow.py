@@ -172,4 +172,6 @@ def test_bad_config_is_refused_at_launch(workdir):
     env = isolated_env(workdir)
     done = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
-    assert "unknown config key(s) train.epochz" in done.stdout + done.stderr
+    out = done.stdout + done.stderr
+    assert "Invalid --config" in out and "unknown config key(s) train.epochz" in out
+    assert "Traceback" not in out and "Internal error" not in out, out  # one clean error

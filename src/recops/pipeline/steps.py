@@ -39,12 +39,22 @@ def inject_fault_if_asked(step_name: str) -> None:
 
 
 def parse_toml_config(text: str) -> dict[str, Any]:
-    """Metaflow ``Config`` parser: TOML, validated against recops' typed config at launch."""
+    """Metaflow ``Config`` parser: TOML, validated against recops' typed config at launch.
+
+    A bad config is a :class:`metaflow.exception.MetaflowException`, which Metaflow reports as
+    one clean error; any other exception from a parser is an "Internal error" with a traceback."""
+    from metaflow.exception import MetaflowException
+
+    class InvalidConfig(MetaflowException):
+        headline = "Invalid --config"
+
     try:
         tree = tomllib.loads(text)
+        return config_from_dict(tree).to_dict()
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config is not valid TOML: {exc}") from exc
-    return config_from_dict(tree).to_dict()
+        raise InvalidConfig(f"config is not valid TOML: {exc}") from None
+    except ConfigError as exc:
+        raise InvalidConfig(str(exc)) from None
 
 
 def flow_config(value: Any, overrides: dict[str, Any] | None = None) -> Config:
