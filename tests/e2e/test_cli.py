@@ -53,6 +53,10 @@ def test_train_then_evaluate_a_csv(tmp_path, events_csv):
     evaluated = recops("evaluate", str(out / "checkpoint.pt"), "--dataset", f"csv:{events_csv}", "--json")
     figures = json.loads(evaluated.stdout)
     assert figures["ndcg@10"] == pytest.approx(metrics["test"]["ndcg@10"])
+    # without --dataset: the data the checkpoint was trained on, not the built-in sessions
+    own = recops("evaluate", str(out / "checkpoint.pt"), "--json")
+    assert json.loads(own.stdout)["dataset"] == f"csv:{events_csv}" and "differs" not in own.stderr
+    assert json.loads(own.stdout)["ndcg@10"] == pytest.approx(figures["ndcg@10"])
 
 
 def test_bench_quality_prints_one_json_object(events_csv):

@@ -11,6 +11,7 @@ import typer
 
 from recops.cli.common import ConfigOpt, DatasetOpt, SetOpt, load_cli_config, log_to_stderr, print_epoch
 from recops.config import MODEL_SECTIONS, ConfigError
+from recops.data.sources import DATASET_HELP
 
 
 def train_command(
@@ -58,12 +59,18 @@ def train_command(
 
 def evaluate_command(
     checkpoint: Annotated[Path, typer.Argument(help="checkpoint.pt written by `recops train`.")],
-    dataset: DatasetOpt = "synthetic",
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset", "-d", help=f"{DATASET_HELP} Default: the data set the checkpoint was trained on."
+        ),
+    ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
-    """Evaluate a checkpoint on the test split of a data set (full ranking over all items)."""
+    """Evaluate a checkpoint on the test split of a data set (full ranking over all items): by
+    default the data it was trained on, as its checkpoint records it."""
     from recops.data import build_interactions, leave_one_out_split, load_events
     from recops.training.checkpoint import Checkpoint
     from recops.training.evaluate import evaluate_model
@@ -72,6 +79,13 @@ def evaluate_command(
     log_to_stderr(quiet=json_out)
     cfg = load_cli_config(config, set_)
     ckpt = Checkpoint.load(checkpoint)
+    if dataset is None:
+        if not ckpt.dataset:
+            raise typer.BadParameter(
+                f"{checkpoint} does not record the data set it was trained on; name one",
+                param_hint="--dataset",
+            )
+        dataset = ckpt.dataset
     interactions = build_interactions(load_events(dataset, cfg.data), vocab=ckpt.vocab)
     if interactions.fingerprint != ckpt.data_fingerprint:
         typer.secho(
