@@ -34,6 +34,29 @@ def runs_dir() -> Path:
     return recops_home() / "runs"
 
 
+def umask() -> int:
+    """This process's umask, read without changing it (``os.umask`` can only set it, and setting
+    it back and forth races with other threads creating files)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # not Linux: the racy way
+    os.umask(mask)
+    return mask
+
+
+def as_umask_allows(path: str | Path) -> None:
+    """Give a file or folder made by ``tempfile`` (always 0600 / 0700) the mode a plain ``open``
+    or ``mkdir`` would have given it, so what recops writes is as readable as the user's umask
+    says (a checkpoint a teammate or a server running as another user needs to read)."""
+    base = 0o777 if Path(path).is_dir() else 0o666
+    os.chmod(path, base & ~umask())
+
+
 @contextmanager
 def atomic_path(target: str | Path, *, commit: Callable[[str, Path], None] = os.replace) -> Iterator[Path]:
     """A temporary path beside ``target`` that ``commit`` puts in its place when the block succeeds.
@@ -48,6 +71,8 @@ def atomic_path(target: str | Path, *, commit: Callable[[str, Path], None] = os.
     os.close(handle)
     try:
         yield Path(temporary)
+        if os.path.exists(temporary):  # a writer may have replaced or removed it
+            as_umask_allows(temporary)
         commit(temporary, target)
     finally:
         Path(temporary).unlink(missing_ok=True)

@@ -93,3 +93,17 @@ def test_a_missing_or_empty_folder_is_written(report, tmp_path, state):
         out.mkdir()
     assert write_run(report, out) == out.resolve()
     assert_is_run(out)
+
+
+@pytest.mark.parametrize(("mask", "folder_mode", "file_mode"), [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600)])
+def test_a_run_is_written_with_the_modes_the_umask_allows(report, tmp_path, mask, folder_mode, file_mode):
+    """tempfile makes 0700 folders and 0600 files whatever the umask; a run (and every file
+    written through atomic_path) gets what mkdir and open would have given it."""
+    before = os.umask(mask)
+    try:
+        out = write_run(report, tmp_path / "run")
+    finally:
+        os.umask(before)
+    assert out.stat().st_mode & 0o777 == folder_mode
+    assert (out / "checkpoint.pt").stat().st_mode & 0o777 == file_mode
+    assert (out / "metrics.json").stat().st_mode & 0o777 == file_mode

@@ -18,6 +18,7 @@ from recops.config import Config
 from recops.data import Interactions, Split, build_interactions, leave_one_out_split, load_events
 from recops.errors import RecopsError
 from recops.models import build_model
+from recops.paths import as_umask_allows
 from recops.training.checkpoint import Checkpoint
 from recops.training.evaluate import EvalResult, evaluate_model
 from recops.training.train import EpochStats, TrainResult, resolve_device, seed_everything, train_model
@@ -192,6 +193,7 @@ def write_run(report: TrainingReport, out_dir: str | Path) -> Path:
     out_dir = check_run_dir(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    as_umask_allows(staging)  # mkdtemp makes 0700 whatever the umask
     try:
         report.checkpoint.save(staging / "checkpoint.pt")
         (staging / "metrics.json").write_text(json.dumps(report.metrics(), indent=2) + "\n")
