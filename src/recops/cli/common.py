@@ -7,13 +7,16 @@ on stderr and exit code 2. Any other exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import inspect
 import logging
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 from recops.config import Config, load_config, parse_override
 from recops.data import DATASET_HELP
@@ -40,10 +43,49 @@ class RecopsGroup(TyperGroup):
             raise fail(exc) from exc
 
 
+def reflowed(text: str) -> str:
+    """Help text whose paragraphs are one line each, for the help screen to wrap at the
+    terminal's width (typer keeps a docstring's line breaks, so lines broken at 100 columns wrap
+    raggedly at 80). A paragraph holding a list or indented lines is kept as written."""
+    paragraphs = re.split(r"\n\s*\n", inspect.cleandoc(text))
+    kept = [
+        paragraph
+        if any(re.match(r"\s|[-*] |\d+\. ", line) for line in paragraph.splitlines())
+        else " ".join(line.strip() for line in paragraph.splitlines())
+        for paragraph in paragraphs
+    ]
+    return "\n\n".join(kept)
+
+
+def _flags_show_no_type(display_type_rich: Callable) -> Callable:
+    """typer 0.29 shows a type for every option, ``<bool>`` on flags too (``--json <bool>``,
+    ``--help <bool>``), which reads as if the flag took a value; a flag shows none."""
+
+    def display(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else display_type_rich(self, ctx)
+
+    return display
+
+
+TyperOption.display_type_rich = _flags_show_no_type(TyperOption.display_type_rich)  # type: ignore[method-assign]
+
+
+class RecopsTyper(typer.Typer):
+    """``typer.Typer`` whose commands' help (their docstrings) is reflowed (:func:`reflowed`)."""
+
+    def command(self, name: str | None = None, **kwargs: Any) -> Callable[[Callable], Callable]:
+        def register(function: Callable) -> Callable:
+            if kwargs.get("help") is None and function.__doc__:
+                kwargs["help"] = reflowed(function.__doc__)
+            return super(RecopsTyper, self).command(name, **kwargs)(function)
+
+        return register
+
+
 def command_group(help: str, **kwargs) -> typer.Typer:
     """A ``typer.Typer`` with recops' error handler, help on no arguments and plain tracebacks."""
-    return typer.Typer(
-        cls=RecopsGroup, help=help, no_args_is_help=True, pretty_exceptions_enable=False, **kwargs
+    return RecopsTyper(
+        cls=RecopsGroup, help=reflowed(help), no_args_is_help=True, pretty_exceptions_enable=False, **kwargs
     )
 
 
