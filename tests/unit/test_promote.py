@@ -212,7 +212,7 @@ def test_untagged_code_before_the_first_step_must_be_tagged(promote):
     ("tag", "problem"),
     [
         ("resources:cpu=four", "cpu must be a positive integer"),
-        ("resources:ram=4", "with keys cpu, memory, gpu, disk"),
+        ("resources:ram=4", "one tag per key (Jupyter tags cannot hold commas), e.g. resources:cpu=4"),
         ("resources:cpu=0", "cpu must be a positive integer"),
         ("resources", "expected resources:KEY=INT"),
         ("retry:twice", "expected retry:N"),
@@ -277,6 +277,23 @@ def test_steps_are_cached_unless_a_cell_is_tagged_no_cache(promote):
 )
 def test_bad_step_tags_are_refused(promote, tags, problem):
     assert problem in promotion_error(promote, [(tags, "x = 1")])
+
+
+@pytest.mark.parametrize(
+    ("tag", "meant"),
+    [
+        ("sikp", "skip"),
+        ("step-train", "step:..."),
+        ("resource:cpu=2", "resources:..."),
+        ("nocache", "no-cache"),
+    ],
+)
+def test_a_mistyped_tag_is_refused_with_what_it_nearly_is(promote, tag, meant):
+    """A typo in a tag would silently change the flow (a skipped cell promoted, a step merged
+    into the one before); a notebook's own tags (hide-input) are left alone."""
+    message = promotion_error(promote, [(["step:a"], "x = 1"), ([tag], "y = 2")])
+    assert message.startswith(f"cell 2: unknown tag {tag!r}; did you mean {meant!r}?"), message
+    assert "def a(self)" in promote([(["step:a", "hide-input"], "x = 1"), (["remove-cell"], "y = 2")])
 
 
 def test_a_step_name_is_used_once(promote):

@@ -8,6 +8,7 @@ role; an untagged code cell continues the step above it.
 from __future__ import annotations
 
 import ast
+import difflib
 import hashlib
 import json
 import keyword
@@ -155,8 +156,9 @@ def _parse_resources(tag: str, where: str) -> dict[str, int]:
         key, sep, value = (part.strip() for part in item.partition("="))
         if not sep or key not in RESOURCE_KEYS:
             raise PromotionError(
-                f"{where}: tag {tag!r}: expected resources:KEY=INT,... with keys "
-                f"{', '.join(RESOURCE_KEYS)}, got {item.strip()!r}"
+                f"{where}: tag {tag!r}: expected resources:KEY=INT, one tag per key (Jupyter tags "
+                f"cannot hold commas), e.g. resources:cpu=4; keys {', '.join(RESOURCE_KEYS)}; "
+                f"got {item.strip()!r}"
             )
         if not (value.isascii() and value.isdigit()) or (int(value) == 0 and key != "gpu"):
             raise PromotionError(f"{where}: tag {tag!r}: {key} must be a positive integer, got {value!r}")
@@ -182,6 +184,27 @@ def _step_name(tag: str, where: str) -> str:
     if name in RESERVED_STEP_NAMES:
         raise PromotionError(f"{where}: tag {tag!r}: 'start' and 'end' are generated; choose another name")
     return name
+
+
+TAG_PREFIXES = ("step", "resources", "retry")  # used as PREFIX:VALUE
+
+
+def _refuse_near_misses(tags: list[str], where: str) -> None:
+    """A tag that is not recops' but nearly is (``sikp``, ``step-train``, ``resource:cpu=2``)
+    is a typo that would silently change the flow; other tags (a notebook's own) are left alone."""
+    known = (*ROLE_TAGS, NO_CACHE_TAG, PAPERMILL_INJECTED_TAG)
+    for tag in tags:
+        if tag in known or any(_ours(tag, prefix) for prefix in TAG_PREFIXES):
+            continue
+        head = re.split(r"[:=\-_ ]", tag, maxsplit=1)[0] if ":" in tag or "-" in tag else tag
+        close = difflib.get_close_matches(head, [*known, *TAG_PREFIXES], n=1, cutoff=0.75)
+        close = close or difflib.get_close_matches(tag, [*known, *TAG_PREFIXES], n=1, cutoff=0.75)
+        if close:
+            suggestion = f"{close[0]}:..." if close[0] in TAG_PREFIXES else close[0]
+            raise PromotionError(
+                f"{where}: unknown tag {tag!r}; did you mean {suggestion!r}? (recops' tags: "
+                f"{', '.join(known[:-1])}, step:NAME, resources:KEY=INT, retry:N)"
+            )
 
 
 def _ours(tag: str, prefix: str) -> bool:
@@ -228,6 +251,7 @@ def read_layout(notebook_path: str | Path) -> NotebookLayout:
 
         tags = _tags(cell)
         where = f"cell {number}"
+        _refuse_near_misses(tags, where)
         roles = [t for t in tags if t in ROLE_TAGS or t == PAPERMILL_INJECTED_TAG or _ours(t, "step")]
         if len(roles) > 1:
             raise PromotionError(f"{where}: tags {', '.join(roles)} conflict; a cell has one role")
