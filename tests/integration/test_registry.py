@@ -264,8 +264,10 @@ def test_cli_list_gate_promote_rollback(trained, untrained, data):
 
     listing = runner.invoke(registry_app, ["list"])
     assert listing.exit_code == 0
+    assert listing.stdout.splitlines()[0].split()[-1] == "lineage"
     rows = {line.split()[0]: line for line in listing.stdout.splitlines()[1:]}
     assert "champion" in rows["2"] and "rejected" in rows["2"] and "promoted" in rows["1"]
+    assert rows["1"].endswith(f"TrainRecommenderFlow/7 @0123abc data {data.interactions.fingerprint[7:15]}")
 
     back = runner.invoke(registry_app, ["rollback", "--no-deploy"])
     assert back.exit_code == 0 and "rolled back from version 2 to version 1" in back.stdout
@@ -362,3 +364,153 @@ def test_warm_start_choice_resolves_to_a_registered_version(trained, data):
         warm_start_version("999")
     with pytest.raises(ConfigError, match="--warm_start must be 'champion' or a version number, got 'best'"):
         warm_start_version("best")
+
+
+def test_re_gating_appends_the_decision_and_rollback_refuses_a_rejected_version(trained, untrained, data):
+    from recops.registry.history import decision_history
+
+    first = register(untrained, data)
+    assert registry.gate(config=GATE).promote
+    second = register(trained, data)
+    assert registry.gate(config=GATE).promote
+    regated = registry.gate(first.version, GATE)  # the old champion against the new one
+    assert not regated.promote
+    history = decision_history(registry.get_version(first.version).tags)
+    assert [r["action"] for r in history] == ["promoted", "rejected"]
+    assert history[0]["reason"].startswith("no champion yet") and history[1]["champion"] == str(
+        second.version
+    )
+    listing = CliRunner().invoke(registry_app, ["list"])
+    assert "rejected (2 decisions)" in listing.stdout, listing.output
+
+    runner = CliRunner()
+    refused = runner.invoke(registry_app, ["rollback", "--no-deploy"])
+    assert refused.exit_code == 2, refused.output
+    assert f"will not roll back to version {first.version}: the gate rejected it" in refused.stderr
+    assert "--force" in refused.stderr and aliases() == {CHAMPION: second.version}
+    forced = runner.invoke(registry_app, ["rollback", "--force", "--no-deploy"])
+    assert forced.exit_code == 0, forced.output
+    assert aliases() == {CHAMPION: first.version}
+
+
+def test_rollback_walks_back_the_champion_history_instead_of_toggling(trained, untrained, data):
+    one = register(untrained, data).version
+    assert registry.gate(config=GATE).promote
+    two = register(trained, data).version
+    assert registry.gate(config=GATE).promote
+    three = register(trained, data).version
+    assert registry.gate(config=GateConfig(latency_budget_ms=2000.0, sessions=30, margin=0.5)).promote
+    registry.promote(two)  # approved by the gate: back by hand; history 1, 2, 3, 2
+    targets = []
+    for _ in range(3):
+        targets.append(registry.rollback_target())
+        assert registry.rollback().version == targets[-1]
+    assert targets == [three, two, one] and registry.rollback_target() is None
+    with pytest.raises(RegistryError, match="nothing to roll back to"):
+        registry.rollback()
+    assert registry.get_version(two).tags["rolled_back_to"] == str(one)
+
+
+class Crash(BaseException):
+    """The process dying at this call (not an Exception: nothing on the way catches it)."""
+
+
+def crash_on(monkeypatch, attribute: str, when=lambda *args: True) -> None:
+    original = getattr(MlflowClient, attribute)
+
+    def dying(self, *args, **kwargs):
+        if when(*args):
+            raise Crash(attribute)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, attribute, dying)
+
+
+def test_a_promotion_that_dies_after_the_alias_moved_is_completed_when_read(
+    trained, untrained, data, monkeypatch
+):
+    one = register(untrained, data).version
+    assert registry.gate(config=GATE).promote
+    two = register(trained, data).version
+    crash_on(monkeypatch, "set_registered_model_tag")  # the history write
+    with pytest.raises(Crash):
+        registry.gate(config=GATE)
+    monkeypatch.undo()
+    assert aliases() == {CHAMPION: two}
+    assert registry.get_version(two).tags["gate_decision"] == "promoted"
+    assert registry.rollback().version == one  # the history was completed from the alias
+
+
+def test_a_rollback_that_dies_before_the_alias_moved_is_as_if_not_started(
+    trained, untrained, data, monkeypatch
+):
+    one = register(untrained, data).version
+    assert registry.gate(config=GATE).promote
+    two = register(trained, data).version
+    assert registry.gate(config=GATE).promote
+    crash_on(monkeypatch, "set_registered_model_alias")
+    with pytest.raises(Crash):
+        registry.rollback()
+    monkeypatch.undo()
+    assert aliases() == {CHAMPION: two} and "rolled_back_at" not in registry.get_version(two).tags
+    assert registry.rollback().version == one  # run again: one step back, not two
+    with pytest.raises(RegistryError, match="nothing to roll back to"):
+        registry.rollback()
+
+
+def test_a_re_gating_that_dies_halfway_leaves_no_half_decision(trained, untrained, data, monkeypatch):
+    from recops.continuous.health import UNGATED, find_stuck
+    from recops.registry.history import decision_history
+
+    register(trained, data)
+    assert registry.gate(config=GATE).promote
+    second = register(untrained, data).version
+    assert not registry.gate(config=GATE).promote
+    crash_on(
+        monkeypatch, "set_model_version_tag", lambda name, version, key, value=None: key == "gate_decision"
+    )
+    with pytest.raises(Crash):
+        registry.gate(second, GATE)
+    monkeypatch.undo()
+    tags = registry.get_version(second).tags
+    assert "gate_decision" not in tags  # figures of a decision that never completed decide nothing
+    assert [r["action"] for r in decision_history(tags)] == ["rejected"]  # the earlier one is kept
+    assert (UNGATED, second) in [(s.kind, s.version) for s in find_stuck(verify_champion=False)]
+    assert not registry.gate(second, GATE).promote  # what the next cycle's repair does
+    assert [r["action"] for r in decision_history(registry.get_version(second).tags)] == ["rejected"] * 2
+
+
+def _prepared_from(events: pd.DataFrame, name: str):
+    from recops.data import build_interactions, leave_one_out_split, validate_events
+    from recops.training.experiment import PreparedData
+
+    inter = build_interactions(validate_events(events))
+    return PreparedData(name, inter, leave_one_out_split(inter))
+
+
+def test_the_gate_refuses_another_catalogue_unless_forced(trained, data):
+    champion = register(trained, data)
+    assert registry.gate(config=GATE).promote
+    events = cycle_events(seed=1)
+    events["item_id"] += 400  # another shop: no item in common
+    other = _prepared_from(events, "cycle-other-shop")
+    stranger = register(untrained_report(other), other)
+    refused = registry.gate(config=GATE)
+    assert not refused.promote and refused.reason.startswith("not compared: champion version 1")
+    assert (
+        "different item catalogues (the champion knows only 0 of the challenger's 12 items" in refused.reason
+    )
+    assert "ci_low" not in refused.figures and aliases()[CHAMPION] == champion.version
+    forced = registry.gate(stranger.version, GATE, force=True)
+    assert "not compared" not in forced.reason and "champion_ndcg" in forced.figures
+
+
+def test_the_gate_refuses_a_challenger_whose_test_sequences_are_in_its_training_data():
+    events = cycle_events()
+    again = events.assign(timestamp=events["timestamp"] + 0.5)  # every event re-sent half a second later
+    doubled = _prepared_from(pd.concat([events, again], ignore_index=True), "cycle-twice")
+    register(untrained_report(doubled), doubled)
+    decision = registry.gate(config=GATE)
+    assert not decision.promote
+    assert "300 of 300 test sequences (100%, more than 5%) appear in its own training data" in decision.reason
+    assert registry.get_version(CHALLENGER).tags["gate_decision"] == "rejected"

@@ -6,13 +6,16 @@ import pytest
 from recops.config import ConfigError, GateConfig, SASRecConfig
 from recops.data.interactions import ItemVocab
 from recops.models import build_model
-from recops.registry.gate_rules import (
-    BaselineRanks,
+from recops.registry.gate_checks import (
     CheckResult,
+    Latency,
     behavioural_checks,
-    decide,
-    paired_bootstrap,
+    catalogue_mismatch,
+    latency_check,
+    leak_refusal,
+    leaked_test_sequences,
 )
+from recops.registry.gate_rules import BaselineRanks, decide, paired_bootstrap
 from recops.serving.recommender import Recommendation, Recommender
 from recops.training.checkpoint import Checkpoint
 
@@ -207,7 +210,7 @@ def test_behavioural_checks_catch_duplicates_nan_scores_and_slowness():
     results = {r.name: r for r in behavioural_checks(recommender, [[101]], k=5, latency_budget_ms=1e-9)}
     assert not results["top_k_well_formed"].passed
     assert not results["finite_scores"].passed
-    assert not results["latency_p95"].passed and "budget" in results["latency_p95"].detail
+    assert not results["latency_p95"].passed and "ceiling" in results["latency_p95"].detail
 
 
 def test_the_gate_reports_ndcg_per_slice_of_the_challengers_split():
@@ -237,3 +240,115 @@ def test_the_gate_reports_ndcg_per_slice_of_the_challengers_split():
         "slice_short_sessions_challenger_ndcg": 1.0,
         "slice_short_sessions_champion_ndcg": 0.5,
     }
+
+
+def test_latency_is_timed_beside_the_champion_on_the_same_sessions():
+    challenger, champion = _recommender(), _recommender()
+    calls = []
+    for name, model in (("challenger", challenger), ("champion", champion)):
+        inner = model.recommend
+
+        def timed(session, k=10, exclude_seen=True, name=name, inner=inner):
+            calls.append((name, tuple(session)))
+            return inner(session, k, exclude_seen)
+
+        model.recommend = timed  # type: ignore[method-assign]
+    sessions = [[100], [101, 102], [103]]
+    results = behavioural_checks(challenger, sessions, k=5, latency_budget_ms=10_000, champion=champion)
+    latency = results[-1]
+    assert latency.passed and "champion p95" in latency.detail, latency.detail
+    timing = calls[2:8]  # after one warm-up call each: interleaved, the first to go alternating
+    order = ["challenger", "champion", "champion", "challenger", "challenger", "champion"]
+    assert [name for name, _ in timing] == order
+    assert [s for _, s in timing[::2]] == [s for _, s in timing[1::2]] == [(100,), (101, 102), (103,)]
+
+
+@pytest.mark.parametrize(
+    ("challenger_ms", "champion_ms", "passed", "why"),
+    [
+        (1.5, None, True, "no champion: only the ceiling"),
+        (150.0, None, True, "a loaded machine, still under the ceiling"),
+        (250.0, None, False, "over the ceiling"),
+        (9.0, 0.1, True, "a champion faster than the floor counts as the floor (2 x 5 ms)"),
+        (11.0, 0.1, False, "over 2 x the floor"),
+        (180.0, 100.0, True, "both slowed alike by load: the ratio holds"),
+        (190.0, 40.0, False, "4.75 x the champion"),
+        (210.0, 150.0, False, "within the ratio but over the ceiling"),
+    ],
+)
+def test_the_latency_check_is_relative_to_the_champion_under_a_ceiling(
+    challenger_ms, champion_ms, passed, why
+):
+    check = latency_check(Latency(challenger_ms, champion_ms, 200), ceiling_ms=200, ratio=2.0, floor_ms=5.0)
+    assert check.passed is passed, why
+    assert ("champion p95" in check.detail) is (champion_ms is not None)
+
+
+def test_the_latency_defaults_are_documented_and_validated():
+    gate = GateConfig()
+    assert (gate.latency_budget_ms, gate.latency_ratio, gate.latency_floor_ms) == (200.0, 2.0, 5.0)
+    with pytest.raises(ConfigError, match=r"gate\.latency_ratio must be >= 1"):
+        GateConfig(latency_ratio=0.5)
+
+
+def _leak(histories, targets, earlier=None):
+    return leaked_test_sequences(histories, targets, list(range(len(targets))), earlier)
+
+
+@pytest.mark.parametrize(
+    ("history", "target", "leaked"),
+    [
+        ([1, 2, 3, 4], 5, False),
+        ([1, 1, 2, 2, 3], 3, True),  # every event twice: the held-out one repeats the input's last
+        ([9, 1, 1, 2, 2, 3], 3, True),  # a saved tail that starts mid-pair
+        ([1, 2, 3, 3], 4, False),  # one double click is no duplication
+        ([1, 2, 3, 1, 2], 3, True),  # the session again: 1, 2 -> 3 is in its training part
+        ([1, 2, 3, 4, 2], 3, False),  # 2 -> 3 once before, without the same item before it
+    ],
+)
+def test_test_sequences_whose_held_out_item_the_model_trained_on_are_found(history, target, leaked):
+    assert _leak([history], [target]) == ([0] if leaked else [])
+
+
+def test_a_warm_start_sources_training_data_counts_as_the_challengers():
+    """Its weights carry what the source learnt: a test sequence the source trained on leaks."""
+    histories, targets = [[1, 2, 3], [4, 5, 6]], [7, 8]
+    assert _leak(histories, targets) == []
+    earlier = {0: [1, 2, 3, 7, 9], 1: [4, 5]}  # sequence 0 went on past 7 in the source's data
+    assert _leak(histories, targets, earlier) == [0]
+
+
+def test_a_few_leaked_sequences_are_tolerated_a_share_above_five_percent_is_refused():
+    assert leak_refusal(5, 100) == ""
+    refusal = leak_refusal(60, 100, "version 3")
+    assert "60 of 100 test sequences (60%" in refusal and "warm-started from" in refusal
+    assert "version 3" in refusal
+
+
+@pytest.mark.parametrize(
+    ("mine", "items", "theirs", "known", "problem"),
+    [
+        (
+            "ml-100k",
+            range(1, 1683),
+            "synthetic",
+            range(1, 801),
+            "trained on ml-100k, the champion on synthetic",
+        ),
+        (
+            "synthetic",
+            range(1, 801),
+            "ml-100k",
+            range(1, 1683),
+            "trained on synthetic, the champion on ml-100k",
+        ),
+        ("parquet:/s/a.parquet", range(500, 600), "synthetic", range(1, 801), ""),
+        ("csv:x.csv", range(900, 1000), "synthetic", range(1, 801), "knows only 0 of the challenger's 100"),
+        ("synthetic", range(1, 801), "synthetic", range(1, 781), ""),  # new items since: one catalogue
+        ("ml-100k:recbole", range(1, 100), "ml-100k", range(1, 100), ""),
+    ],
+)
+def test_different_catalogues_are_named(mine, items, theirs, known, problem):
+    known = set(known)
+    found = catalogue_mismatch(mine, list(items), theirs, known.__contains__)
+    assert (problem in found) if problem else found == ""

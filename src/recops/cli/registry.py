@@ -45,10 +45,34 @@ def versus_baseline(tags: Mapping[str, str]) -> str:
         return f"? {model}"
 
 
+def lineage(tags: Mapping[str, str]) -> str:
+    """Where a version came from, in a few words: the Metaflow run, the git commit, the data
+    fingerprint and the version it was warm-started from, e.g.
+    ``TrainRecommenderFlow/7 @0123abc data c0651be7 warm:version 3`` (full values in its tags)."""
+    parts = [tags.get("metaflow_pathspec") or "-"]
+    if commit := tags.get("git_commit"):
+        parts.append(f"@{commit[:7]}")
+    if fingerprint := tags.get("data_fingerprint"):
+        parts.append(f"data {fingerprint.rpartition(':')[2][:8]}")
+    if warm := tags.get("warm_started_from"):
+        parts.append(f"warm:{warm}")
+    return " ".join(parts)
+
+
+def gate_column(tags: Mapping[str, str]) -> str:
+    """The latest gate decision, with how many there were when more than one (re-gated)."""
+    from recops.registry.history import decision_history
+
+    decisions = decision_history(tags)
+    latest = tags.get("gate_decision", "-")
+    return f"{latest} ({len(decisions)} decisions)" if len(decisions) > 1 else latest
+
+
 @registry_app.command("list")
 def list_command() -> None:
-    """List every version with its aliases, lineage, test NDCG@10, its lead over the best simple
-    baseline on the same split (NDCG@10 points) and gate decision."""
+    """List every version with its aliases, test NDCG@10, its lead over the best simple
+    baseline on the same split (NDCG@10 points), latest gate decision and lineage (Metaflow
+    run, git commit, data fingerprint, warm start)."""
     from recops.redact import redact
     from recops.registry import MODEL_NAME, list_versions, tracking_uri
 
@@ -56,17 +80,22 @@ def list_command() -> None:
     if not versions:
         typer.echo(f"no versions of {MODEL_NAME} in {redact(tracking_uri())} yet")
         return
-    typer.echo(
-        f"{'version':>7}  {'aliases':<21} {'model':<8} {'dataset':<16} {'ndcg@10':>8}  "
-        f"{'vs baseline':<15} gate"
-    )
+    rows = []
     for v in versions:
         tags = v.tags
         rolled_back = " (rolled back)" if "rolled_back_at" in tags else ""
+        rows.append((v, f"{gate_column(tags)}{rolled_back}"))
+    width = max(4, *(len(gate) for _, gate in rows))
+    typer.echo(
+        f"{'version':>7}  {'aliases':<21} {'model':<8} {'dataset':<16} {'ndcg@10':>8}  "
+        f"{'vs baseline':<15} {'gate':<{width}}  lineage"
+    )
+    for v, gate in rows:
+        tags = v.tags
         typer.echo(
             f"{v.version:>7}  {','.join(v.aliases) or '-':<21} {tags.get('model', '?'):<8} "
             f"{short_dataset(tags.get('dataset', '?')):<16} {tags.get('test_ndcg_10', '?')[:8]:>8}  "
-            f"{versus_baseline(tags):<15} {tags.get('gate_decision', '-')}{rolled_back}"
+            f"{versus_baseline(tags):<15} {gate:<{width}}  {lineage(tags)}"
         )
 
 
@@ -81,20 +110,34 @@ def gate(
         typer.Option(help="Tolerated NDCG@10 loss: the CI's lower bound must stay above -margin [0]."),
     ] = None,
     latency_budget_ms: Annotated[
-        float | None, typer.Option(help="Budget for the p95 latency of one recommendation [50].")
+        float | None,
+        typer.Option(help="Ceiling on the challenger's p95 latency of one recommendation, ms [200]."),
+    ] = None,
+    latency_ratio: Annotated[
+        float | None,
+        typer.Option(help="Its p95 may be at most this many times the champion's, timed side by side [2]."),
     ] = None,
     require_beat_baseline: Annotated[
         bool,
         typer.Option(help="Reject a challenger that does not beat the best simple baseline saved with it."),
     ] = True,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Compare champion and challenger even when they rank different item catalogues."
+        ),
+    ] = False,
 ) -> None:
     """Compare the challenger with the champion on the same test sequences and decide.
 
     Paired bootstrap of per-sequence NDCG@10, against the champion and against the best simple
     baseline trained on the challenger's split at registration, plus behavioural checks
-    (well-formed top-k, finite scores, latency). On promotion the champion alias moves to the
-    challenger. The decision and its figures are written to the version's gate_* tags. Exit
-    code 0: promoted, 3: rejected.
+    (well-formed top-k, finite scores, latency timed beside the champion's). Refused
+    (rejected without a comparison): a challenger whose test sequences appear in its training
+    data, and one over another item catalogue than the champion's unless --force. On promotion
+    the champion alias moves to the challenger. The decision and its figures become the
+    version's gate_* tags and are appended to its gate history. Exit code 0: promoted, 3:
+    rejected.
     """
     from recops.config import GateConfig
     from recops.continuous.lock import cycle_lock
@@ -103,10 +146,12 @@ def gate(
     overrides = {
         "margin": margin,
         "latency_budget_ms": latency_budget_ms,
+        "latency_ratio": latency_ratio,
         "require_beat_baseline": require_beat_baseline,
     }
+    config = GateConfig(**{k: v for k, v in overrides.items() if v is not None})
     with cycle_lock("recops registry gate"):
-        decision = run_gate(version, GateConfig(**{k: v for k, v in overrides.items() if v is not None}))
+        decision = run_gate(version, config, force=force)
     figures = decision.figures
     verdict = "PROMOTED" if decision.promote else "REJECTED"
     champion = figures.get("champion_version")
@@ -176,9 +221,18 @@ def promote(
 
 
 @registry_app.command()
-def rollback(no_deploy: NoDeployOpt = False, timeout: TimeoutOpt = 60.0) -> None:
+def rollback(
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Roll back even to a version the gate rejected."),
+    ] = False,
+    no_deploy: NoDeployOpt = False,
+    timeout: TimeoutOpt = 60.0,
+) -> None:
     """Move the champion alias back to the version that held it before the current champion,
-    then make serving answer with it (unless --no-deploy). Holds the cycle lock."""
+    then make serving answer with it (unless --no-deploy). Each rollback steps one champion
+    further back. Refuses a version the gate rejected unless --force, as promote does.
+    Holds the cycle lock."""
     from recops.continuous.lock import cycle_lock
     from recops.registry import CHAMPION, RegistryError, get_version
     from recops.registry import rollback as run_rollback
@@ -188,6 +242,6 @@ def rollback(no_deploy: NoDeployOpt = False, timeout: TimeoutOpt = 60.0) -> None
             current = f" from version {get_version(CHAMPION).version}"
         except RegistryError:
             current = ""  # rollback() says there is no champion
-        info = run_rollback()
+        info = run_rollback(force=force)
     typer.echo(f"champion rolled back{current} to version {info.version}")
     _moved(no_deploy, timeout)

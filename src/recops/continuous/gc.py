@@ -48,9 +48,9 @@ def _protected_versions() -> tuple[list, set[int]]:
     protected: set[int] = set()
     if champion is not None:
         protected.add(champion.version)
-        previous = champion.tags.get("previous_champion")
-        if previous:
-            protected.add(int(previous))
+        previous = registry.rollback_target()  # what `registry rollback` would restore
+        if previous is not None:
+            protected.add(previous)
     protected |= {v.version for v in versions if registry.CHALLENGER in v.aliases}
     return versions, protected
 

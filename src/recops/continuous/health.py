@@ -112,9 +112,8 @@ def _repair(state: StuckState, gate_config: GateConfig, registry) -> StuckState:
         registry.promote(state.version, expected_champion=int(gated_against) if gated_against else None)
         return replace(state, repaired=f"champion moved to version {state.version}, as the gate decided")
     if state.kind == CORRUPT_CHAMPION:
-        info = registry.get_version(state.version)
-        previous = info.tags.get("previous_champion")
-        if previous and not _checkpoint_problem(int(previous)):
-            registry.rollback()
+        previous = registry.rollback_target()  # the champion history's, further back after rollbacks
+        if previous is not None and not _checkpoint_problem(previous):
+            registry.rollback()  # a gate-rejected one is refused: the state stays reported
             return replace(state, repaired=f"rolled back to version {previous}, whose checkpoint is intact")
     return state

@@ -7,8 +7,11 @@ Callers use the package: ``from recops import registry``, then ``registry.gate(.
 - ``pyfunc``: the MLflow pyfunc flavour (its ``predict`` is the Recommender)
 - ``register``: one trained model -> one MLflow run and model version (all or nothing)
 - ``versions``: reading versions, aliases, and the artifacts each version saved
-- ``aliases``: moving ``champion`` (promote, rollback) with its history in tags
-- ``gate_rules``: the champion/challenger rule (pure, no MLflow); ``gate``: running it
+- ``aliases``: moving ``champion`` (promote, rollback)
+- ``history``: the append-only histories of gate decisions (per version) and champion moves
+- ``gate_rules``: the champion/challenger rule; ``gate_checks``: behavioural checks (latency
+  beside the champion) and the refusals (leaked test sequences, other catalogues); both pure,
+  no MLflow; ``gate``: running them
 """
 
 import warnings
@@ -20,7 +23,14 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=r".*Any type hint is inferred as AnyType", category=UserWarning)
     import mlflow.pyfunc  # noqa: F401
 
-from recops.registry.aliases import ANY_CHAMPION, ChampionMovedError, promote, rollback, set_alias
+from recops.registry.aliases import (
+    ANY_CHAMPION,
+    ChampionMovedError,
+    promote,
+    rollback,
+    rollback_target,
+    set_alias,
+)
 from recops.registry.gate import gate
 from recops.registry.gate_rules import GateDecision
 from recops.registry.register import log_and_register
@@ -66,6 +76,7 @@ __all__ = [
     "mlflow_client",
     "promote",
     "rollback",
+    "rollback_target",
     "set_alias",
     "tracking_uri",
 ]

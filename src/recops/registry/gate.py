@@ -4,24 +4,34 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from mlflow import MlflowClient
 
 from recops.config import BASELINES, GateConfig
+from recops.localproc import cpu_share
 from recops.registry.aliases import move_champion
-from recops.registry.gate_rules import BaselineRanks, GateAction, GateDecision, behavioural_checks, decide
+from recops.registry.gate_checks import (
+    behavioural_checks,
+    catalogue_mismatch,
+    leak_refusal,
+    leaked_test_sequences,
+)
+from recops.registry.gate_rules import BaselineRanks, GateAction, GateDecision, decide, refused
+from recops.registry.history import record_decision
 from recops.registry.store import (
     CHALLENGER,
     CHAMPION,
-    MODEL_NAME,
     SESSION_TAIL,
     RegistryError,
     mlflow_client,
-    utc_now,
 )
 from recops.registry.versions import (
     ModelVersionInfo,
@@ -32,12 +42,20 @@ from recops.registry.versions import (
     version_info,
 )
 from recops.serving.recommender import Recommender
+from recops.serving.server import DEFAULT_WORKERS
 from recops.training import slices
 from recops.training.checkpoint import Checkpoint
 
 
-def gate(version: int | None = None, config: GateConfig = GateConfig()) -> GateDecision:
+def gate(
+    version: int | None = None, config: GateConfig = GateConfig(), *, force: bool = False
+) -> GateDecision:
     """Compare a challenger (``version``, else alias ``challenger``) with the champion.
+
+    Refused first (rejected, with the reason, no comparison): a challenger whose held-out test
+    items appear in its training data or in that of the version it was warm-started from, and,
+    unless ``force``, a champion and challenger over different item catalogues
+    (:mod:`recops.registry.gate_checks`).
 
     Both are compared on the challenger's held-out test split. When they were trained on the
     same data (same ``data_fingerprint``) that is the champion's own split too, and its saved
@@ -46,9 +64,10 @@ def gate(version: int | None = None, config: GateConfig = GateConfig()) -> GateD
     (items it never saw rank last). Before that, when ``config.require_beat_baseline``, the
     challenger is compared with the best simple baseline its registration trained on the same
     split and saved (none for a version registered before baselines were, or one that is a
-    simple baseline itself: judged without). The decision, its figures and reason are written
-    to the challenger's tags (``gate_*``); on promotion ``champion`` moves to it and
-    ``challenger`` is removed from it.
+    simple baseline itself: judged without). Latency is timed beside the champion's, with the
+    torch threads of one server worker. The decision, its figures and reason become the
+    challenger's latest (``gate_*`` tags) and are appended to its gate history; on promotion
+    ``champion`` moves to it and ``challenger`` is removed from it.
     """
     with mlflow_client() as client, tempfile.TemporaryDirectory(prefix="recops-gate-") as tmp:
         if version is None and alias_version(client, CHALLENGER) is None:
@@ -61,60 +80,169 @@ def gate(version: int | None = None, config: GateConfig = GateConfig()) -> GateD
         if champion_version == challenger.version:
             raise RegistryError(f"version {challenger.version} is already the champion; nothing to gate")
         mine = download_evaluation(client, challenger, Path(tmp) / "challenger")
-        theirs, champion_vocab = None, None
-        if champion_version is not None:
-            champion = version_info(client, champion_version)
-            theirs, evaluated_on, champion_vocab = _champion_on_split(
-                client, champion, challenger, mine, Path(tmp)
-            )
         checkpoint = download_checkpoint(client, challenger, Path(tmp) / "model")
-        recommender = Recommender(checkpoint)
-        sessions = _check_sessions(checkpoint, mine.sessions, config)
-        checks = behavioural_checks(recommender, sessions, config.k, config.latency_budget_ms)
-        decision = decide(
-            mine.ranks,
-            None if theirs is None else theirs.ranks,
-            checks,
-            config.margin,
-            k=config.k,
-            resamples=config.resamples,
-            seed=config.seed,
-            confidence=config.confidence,
-            baseline=_baseline_ranks(mine),
-            require_beat_baseline=config.require_beat_baseline,
-        )
-        figures = {
-            **decision.figures,
-            **_why_no_baseline(challenger, mine, config),
+        champion = None if champion_version is None else version_info(client, champion_version)
+        theirs = None
+        if champion is not None:
+            theirs = download_checkpoint(client, champion, Path(tmp) / "champion-model")
+        figures: dict[str, Any] = {
             "challenger_version": challenger.version,
             "champion_version": champion_version,
-            "champion_evaluated_on": evaluated_on if theirs is not None else "",
-            **{f"check_{c.name}": c.detail for c in checks},
-            **_slice_figures(mine, theirs, champion_vocab, config.k),
         }
-        decision = GateDecision(decision.action, decision.reason, figures)
+        refusals = _refusals(client, challenger, checkpoint, mine, champion, theirs, Path(tmp), force)
+        if refusals:
+            decision = refused(refusals, figures)
+        else:
+            decision = _compare(client, challenger, checkpoint, mine, champion, theirs, Path(tmp), config)
+            decision = GateDecision(decision.action, decision.reason, {**figures, **decision.figures})
         if decision.promote and config.require_shadow and champion_version is not None:
             decision = GateDecision(
                 GateAction.SHADOW,
                 f"{decision.reason}; gate.require_shadow: scored in shadow beside champion version "
                 f"{champion_version} until its online NDCG@{config.k} interval decides",
-                figures,
+                decision.figures,
             )
-        _tag_decision(client, challenger.version, decision)
+        record_decision(client, challenger.version, decision)
         if decision.promote:
             move_champion(client, challenger.version, "gate", expected_champion=champion_version)
         return decision
 
 
+def _compare(
+    client: MlflowClient,
+    challenger: ModelVersionInfo,
+    checkpoint: Checkpoint,
+    mine: SavedEvaluation,
+    champion: ModelVersionInfo | None,
+    champion_checkpoint: Checkpoint | None,
+    tmp: Path,
+    config: GateConfig,
+) -> GateDecision:
+    """The comparison: NDCG@k (paired bootstrap) against champion and baseline, and the checks."""
+    theirs, champion_vocab, evaluated_on, champion_recommender = None, None, "", None
+    if champion is not None and champion_checkpoint is not None:
+        champion_recommender = Recommender(champion_checkpoint)
+        theirs, evaluated_on, champion_vocab = _champion_on_split(
+            client, champion, champion_recommender, challenger, mine, tmp
+        )
+    sessions = _check_sessions(checkpoint, mine.sessions, config)
+    with _serving_threads():
+        checks = behavioural_checks(
+            Recommender(checkpoint),
+            sessions,
+            config.k,
+            config.latency_budget_ms,
+            champion=champion_recommender,
+            latency_ratio=config.latency_ratio,
+            latency_floor_ms=config.latency_floor_ms,
+        )
+    decision = decide(
+        mine.ranks,
+        None if theirs is None else theirs.ranks,
+        checks,
+        config.margin,
+        k=config.k,
+        resamples=config.resamples,
+        seed=config.seed,
+        confidence=config.confidence,
+        baseline=_baseline_ranks(mine),
+        require_beat_baseline=config.require_beat_baseline,
+    )
+    figures = {
+        **decision.figures,
+        **_why_no_baseline(challenger, mine, config),
+        "champion_evaluated_on": evaluated_on,
+        **{f"check_{c.name}": c.detail for c in checks},
+        **_slice_figures(mine, theirs, champion_vocab, config.k),
+    }
+    return GateDecision(decision.action, decision.reason, figures)
+
+
+@contextmanager
+def _serving_threads() -> Iterator[None]:
+    """Torch threads as one of the server's workers has them (bentos/session_recommender:
+    the CPUs split between the workers), restored afterwards: latency as served, and no
+    intra-op threads spinning against a neighbour's for the same cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cpu_share(DEFAULT_WORKERS))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _refusals(
+    client: MlflowClient,
+    challenger: ModelVersionInfo,
+    checkpoint: Checkpoint,
+    mine: SavedEvaluation,
+    champion: ModelVersionInfo | None,
+    champion_checkpoint: Checkpoint | None,
+    tmp: Path,
+    force: bool,
+) -> list[str]:
+    """Why the comparison must not be made: leaked test sequences; other catalogues (unless
+    ``force``). Same data as the champion (same fingerprint) is one catalogue by definition."""
+    refusals = []
+    if mine.test_set is not None and len(mine.test_set["targets"]) == len(mine.sequence_ids):
+        warm_from, earlier = _warm_start_training(client, challenger, tmp)
+        leaked = leaked_test_sequences(
+            mine.test_set["histories"], mine.test_set["targets"], mine.sequence_ids, earlier
+        )
+        if problem := leak_refusal(len(leaked), len(mine.sequence_ids), warm_from):
+            refusals.append(problem)
+    same_data = challenger.tags.get("data_fingerprint") == (champion.tags if champion else {}).get(
+        "data_fingerprint"
+    )
+    if champion is not None and champion_checkpoint is not None and not same_data and not force:
+        vocab = champion_checkpoint.vocab
+        problem = catalogue_mismatch(
+            checkpoint.dataset or challenger.tags.get("dataset", ""),
+            checkpoint.vocab.items,
+            champion_checkpoint.dataset or champion.tags.get("dataset", ""),
+            lambda item: vocab.index_of(item) != 0,
+        )
+        if problem:
+            refusals.append(
+                f"champion version {champion.version} and the challenger rank different item "
+                f"catalogues ({problem}), so their NDCG says nothing of which is better; "
+                "gate with --force to compare them anyway (a catalogue replaced on purpose), "
+                "or promote with --force"
+            )
+    return refusals
+
+
+def _warm_start_training(
+    client: MlflowClient, challenger: ModelVersionInfo, tmp: Path
+) -> tuple[str, dict[Any, list[Any]] | None]:
+    """("version N", sequence id -> training part) of the version the challenger was
+    warm-started from, from N's saved test histories; ("", None) when it was not, or N is gone."""
+    match = re.fullmatch(r"version (\d+)", challenger.tags.get("warm_started_from", ""))
+    if match is None:
+        return "", None
+    try:
+        source = version_info(client, int(match.group(1)))
+        saved = download_evaluation(client, source, tmp / "warm-start")
+    except RegistryError:
+        return "", None
+    if saved.test_set is None:
+        return "", None
+    histories = saved.test_set["histories"]
+    return f"version {source.version}", {
+        sid: history[:-1] for sid, history in zip(saved.sequence_ids, histories, strict=False)
+    }
+
+
 def _champion_on_split(
     client: MlflowClient,
     champion: ModelVersionInfo,
+    recommender: Recommender,
     challenger: ModelVersionInfo,
     mine: SavedEvaluation,
     tmp: Path,
 ) -> tuple[SavedEvaluation, str, Any]:
     """The champion's per-sequence test ranks on the challenger's test split, how they were got,
-    and the champion's vocabulary when it was loaded (the data changed), else None."""
+    and the champion's vocabulary when it was ranked here (the data changed), else None."""
     mine_fp, theirs_fp = challenger.tags.get("data_fingerprint"), champion.tags.get("data_fingerprint")
     if mine_fp and mine_fp == theirs_fp:
         theirs = download_evaluation(client, champion, tmp / "champion")
@@ -131,7 +259,6 @@ def _champion_on_split(
             "and has no saved test set to rank the champion on; re-register it with its test set, "
             "or promote it with --force"
         )
-    recommender = Recommender(download_checkpoint(client, champion, tmp / "champion-model"))
     ranks = recommender.rank_targets(mine.test_set["histories"], mine.test_set["targets"])
     how = f"the challenger's test split (data changed: {theirs_fp or 'missing'} -> {mine_fp or 'missing'})"
     return SavedEvaluation(ranks, mine.sequence_ids, None, None), how, recommender.vocab
@@ -191,21 +318,3 @@ def _check_sessions(
         [items[i] for i in rng.integers(0, len(items), size=rng.integers(1, longest + 1))]
         for _ in range(config.sessions)
     ]
-
-
-def _tag_decision(client: MlflowClient, version: int, decision: GateDecision) -> None:
-    tags = {
-        "gate_decision": decision.action.value,
-        "gate_reason": decision.reason,
-        "gate_at": utc_now(),
-    }
-    for key, value in decision.figures.items():
-        if value is None or value == "":
-            continue
-        tags[f"gate_{key}"] = f"{value:.6f}" if isinstance(value, float) else str(value)
-    stale = client.get_model_version(MODEL_NAME, str(version)).tags or {}
-    for key in stale:
-        if key.startswith("gate_") and key not in tags:  # figures of an earlier gating
-            client.delete_model_version_tag(MODEL_NAME, str(version), key)
-    for key, value in tags.items():
-        client.set_model_version_tag(MODEL_NAME, str(version), key, value)

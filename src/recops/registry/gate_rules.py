@@ -10,23 +10,22 @@ negative and the lower bound of the confidence interval lies above ``-margin``; 
 every behavioural check (well-formed top-K, finite scores, latency) must pass too. Before
 either, when a baseline is required and was recorded, the challenger must beat the best simple
 baseline trained on its split: the same paired bootstrap, with a lower bound above 0 (no
-margin: a model that a count table matches is not worth serving, champion or not).
+margin: a model that a count table matches is not worth serving, champion or not). A challenger
+the gate refuses to compare at all (:func:`refused`; :mod:`recops.registry.gate_checks`) is
+rejected with the reason, without figures of a comparison that would mean nothing.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from recops.registry.gate_checks import CheckResult
 from recops.training.metrics import ndcg
-
-if TYPE_CHECKING:
-    from recops.serving.recommender import Recommender
 
 BOOTSTRAP_CHUNK = 100  # resamples drawn at once: bounds memory at CHUNK x n_sequences indices
 
@@ -45,13 +44,6 @@ class BaselineRanks:
 
     name: str  # e.g. "markov"
     ranks: np.ndarray
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    name: str
-    passed: bool
-    detail: str
 
 
 class GateAction(StrEnum):
@@ -113,52 +105,6 @@ def paired_bootstrap(
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(means, [tail, 1.0 - tail])
     return BootstrapResult(float(diffs.mean()), float(low), float(high), resamples)
-
-
-def behavioural_checks(
-    recommender: Recommender, sessions: Sequence[Sequence[Any]], k: int, latency_budget_ms: float
-) -> list[CheckResult]:
-    """Minimum functionality on real sessions: a well-formed top-k, finite scores, fast enough.
-
-    Latency is the p95 of single ``recommend`` calls (one warm-up call first, not counted).
-    """
-    if not sessions:
-        raise ValueError("behavioural checks need at least one session")
-    k = min(k, recommender.n_items)
-    recommender.recommend(sessions[0], k)  # warm-up: first-call allocations are not latency
-    malformed, non_finite, empty = [], [], 0
-    seconds = []
-    for i, session in enumerate(sessions):
-        start = time.perf_counter()
-        result = recommender.recommend(session, k)
-        seconds.append(time.perf_counter() - start)
-        items = [item for item, _ in result.items]
-        scores = np.asarray([score for _, score in result.items], dtype=np.float64)
-        unknown = [item for item in items if recommender.vocab.index_of(item) == 0]
-        if unknown or len(set(items)) != len(items) or len(items) > k:
-            malformed.append(i)
-        if not np.isfinite(scores).all():
-            non_finite.append(i)
-        empty += not items
-    p95_ms = float(np.percentile(seconds, 95) * 1000.0)
-    return [
-        CheckResult(
-            "top_k_well_formed",
-            not malformed and empty < len(sessions),
-            f"{len(malformed)} of {len(sessions)} sessions had padding, unknown or duplicate items "
-            f"or more than {k}; {empty} got no recommendation",
-        ),
-        CheckResult(
-            "finite_scores",
-            not non_finite,
-            f"{len(non_finite)} of {len(sessions)} sessions had a NaN or infinite score",
-        ),
-        CheckResult(
-            "latency_p95",
-            p95_ms <= latency_budget_ms,
-            f"p95 {p95_ms:.2f} ms over {len(sessions)} calls, budget {latency_budget_ms:.1f} ms",
-        ),
-    ]
 
 
 def decide(
@@ -234,6 +180,11 @@ def decide(
     if problems:
         return GateDecision(GateAction.REJECTED, f"{summary}; rejected: {'; and '.join(problems)}", figures)
     return GateDecision(GateAction.PROMOTED, f"{summary}; all behavioural checks passed; promoted", figures)
+
+
+def refused(refusals: Sequence[str], figures: dict[str, Any]) -> GateDecision:
+    """Rejected without a comparison: each refusal says why the figures would mean nothing."""
+    return GateDecision(GateAction.REJECTED, f"not compared: {'; and '.join(refusals)}; rejected", figures)
 
 
 def _versus_baseline(

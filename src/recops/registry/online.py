@@ -59,9 +59,11 @@ def settle_shadow(
 ) -> None:
     """Record a shadow comparison on ``version`` (``tags``), then decide: ``promote`` moves
     ``champion`` to it if it is still ``expected_champion`` (compare-and-set), else it is
-    rejected. Its ``gate_decision`` and ``gate_reason`` say which and why, written last."""
+    rejected. The decision is appended to its gate history (recops.registry.history); its
+    ``gate_decision`` says ``shadow`` until the new one is written, last."""
     from recops.registry.aliases import move_champion
-    from recops.registry.gate_rules import GateAction
+    from recops.registry.gate_rules import GateAction, GateDecision
+    from recops.registry.history import record_decision
 
     with mlflow_client() as client:
         for key, value in tags.items():
@@ -69,9 +71,7 @@ def settle_shadow(
         if promote:
             move_champion(client, version, "shadow", expected_champion=expected_champion)
         action = GateAction.PROMOTED if promote else GateAction.REJECTED
-        client.set_model_version_tag(MODEL_NAME, str(version), "gate_reason", reason)
-        client.set_model_version_tag(MODEL_NAME, str(version), "gate_at", utc_now())
-        client.set_model_version_tag(MODEL_NAME, str(version), "gate_decision", action.value)
+        record_decision(client, version, GateDecision(action, reason), replace_figures=False)
 
 
 def record_shadow(version: int, tags: dict[str, str]) -> None:
@@ -84,10 +84,9 @@ def record_shadow(version: int, tags: dict[str, str]) -> None:
 def finish_promotion(version: int) -> None:
     """A shadow promotion whose alias moved but whose decision tags were not written (a crash
     between the two): write them."""
-    from recops.registry.gate_rules import GateAction
+    from recops.registry.gate_rules import GateAction, GateDecision
+    from recops.registry.history import record_decision
 
+    reason = "promoted after its shadow comparison (decision tags written after an interruption)"
     with mlflow_client() as client:
-        reason = "promoted after its shadow comparison (decision tags written after an interruption)"
-        client.set_model_version_tag(MODEL_NAME, str(version), "gate_reason", reason)
-        client.set_model_version_tag(MODEL_NAME, str(version), "gate_at", utc_now())
-        client.set_model_version_tag(MODEL_NAME, str(version), "gate_decision", GateAction.PROMOTED.value)
+        record_decision(client, version, GateDecision(GateAction.PROMOTED, reason), replace_figures=False)
