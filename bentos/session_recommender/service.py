@@ -45,6 +45,7 @@ Contract decisions:
 """
 
 import json
+import logging
 import os
 import time
 import uuid
@@ -317,6 +318,9 @@ class SessionRecommender:
         # torch's threads split the CPUs this process may use (affinity, cgroup quota) between the workers
         torch.set_num_threads(cpu_share(WORKERS))
         refused_requests_on_one_line()  # a 4xx is one WARNING line in the log, not a traceback
+        # BentoML's server logging keeps the root at WARNING: recops' own INFO lines (a model
+        # swap, a shadow settled, a trending list read) would never reach the log
+        logging.getLogger("recops").setLevel(logging.INFO)
         served = load_served_model(os.environ.get(MODEL_TAG_ENV) or "session_recommender")
         self.batcher = QueryBatcher(served, max_batch=MAX_QUEUED_BATCH if BATCHING else 1)
         self.served_log = ServedLog.from_env()  # None with RECOPS_SERVED_LOG=0

@@ -107,6 +107,8 @@ def test_promote_and_rollback_change_what_answers_shoppers(champion_served, data
     assert code == 0, output
     assert "rolled back from version 2 to version 1" in output
     assert answered(url) == "1"
+    swaps = [line for line in champion_served.server.log_tail(200_000).splitlines() if "now serving" in line]
+    assert len(swaps) >= 2, swaps  # each worker says which model it swapped to
     code, report = status()
     assert code == 0 and report["champion"]["version"] == 1, report["stuck"]
 
