@@ -6,6 +6,7 @@ answers, refuse every bad input with a 4xx that says what is wrong, and keep ser
 """
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -317,12 +319,30 @@ def test_scoring_requests_record_no_span_but_are_counted(client):
     assert any('endpoint="/recommend"' in line for line in metrics.splitlines() if "request_total" in line)
 
 
+def _default_hangup() -> None:  # in the child, before exec
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def _recops_serve(bento_tag: str, log: Path) -> Iterator[tuple[subprocess.Popen, int, list[psutil.Process]]]:
+    """:func:`_start_recops_serve`, and whatever is left of it killed when the test fails."""
+    process, port, server = _start_recops_serve(bento_tag, log)
+    try:
+        yield process, port, server
+    finally:
+        for leftover in [process, *server]:
+            with contextlib.suppress(ProcessLookupError, psutil.Error):
+                leftover.kill()
+
+
 def _start_recops_serve(bento_tag: str, log: Path) -> tuple[subprocess.Popen, int, list[psutil.Process]]:
     """`recops serve` as a shell starts it with `&`: in this process group, its server behind it."""
     port = free_port()
     command = [sys.executable, "-m", "recops", "serve", bento_tag, "--port", str(port), "--workers", "1"]
-    with log.open("w") as out:
-        process = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    with log.open("w") as out:  # SIGHUP at its default: this test may run under nohup, which ignores it
+        process = subprocess.Popen(
+            command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_default_hangup
+        )
     try:
         wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz") or process.poll() is not None, 150)
     except TimeoutError:
@@ -345,21 +365,21 @@ def _assert_nothing_left(server: list[psutil.Process], port: int) -> None:
 def test_kill_stops_recops_serve_and_its_server_as_ctrl_c_does(bento_tag, number, tmp_path):
     """`kill` (SIGTERM, also `kill %1`) or a closed terminal (SIGHUP) sent to `recops serve`
     alone: it stops `bentoml serve` and its workers, which run in sessions of their own."""
-    process, port, server = _start_recops_serve(bento_tag, tmp_path / "serve.log")
-    process.send_signal(number)
-    assert process.wait(timeout=60) == 0, (tmp_path / "serve.log").read_text()[-3000:]
-    assert "server stopped" in (tmp_path / "serve.log").read_text()
-    _assert_nothing_left(server, port)
+    with _recops_serve(bento_tag, tmp_path / "serve.log") as (process, port, server):
+        process.send_signal(number)
+        assert process.wait(timeout=60) == 0, (tmp_path / "serve.log").read_text()[-3000:]
+        assert "server stopped" in (tmp_path / "serve.log").read_text()
+        _assert_nothing_left(server, port)
 
 
 @pytest.mark.slow
 def test_a_killed_recops_serve_takes_its_server_with_it(bento_tag, tmp_path):
     """SIGKILL cannot be handled: the server learns of its parent's death from the kernel
     (PR_SET_PDEATHSIG) and stops itself and its worker."""
-    process, port, server = _start_recops_serve(bento_tag, tmp_path / "serve.log")
-    process.kill()
-    process.wait(timeout=10)
-    _assert_nothing_left(server, port)
+    with _recops_serve(bento_tag, tmp_path / "serve.log") as (process, port, server):
+        process.kill()
+        process.wait(timeout=10)
+        _assert_nothing_left(server, port)
 
 
 def test_serve_reports_a_server_that_cannot_start(bentoml_home):
