@@ -36,6 +36,12 @@ NOT_JUDGED = DriftReport("new", 0, 0.0, 0.0, 0.0, 9.0, 0.0, judged=False, refere
         (change(), {}, True, "no champion yet"),
         (change(**CHAMPION), {}, False, "data, code and config unchanged"),
         (change(**CHAMPION), {"force": True}, True, "forced"),
+        (  # forced on inputs already trained: it says the gate will hardly promote the result
+            change(**CHAMPION, trained_as=PriorVersion(3, "promoted", is_champion=True)),
+            {"force": True},
+            True,
+            "forced, on the inputs version 3 was trained on: the gate promotes only a model significantly",
+        ),
         (change(**{**CHAMPION, "champion_fingerprint": "sha256:old"}), {}, True, "new data"),
         (
             change(**{**CHAMPION, "champion_fingerprint": "sha256:old"}),

@@ -138,7 +138,13 @@ def plan_retrain(
             reasons.append(f"{change.online.summary()}, and retraining on these inputs was done")  # type: ignore[union-attr]
         return RetrainPlan(False, reasons)
     reasons = []
-    if force:
+    if force and change.trained_as is not None:  # these very inputs were trained into a version
+        reasons.append(
+            f"forced, on the inputs version {change.trained_as.version} was trained on: the gate "
+            "promotes only a model significantly better than the champion, which a retrain on "
+            "the same data, code and config rarely is"
+        )
+    elif force:
         reasons.append("forced")
     if change.champion_version is None:
         reasons.append("no champion yet")
