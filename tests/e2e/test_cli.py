@@ -128,7 +128,7 @@ def test_invalid_data_is_a_clear_error_and_writes_nothing(tmp_path):
     out = tmp_path / "run"
     done = recops("train", "--dataset", f"csv:{bad}", "--model", "popular", "--out", str(out), check=False)
     assert done.returncode == 2
-    assert "column 'item_id' has null values" in done.stderr and "row 1" in done.stderr
+    assert "column 'item_id' has null values" in done.stderr and "line 3" in done.stderr  # the file's line
     assert not out.exists()
     assert list(tmp_path.iterdir()) == [bad]
 
