@@ -117,3 +117,23 @@ def test_integer_vocabularies_are_stored_as_tensors_and_format_1_still_loads(che
     payload.update(format_version=1, vocab=list(checkpoint.vocab.items), item_counts=list(range(N_ITEMS)))
     torch.save(payload, tmp_path / "old.pt")
     assert Checkpoint.load(tmp_path / "old.pt").vocab.items == checkpoint.vocab.items
+
+
+def test_without_a_writable_cache_the_kernel_is_compiled_uncached(monkeypatch):
+    """numba refuses cache=True when no cache folder is writable (a read-only image); the index
+    then compiles its kernel at each start instead of failing to load."""
+    import numba
+
+    real_njit = numba.njit
+
+    def njit(*args, cache=False, **options):
+        if cache:
+            raise RuntimeError("cannot cache function 'score_blocks': no locator available")
+        return real_njit(*args, **options)
+
+    monkeypatch.setattr(numba, "njit", njit)
+    monkeypatch.setattr(item_index, "_kernel", None)
+    table = _table(np.random.default_rng(3), N_ITEMS, 8)
+    hidden = np.ones(8, dtype=np.float32)
+    exact = (table[1:] @ torch.from_numpy(hidden)).numpy()
+    assert int(np.argmax(exact)) + 1 in QuantizedItemIndex(table).candidates(hidden, 1)

@@ -39,7 +39,6 @@ def _score_blocks():  # numba is imported on first use: only large catalogues pa
     if _kernel is None:
         import numba
 
-        @numba.njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
         def score_blocks(codes, query, out, block_max):  # pragma: no cover - compiled
             n_blocks, dims, width = codes.shape
             for b in numba.prange(n_blocks):
@@ -55,7 +54,11 @@ def _score_blocks():  # numba is imported on first use: only large catalogues pa
                     best = max(best, acc[i])
                 block_max[b] = best
 
-        _kernel = score_blocks
+        options = {"parallel": True, "fastmath": True, "boundscheck": False}
+        try:  # compiled once, then loaded from numba's cache (beside this file, else ~/.cache)
+            _kernel = numba.njit(cache=True, **options)(score_blocks)
+        except RuntimeError:  # nowhere writable to cache (a read-only image): compile each start
+            _kernel = numba.njit(**options)(score_blocks)
     return _kernel
 
 
