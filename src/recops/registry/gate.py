@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -89,11 +89,12 @@ def gate(
             "challenger_version": challenger.version,
             "champion_version": champion_version,
         }
-        refusals = _refusals(client, challenger, checkpoint, mine, champion, theirs, Path(tmp), force)
+        sides = _Sides(client, challenger, checkpoint, mine, champion, theirs, Path(tmp))
+        refusals = _refusals(sides, force)
         if refusals:
             decision = refused(refusals, figures)
         else:
-            decision = _compare(client, challenger, checkpoint, mine, champion, theirs, Path(tmp), config)
+            decision = _compare(sides, config)
             decision = GateDecision(decision.action, decision.reason, {**figures, **decision.figures})
         if decision.promote and config.require_shadow and champion_version is not None:
             decision = GateDecision(
@@ -108,17 +109,21 @@ def gate(
         return decision
 
 
-def _compare(
-    client: MlflowClient,
-    challenger: ModelVersionInfo,
-    checkpoint: Checkpoint,
-    mine: SavedEvaluation,
-    champion: ModelVersionInfo | None,
-    champion_checkpoint: Checkpoint | None,
-    tmp: Path,
-    config: GateConfig,
-) -> GateDecision:
+class _Sides(NamedTuple):
+    """What the gate holds of the two versions while it decides."""
+
+    client: MlflowClient
+    challenger: ModelVersionInfo
+    checkpoint: Checkpoint
+    mine: SavedEvaluation
+    champion: ModelVersionInfo | None
+    champion_checkpoint: Checkpoint | None
+    tmp: Path
+
+
+def _compare(sides: _Sides, config: GateConfig) -> GateDecision:
     """The comparison: NDCG@k (paired bootstrap) against champion and baseline, and the checks."""
+    client, challenger, checkpoint, mine, champion, champion_checkpoint, tmp = sides
     theirs, champion_vocab, evaluated_on, champion_recommender = None, None, "", None
     if champion is not None and champion_checkpoint is not None:
         champion_recommender = Recommender(champion_checkpoint)
@@ -171,18 +176,10 @@ def _serving_threads() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _refusals(
-    client: MlflowClient,
-    challenger: ModelVersionInfo,
-    checkpoint: Checkpoint,
-    mine: SavedEvaluation,
-    champion: ModelVersionInfo | None,
-    champion_checkpoint: Checkpoint | None,
-    tmp: Path,
-    force: bool,
-) -> list[str]:
+def _refusals(sides: _Sides, force: bool) -> list[str]:
     """Why the comparison must not be made: leaked test sequences; other catalogues (unless
     ``force``). Same data as the champion (same fingerprint) is one catalogue by definition."""
+    client, challenger, checkpoint, mine, champion, champion_checkpoint, tmp = sides
     refusals = []
     if mine.test_set is not None and len(mine.test_set["targets"]) == len(mine.sequence_ids):
         warm_from, earlier = _warm_start_training(client, challenger, tmp)
