@@ -3,10 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export USERNAME ?= $(or $(USER),recops)
 export RECOPS_HOME ?= $(CURDIR)/.recops
-# Metaflow's local datastore and metadata live under the same root as everything else.
-export METAFLOW_DATASTORE_SYSROOT_LOCAL ?= $(RECOPS_HOME)
+# Metaflow's datastore lives under it too, and a user name is found: src/metaflow_extensions/recops.
 
 .PHONY: demo test test-fast lint install bench clean infra-check
 

@@ -11,17 +11,11 @@ from recops.cli.common import command_group, log_to_stderr
 
 cache_app = command_group(
     "The step cache (@cached steps of the training flows): what it saved, and an audit of its hits.\n\n"
-    "Reads the hit records in Metaflow's datastore ($METAFLOW_DATASTORE_SYSROOT_LOCAL, default "
-    "$RECOPS_HOME; or S3 when Metaflow is configured for it)."
+    "Reads the hit records in Metaflow's datastore ($RECOPS_HOME/.metaflow, "
+    "or $METAFLOW_DATASTORE_SYSROOT_LOCAL; or S3 when Metaflow is configured for it)."
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print only the JSON on stdout.")]
-
-
-def _metaflow_env() -> None:
-    from recops.continuous.training_run import use_local_metaflow
-
-    use_local_metaflow()  # before Metaflow reads its configuration
 
 
 @cache_app.command("report")
@@ -36,7 +30,6 @@ def cache_report_command(
     from recops.pipeline.cache_audit import cache_report, parse_since, report_text
 
     span = parse_since(since) if since else None
-    _metaflow_env()
     report = cache_report(span)
     typer.echo(json.dumps(report) if json_out else report_text(report))
 
@@ -56,7 +49,6 @@ def cache_audit_command(
     from recops.pipeline.cache_audit import audit_text, cache_audit
 
     log_to_stderr(quiet=json_out)
-    _metaflow_env()
     results = cache_audit(sample, step=step, seed=seed)
     if json_out:
         typer.echo(json.dumps([{**r.__dict__, "ok": r.ok} for r in results]))

@@ -9,8 +9,6 @@ One module per group: ``train`` (train, evaluate), ``bench`` (quality, serve), `
 
 from __future__ import annotations
 
-import os
-
 from recops.cli.bench import bench_app
 from recops.cli.bento import bento_app, serve_command
 from recops.cli.cache import cache_app
@@ -45,7 +43,6 @@ app.add_typer(cache_app, name="cache")
 
 
 def main() -> None:  # pragma: no cover - console entry
-    os.environ.setdefault("USERNAME", os.environ.get("USER", "recops"))
     # Warnings of a command that sets up no logging of its own go through a redacting handler
     # too (Python's last-resort handler would print them as they are); commands that log
     # progress replace it with their own, redacting as well.

@@ -52,7 +52,6 @@ def refresh_report(version: int, template: Path) -> str:
     """Execute ``template`` for the Metaflow run that trained ``version`` and make it that
     version's report; returns the run's pathspec."""
     from recops import registry
-    from recops.continuous.training_run import use_local_metaflow
     from recops.pipeline.steps import run_report_notebook
     from recops.registry.register import log_report
     from recops.registry.store import MODEL_NAME, REPORT_HASH_TAG
@@ -61,7 +60,6 @@ def refresh_report(version: int, template: Path) -> str:
     pathspec = info.tags.get("metaflow_pathspec", "")
     if not pathspec:
         raise registry.RegistryError(f"version {version} has no metaflow_pathspec tag: no run to report on")
-    use_local_metaflow()  # the notebook reads the run through Metaflow's client
     rendered_from = report_template_hash(template.read_text())
     with TemporaryDirectory(prefix="recops-report-") as tmp:
         executed = run_report_notebook(pathspec, Path(tmp) / "executed.ipynb", template)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from recops.errors import RecopsError
-from recops.paths import REPO_ROOT, recops_home
+from recops.paths import REPO_ROOT
 from recops.registry.gate_rules import GateDecision
 from recops.store import open_store
 from recops.training.lineage import TRAINING_FLOW
@@ -53,13 +52,6 @@ def _step_cache(data: Any) -> dict[str, Any]:
     from recops.pipeline.cache import LEDGER, ledger_totals
 
     return ledger_totals(getattr(data, LEDGER)) if LEDGER in data else {}
-
-
-def use_local_metaflow() -> None:
-    """Metaflow's local datastore under RECOPS_HOME (as `make` sets it) and a user name, unless
-    set already: for the flow the Runner starts and for reading its run back in this process."""
-    os.environ.setdefault("METAFLOW_DATASTORE_SYSROOT_LOCAL", str(recops_home()))
-    os.environ.setdefault("USERNAME", os.environ.get("USER") or "recops")
 
 
 FAILED_RUN_KEY = "monitoring/failed_training_run.json"  # in the store (recops.store)
@@ -112,7 +104,6 @@ async def run_training_flow(
     (Terraform's ``client_environment``) the run goes ``--with batch``, the train step on the
     GPU queue (:mod:`recops.pipeline.batch`), and this process only waits; otherwise locally.
     """
-    use_local_metaflow()
     from metaflow import Runner
 
     from recops.pipeline.batch import remote_options
