@@ -102,6 +102,8 @@ def run_report_notebook(run_pathspec: str, output: Path, notebook: Path) -> dict
     """Execute ``notebook`` (the evaluation report) for a run with papermill; return the executed notebook."""
     import papermill
 
+    from recops.pipeline.papermill_engine import ENGINE_NAME
+
     output.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(
         str(notebook),
@@ -110,6 +112,7 @@ def run_report_notebook(run_pathspec: str, output: Path, notebook: Path) -> dict
         cwd=os.getcwd(),
         progress_bar=False,
         kernel_name="python3",
+        engine_name=ENGINE_NAME,  # the kernel's traffic encrypted (recops.pipeline.papermill_engine)
     )
     return json.loads(output.read_text())
 
