@@ -26,6 +26,7 @@ def execute(name: str, out: Path, **parameters) -> nbformat.NotebookNode:
         parameters=parameters,
         progress_bar=False,
         kernel_name="python3",
+        engine_name="recops",  # the README's `papermill --engine recops`
     )
     return nbformat.read(out, as_version=4)
 
@@ -41,8 +42,10 @@ def last_value(notebook: nbformat.NotebookNode, source_start: str):
 
 
 @pytest.mark.slow
-def test_exploration_notebook_runs_headless(tmp_path):
+def test_exploration_notebook_runs_headless(tmp_path, capfd):
     notebook = execute("01_explore_sessions.ipynb", tmp_path / "explore.ipynb", sample_size=300)
+    # the kernel (a child process writing to this one's stderr) runs with its traffic encrypted
+    assert "without encryption" not in capfd.readouterr().err
     summary = last_value(notebook, "events = load_events")
     assert summary["sequences"] == 300
     images = [o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
