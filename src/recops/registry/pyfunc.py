@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -16,6 +17,9 @@ from recops import __version__
 from recops.registry.store import CHECKPOINT_KEY, RegistryError
 from recops.serving.recommender import Recommender
 from recops.training.checkpoint import Checkpoint
+
+# What log_model is given: the file that builds RecommenderModel (MLflow's models from code)
+MODEL_CODE = Path(__file__).with_name("pyfunc_code.py")
 
 
 class RecommenderModel(mlflow.pyfunc.PythonModel):

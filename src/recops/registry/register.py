@@ -33,7 +33,7 @@ from recops import __version__
 from recops.data.profile import DataProfile
 from recops.data.split import EvalSet
 from recops.redact import redact
-from recops.registry.pyfunc import RecommenderModel, model_signature, pip_requirements
+from recops.registry.pyfunc import MODEL_CODE, model_signature, pip_requirements
 from recops.registry.store import (
     CHALLENGER,
     CHECKPOINT_FILE,
@@ -325,7 +325,7 @@ def _log_model(checkpoint: Checkpoint, tmp: Path) -> tuple[Any, str]:
     )
     info = mlflow.pyfunc.log_model(
         name=MODEL_ARTIFACT,
-        python_model=RecommenderModel(),
+        python_model=str(MODEL_CODE),  # models from code: nothing pickled
         artifacts={CHECKPOINT_KEY: str(path)},
         signature=model_signature(checkpoint),
         input_example=example,
