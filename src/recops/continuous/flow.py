@@ -43,6 +43,7 @@ from recops.continuous.quarantine import Quarantined
 from recops.continuous.report import refresh_report, report_template
 from recops.continuous.training_run import CycleError, TrainedRun, run_training_flow, training_flow
 from recops.data import DataValidationError
+from recops.errors import ErrorsOnOneLine
 from recops.registry.gate_rules import GateAction
 from recops.serving.reconcile import Reconciliation, default_backend, deploy_shadow, reconcile
 from recops.training.warm_start import continuable
@@ -50,6 +51,11 @@ from recops.training.warm_start import continuable
 ARTIFACT_KEY = "retrain-summary"
 ONLINE_ARTIFACT_KEY = "online-report"
 TRAIN_TASK_TIMEOUT_S = 7 * 3600  # past retrain.train_timeout_s (6 h), which ends the Metaflow run first
+
+# A cycle that fails on the user's input (a RecopsError: a missing file, a bad config) is one
+# line in the run's log, as `recops retrain` then prints it, not Prefect's ~60-line traceback;
+# a bug keeps its traceback. In every process that runs the flow (the CLI, a served deployment).
+ErrorsOnOneLine.install("prefect.flow_runs", "prefect.task_runs")
 
 
 def _not_a_data_error(task: Any, task_run: Any, state: Any) -> bool:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from recops.data.interactions import PAD, ItemVocab
+from recops.errors import ErrorsOnOneLine
 from recops.serving.cold_start import INT_TEXT, TRENDING, with_trending
 from recops.serving.deployment import read_deployment
 from recops.serving.model_store import (
@@ -38,21 +39,17 @@ log = logging.getLogger(__name__)
 BENTOML_REQUEST_LOGGER = "bentoml._internal.server.http_app"  # where BentoML logs a failed request
 
 
-class RefusedRequestsOnOneLine(logging.Filter):
+class RefusedRequestsOnOneLine(ErrorsOnOneLine):
     """BentoML logs every refused request at ERROR with the whole traceback (a pydantic
     ValidationError: ~25 lines for one misspelt field). A refusal (4xx) is the client's error,
     already explained in the answer: one WARNING line naming it. Server errors (5xx) keep their
     traceback."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        if error is None or not _is_refusal(error):
-            return True
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        record.msg = f"{record.getMessage()}: refused, {type(error).__name__}: {reason}"
-        record.args, record.exc_info, record.exc_text = None, None, None
-        record.levelno, record.levelname = logging.WARNING, "WARNING"
-        return True
+    level = logging.WARNING
+    note = "refused, "
+
+    def expected(self, error: BaseException) -> bool:
+        return _is_refusal(error)
 
 
 def _is_refusal(error: BaseException) -> bool:
@@ -66,9 +63,7 @@ def _is_refusal(error: BaseException) -> bool:
 
 def refused_requests_on_one_line() -> None:
     """Install :class:`RefusedRequestsOnOneLine` on BentoML's request logger (once)."""
-    logger = logging.getLogger(BENTOML_REQUEST_LOGGER)
-    if not any(isinstance(f, RefusedRequestsOnOneLine) for f in logger.filters):
-        logger.addFilter(RefusedRequestsOnOneLine())
+    RefusedRequestsOnOneLine.install(BENTOML_REQUEST_LOGGER)
 
 
 MODEL_TAG_ENV = "RECOPS_BENTO_MODEL_TAG"  # pin the served model outside a bento
