@@ -7,6 +7,7 @@ cycle records) goes through :mod:`recops.store`, whose root is ``$RECOPS_STORE``
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -32,6 +33,15 @@ def data_cache_dir() -> Path:
 
 def runs_dir() -> Path:
     return recops_home() / "runs"
+
+
+def file_sha256(path: str | Path) -> str:
+    """``sha256:<hex>`` of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()
 
 
 def umask() -> int:

@@ -134,7 +134,7 @@ def test_a_full_disk_during_the_snapshot_write(fault_home, server, webhook, reco
 
 def test_a_full_disk_during_the_checkpoint_write(fault_home, server, webhook, record_property):
     from recops.continuous.training_run import FAILED_RUN_KEY
-    from recops.registry.store import file_sha256
+    from recops.paths import file_sha256
     from recops.store import open_store
 
     add_incoming(fault_home, "disk-full-checkpoint")

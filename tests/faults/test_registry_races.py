@@ -201,7 +201,7 @@ def test_a_worker_killed_during_a_model_swap_under_load(fault_home, server, reco
 def corrupt_stored_checkpoint(fault_home, version) -> int:
     """Flip the last 64 bytes of the version's checkpoint in the MLflow artifact store (found by
     the sha256 recorded at registration, as tests/integration/test_reconcile.py does)."""
-    from recops.registry.store import file_sha256
+    from recops.paths import file_sha256
 
     corrupted = 0
     for path in (fault_home.home / "mlflow").rglob("checkpoint.pt"):

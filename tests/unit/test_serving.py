@@ -91,3 +91,23 @@ def test_bench_pieces_measure_and_judge():
     }
     slow = _checks({"p50_ms": 1.0}, {"1": {**level, "p50_ms": 8.0}}, paced={"p50_ms": 3.5})
     assert not slow["p50_c1_ok"] and slow["p50_c1_vs_paced_limit_ms"] == 9.0 and slow["p50_c1_vs_paced_met"]
+
+
+def test_the_same_checkpoint_is_imported_once(checkpoint, tmp_path, monkeypatch):
+    """`bento build` imported an identical model into BentoML's store on every build; the same
+    checkpoint bytes for the same registry version are now one model."""
+    from recops.serving.model_store import import_checkpoint, load_bentoml
+
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
+    path = checkpoint.save(tmp_path / "a" / "checkpoint.pt")
+    first = import_checkpoint(path)
+    # a Checkpoint object (as a registry alias gives it) saves to the same bytes: the same model
+    assert import_checkpoint(checkpoint) == first
+    assert import_checkpoint(checkpoint.save(tmp_path / "b.pt"), {"source": "path"}) == first
+    other_version = import_checkpoint(checkpoint, {"model_version": "8"})
+    assert other_version != first
+    retrained = import_checkpoint(
+        type(checkpoint)(**{**checkpoint.__dict__, "metrics": {"ndcg@10": 0.5}})  # other bytes
+    )
+    assert retrained not in (first, other_version)
+    assert len(load_bentoml().models.list("session_recommender")) == 3

@@ -32,6 +32,7 @@ from mlflow.exceptions import MlflowException
 from recops import __version__
 from recops.data.profile import DataProfile
 from recops.data.split import EvalSet
+from recops.paths import file_sha256
 from recops.redact import redact
 from recops.registry.pyfunc import MODEL_CODE, model_signature, pip_requirements
 from recops.registry.store import (
@@ -50,7 +51,6 @@ from recops.registry.store import (
     TEST_SET_FILE,
     RegistryError,
     credentials_refused,
-    file_sha256,
     mlflow_client,
     recops_experiment_id,
     refused_status,

@@ -19,6 +19,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from recops.data.profile import DataProfile
+from recops.paths import file_sha256
 from recops.redact import redact
 from recops.registry.store import (
     CHAMPION,
@@ -33,7 +34,6 @@ from recops.registry.store import (
     SESSION_TAIL,
     TEST_SET_FILE,
     RegistryError,
-    file_sha256,
     mlflow_client,
     tracking_uri,
 )

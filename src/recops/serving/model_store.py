@@ -13,13 +13,14 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from recops.errors import RecopsError
-from recops.paths import recops_home
+from recops.paths import file_sha256, recops_home
 from recops.training.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
@@ -131,26 +132,58 @@ def lineage_metadata(checkpoint: Checkpoint, version_info: Any = None) -> dict[s
     return metadata
 
 
+# What makes two imports the same model: the checkpoint's bytes and the registry version they are.
+SAME_MODEL_LABELS = ("model_name", "model_version", "run_id")
+CHECKPOINT_DIGEST_KEY = "checkpoint_sha256"  # metadata: the full digest of the file in the model
+
+
 def import_checkpoint(
     checkpoint: str | Path | Checkpoint,
     labels: Mapping[str, Any] | None = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> str:
-    """Save a checkpoint into the BentoML model store as ``session_recommender:<version>``.
+    """Save a checkpoint into the BentoML model store as ``session_recommender:<version>``, or
+    return the model already there with the same checkpoint bytes and registry version.
 
     ``checkpoint`` is a ``checkpoint.pt`` path (copied byte for byte) or a :class:`Checkpoint`.
     ``labels`` extend and override :func:`lineage_labels`, ``metadata``
-    :func:`lineage_metadata`. Returns the model tag.
+    :func:`lineage_metadata`. Returns the model tag. A reused model keeps the labels of its
+    first import (how that build was asked for, e.g. ``source``); the bento built on it carries
+    this build's. BentoML writes a new model in a temporary folder and moves it into the store
+    at the end, so a crash leaves no half model to be reused.
     """
     bentoml = load_bentoml()
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint.load(checkpoint)
     merged = {**lineage_labels(ckpt), **{k: label_value(v) for k, v in (labels or {}).items()}}
-    meta = {**lineage_metadata(ckpt), **(metadata or {})}
-    with bentoml.models.create(name=BENTO_MODEL_NAME, labels=merged, metadata=meta) as model:
-        target = Path(model.path_of(CHECKPOINT_FILE))
+    with tempfile.TemporaryDirectory(prefix="recops-import-") as tmp:
+        source = Path(tmp) / CHECKPOINT_FILE
         if isinstance(checkpoint, Checkpoint):
-            checkpoint.save(target)
+            checkpoint.save(source)
         else:
-            shutil.copyfile(checkpoint, target)
+            shutil.copyfile(checkpoint, source)
+        digest = file_sha256(source)
+        existing = _same_model(bentoml, digest, merged)
+        if existing is not None:
+            log.info("reusing %s: the same checkpoint (%s) and registry version", existing, digest[:19])
+            return existing
+        meta = {**lineage_metadata(ckpt), **(metadata or {}), CHECKPOINT_DIGEST_KEY: digest}
+        with bentoml.models.create(name=BENTO_MODEL_NAME, labels=merged, metadata=meta) as model:
+            shutil.copyfile(source, model.path_of(CHECKPOINT_FILE))
     log.info("imported %s into the BentoML model store (%s)", model.tag, bentoml_home())
     return str(model.tag)
+
+
+def _same_model(bentoml: Any, digest: str, labels: Mapping[str, str]) -> str | None:
+    """The newest model in the store holding these checkpoint bytes for this registry version."""
+    try:
+        models = bentoml.models.list(BENTO_MODEL_NAME)
+    except bentoml.exceptions.NotFound:
+        return None
+    same = [
+        m
+        for m in models
+        if m.info.metadata.get(CHECKPOINT_DIGEST_KEY) == digest
+        and all(m.info.labels.get(key) == labels.get(key) for key in SAME_MODEL_LABELS)
+        and Path(m.path_of(CHECKPOINT_FILE)).is_file()
+    ]
+    return str(max(same, key=lambda m: m.info.creation_time).tag) if same else None

@@ -93,8 +93,11 @@ class Checkpoint:
             "warm_start": dict(self.warm_start),
             "recops_version": self.recops_version,
         }
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+        # To an open file, not a path: torch names the archive's folder after a path (here the
+        # temporary file's random name), so the same checkpoint saved twice differed in bytes;
+        # to a file it is "archive", and equal checkpoints are equal files (one sha256).
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            torch.save(payload, handle)
         return path
 
     @classmethod
