@@ -203,3 +203,60 @@ def test_status_says_so_before_starting_the_slow_temporary_api(monkeypatch):
     heard.clear()
     assert status_module.status(api_url="http://127.0.0.1:9/api", on_progress=heard.append) == "given"
     assert heard == []
+
+
+FLOW_FILE = """
+from prefect import flow
+
+
+@flow
+def retrain(dataset: str, force: bool = False, epochs: int = 3) -> None:
+    pass
+
+
+def not_a_flow() -> None:
+    pass
+"""
+
+
+@pytest.mark.unit
+def test_the_projects_deployments_fit_the_retrain_flows_signature():
+    from recops.continuous.schedules import check_deployments
+
+    checked = check_deployments(REPO / "prefect.yaml")
+    assert [line.split(":")[0] for line in checked] == ["nightly-retrain", "hourly-drift-check"]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("deployment", "message"),
+    [
+        ("{name: a, entrypoint: f.py:retrain, parameters: {dataset: x, forse: true}}", "forse"),  # unknown
+        ("{name: a, entrypoint: f.py:retrain, parameters: {force: true}}", "dataset"),  # required, missing
+        ("{name: a, entrypoint: f.py:retrain, parameters: {dataset: x, epochs: many}}", "epochs"),  # type
+        (  # a schedule's own parameters are merged in and checked too
+            "{name: a, entrypoint: f.py:retrain, parameters: {dataset: x}, "
+            "schedules: [{cron: '0 2 * * *', parameters: {epochs: lots}}]}",
+            "schedules[0]",
+        ),
+        ("{name: a, entrypoint: f.py:not_a_flow}", "is not a flow"),
+        ("{name: a, entrypoint: missing.py:retrain, parameters: {dataset: x}}", "does not load"),
+    ],
+)
+def test_parameters_that_the_flow_would_refuse_are_named(tmp_path, deployment, message):
+    from recops.continuous.schedules import check_deployments
+
+    (tmp_path / "f.py").write_text(FLOW_FILE)
+    path = _write(tmp_path, deployment)
+    with pytest.raises(ScheduleError, match=r"deployment 'a'") as error:
+        check_deployments(path)
+    assert message in str(error.value)
+
+
+@pytest.mark.unit
+def test_good_parameters_pass(tmp_path):
+    from recops.continuous.schedules import check_deployments
+
+    (tmp_path / "f.py").write_text(FLOW_FILE)
+    path = _write(tmp_path, "{name: a, entrypoint: f.py:retrain, parameters: {dataset: x, epochs: '4'}}")
+    assert check_deployments(path) == ["a: f.py:retrain accepts {'dataset': 'x', 'epochs': '4'}"]

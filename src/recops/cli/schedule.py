@@ -33,6 +33,19 @@ DeploymentOpt = Annotated[
 
 
 @schedule_app.command()
+def check(prefect_yaml: PrefectYamlOpt = Path("prefect.yaml")) -> None:
+    """Check prefect.yaml against the flows it names, offline: every entrypoint loads, and every
+    deployment's and schedule's parameters fit the flow's signature (names, required ones,
+    types), as Prefect checks them when a run starts. Exit 2 naming each problem. CI runs it
+    before `prefect deploy --all`.
+    """
+    from recops.continuous.schedules import check_deployments
+
+    for line in check_deployments(prefect_yaml):
+        typer.echo(f"ok  {line}")
+
+
+@schedule_app.command()
 def serve(
     prefect_yaml: PrefectYamlOpt = Path("prefect.yaml"),
     deployment: DeploymentOpt = None,

@@ -305,3 +305,40 @@ def _unknown_keys(unknown: list[Any], known: frozenset[str]) -> str:
         all_close = all_close and bool(close)
     text = f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(named)}"
     return text if all_close else f"{text}; Prefect reads here: {', '.join(sorted(known))}"
+
+
+def check_deployments(path: str | Path = DEFAULT_PREFECT_YAML) -> list[str]:
+    """Check prefect.yaml against the flows it names: each entrypoint loads and is a Prefect
+    flow, and each deployment's parameters, merged with each schedule's, are accepted by that
+    flow's signature, as Prefect itself will check them at run time (``Flow.validate_parameters``:
+    no unknown name, every required one given, every value of its annotated type). What
+    ``prefect deploy`` would only find out when a scheduled run fails, CI finds before the
+    deploy. Returns one line per deployment checked; raises :class:`ScheduleError` naming every
+    problem (file, deployment, schedule, parameter).
+    """
+    from prefect.exceptions import ParameterTypeError, SignatureMismatchError
+    from prefect.flows import load_flow_from_entrypoint
+
+    problems: list[str] = []
+    checked: list[str] = []
+    for spec in load_deployments(path):
+        where = f"{path}: deployment {spec.name!r}"
+        try:
+            flow = load_flow_from_entrypoint(spec.entrypoint_path)
+        except Exception as exc:  # a missing file or function, not a @flow, an import error
+            problems.append(f"{where}: entrypoint {spec.entrypoint} does not load: {exc}")
+            continue
+        variants = [("", spec.parameters)] + [
+            (f" schedules[{i}]", {**spec.parameters, **schedule.parameters})
+            for i, schedule in enumerate(spec.schedules)
+            if schedule.parameters
+        ]
+        for label, parameters in variants:
+            try:
+                flow.validate_parameters(dict(parameters))
+            except (ParameterTypeError, SignatureMismatchError) as exc:
+                problems.append(f"{where}{label}: parameters {parameters} do not fit {flow.name}(): {exc}")
+        checked.append(f"{spec.name}: {spec.entrypoint} accepts {spec.parameters or 'its defaults'}")
+    if problems:
+        raise ScheduleError("\n".join(problems))
+    return checked
