@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export RECOPS_HOME ?= $(CURDIR)/.recops
 # Metaflow's datastore lives under it too, and a user name is found: src/metaflow_extensions/recops.
 
-.PHONY: demo test test-fast lint install bench clean infra-check
+.PHONY: demo test test-fast test-pipeline lint install bench clean infra-check check-deploy-specs
 
 install: $(STAMP)
 
@@ -55,6 +55,17 @@ test: $(STAMP) lint
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -n $(PYTEST_WORKERS) --dist loadfile
 
+# Google's level-2 pipeline tests, for CI's pipeline job: training converges on a tiny slice with
+# no NaN anywhere, and every step of TrainRecommenderFlow produces its artifacts.
+test-pipeline: $(STAMP)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests/integration/test_pipeline_level2.py \
+		tests/integration/test_train_flow.py
+
+# The deploy specs, offline: the workflows (actionlint, zizmor, pins, permissions), both
+# prefect files against the flow's signature, the bentofile. `make test` runs the same checks.
+check-deploy-specs: $(STAMP)
+	$(BIN)/python scripts/check_deploy_specs.py
+
 bench: $(STAMP)
 	$(BIN)/recops bench quality --dataset ml-100k:recbole --seeds 1,2,3 --json
 
@@ -74,3 +85,11 @@ $(INFRA_STAMP): infra/checkov-requirements.txt
 
 infra-check: $(INFRA_STAMP)
 	@bash infra/check.sh
+
+# Continuous delivery, one step per target (.github/workflows/cd.yml runs them; so can a person
+# with the environment's AWS role): make cd-plan STACK=dev, then cd-apply, cd-image-training,
+# cd-image-bento, cd-prefect-deploy, cd-deploy. See infra/cd.sh.
+# STACK: the environment, a folder of infra/terraform/envs
+STACK ?= dev
+cd-%: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash infra/cd.sh $* $(STACK)

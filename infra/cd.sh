@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The continuous-delivery steps, one per command. .github/workflows/cd.yml runs them through
+# `make cd-<step> STACK=<env>`, and a person with the same AWS access runs the same commands: no
+# step exists only in the workflow.
+#   plan ENV            terraform init (S3 state) + plan -out, for the images this commit builds;
+#                       the plan and its text land in infra/.build/cd/ENV/
+#   apply ENV           terraform apply of exactly that saved plan (the one the reviewer saw)
+#   image-training ENV  docker build infra/docker/training, push <training repo>:<git sha>
+#   image-bento ENV     recops bento build --alias champion, bentoml containerize, push <bento repo>:v<N>
+#   prefect-deploy ENV  recops schedule check, then prefect deploy --all to the ECS work pool
+#   deploy ENV          recops deploy: the ECS service answers with the champion
+# Needs: AWS credentials (CD: GitHub's OIDC role of the environment, from Terraform's
+# github_actions output), TF_STATE_BUCKET, AWS_REGION; for the image and deploy steps the applied
+# environment's outputs. Each step writes what it made under infra/.build/cd/ENV/ (a digest, a
+# tag), for the next step and for the provenance record.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+step=${1:?usage: infra/cd.sh STEP ENV (see the header)}
+env=${2:?usage: infra/cd.sh STEP ENV}
+dir=$REPO/infra/terraform/envs/$env
+[[ -d "$dir" ]] || { echo "no such environment: infra/terraform/envs/$env" >&2; exit 2; }
+out=$REPO/infra/.build/cd/$env
+mkdir -p "$out"
+sha=${GITHUB_SHA:-$(git -C "$REPO" rev-parse HEAD)}
+export TF_IN_AUTOMATION=1 TF_INPUT=0
+
+say() { printf '%s %-15s %s\n' "$(date -u +%H:%M:%S)" "$step" "$*"; }
+need() { [[ -n "${!1:-}" ]] || { echo "$step: $1 is not set ($2)" >&2; exit 2; }; }
+tf_init() {
+  need TF_STATE_BUCKET "the S3 bucket holding Terraform's state"
+  need AWS_REGION "the region of the state bucket and the stack"
+  terraform -chdir="$dir" init -input=false -no-color \
+    -backend-config="bucket=$TF_STATE_BUCKET" -backend-config="key=recops/$env.tfstate" \
+    -backend-config="region=$AWS_REGION" >"$out/init.log"
+}
+output() { terraform -chdir="$dir" output -json "$1"; }
+# The environment a flow run gets (store, MLflow, Metaflow on Batch, deploy target), exported here.
+client_environment() {
+  eval "$(output client_environment | python3 -c 'import json,shlex,sys
+for k, v in json.load(sys.stdin).items(): print(f"export {k}={shlex.quote(str(v))}")')"
+}
+secret_json() { aws secretsmanager get-secret-value --secret-id "$1" --query SecretString --output text; }
+push() {  # push IMAGE:TAG and record its digest in $out/$2
+  docker push "$1" >"$out/$2.push.log"
+  docker inspect --format '{{index .RepoDigests 0}}' "$1" | tee "$out/$2"
+}
+
+case $step in
+plan)
+  tf_init
+  terraform -chdir="$dir" plan -input=false -no-color -out="$out/plan.tfplan" \
+    -var "training_image_tag=$sha" >"$out/plan.log"
+  terraform -chdir="$dir" show -no-color "$out/plan.tfplan" >"$out/plan.txt"
+  if [[ -n "${GITHUB_STEP_SUMMARY:-}" ]]; then  # on GitHub: the plan, for whoever approves the apply
+    printf '### terraform plan: %s\n\n```\n%s\n```\n' "$env" "$(cat "$out/plan.txt")" >>"$GITHUB_STEP_SUMMARY"
+  fi
+  say "$(grep -E '^(Plan:|No changes)' "$out/plan.log" || echo 'see plan.txt')"
+  ;;
+apply)
+  [[ -f "$out/plan.tfplan" ]] || { echo "apply: no saved plan at $out/plan.tfplan (run plan first)" >&2; exit 2; }
+  tf_init
+  terraform -chdir="$dir" apply -input=false -no-color "$out/plan.tfplan" | tee "$out/apply.log"
+  terraform -chdir="$dir" output -json >"$out/outputs.json"
+  ;;
+image-training)
+  tf_init
+  repo=$(output image_repositories | python3 -c 'import json,sys; print(json.load(sys.stdin)["training"])')
+  docker build -f "$REPO/infra/docker/training/Dockerfile" -t "$repo:$sha" "$REPO"
+  say "pushed $(push "$repo:$sha" training-image)"
+  ;;
+image-bento)
+  tf_init
+  client_environment
+  need RECOPS_MLFLOW_CREDENTIALS_SECRET_ARN "from terraform output client_environment"
+  credentials=$(secret_json "$RECOPS_MLFLOW_CREDENTIALS_SECRET_ARN")
+  MLFLOW_TRACKING_USERNAME=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["MLFLOW_TRACKING_USERNAME"])' "$credentials")
+  MLFLOW_TRACKING_PASSWORD=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["MLFLOW_TRACKING_PASSWORD"])' "$credentials")
+  export MLFLOW_TRACKING_USERNAME MLFLOW_TRACKING_PASSWORD
+  tag=$(recops bento build --alias champion | tail -1)
+  version=$(python3 -c 'from recops import registry; print(registry.get_version("champion").version)')
+  repo=$(output image_repositories | python3 -c 'import json,sys; print(json.load(sys.stdin)["bento"])')
+  bentoml containerize "$tag" -t "$repo:v$version"
+  echo "$tag" >"$out/bento-tag"
+  say "pushed $(push "$repo:v$version" bento-image) (bento $tag, model version $version)"
+  ;;
+prefect-deploy)
+  tf_init
+  prefect_out=$(output prefect)
+  PREFECT_API_URL=$(secret_json "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["api_url_secret_arn"])' "$prefect_out")")
+  PREFECT_API_KEY=$(secret_json "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["api_key_secret_arn"])' "$prefect_out")")
+  export PREFECT_API_URL PREFECT_API_KEY
+  [[ -f "$out/training-image" ]] || { echo "prefect-deploy: run image-training first ($out/training-image)" >&2; exit 2; }
+  RECOPS_FLOW_IMAGE=$(cat "$out/training-image")
+  export RECOPS_FLOW_IMAGE
+  recops schedule check --prefect-yaml "$REPO/prefect.ecs.yaml"
+  (cd "$REPO" && prefect --no-prompt deploy --all --prefect-file prefect.ecs.yaml) | tee "$out/prefect-deploy.log"
+  ;;
+deploy)
+  tf_init
+  client_environment
+  recops deploy --timeout 900 | tee "$out/deploy.log"
+  ;;
+*)
+  echo "unknown step: $step (plan, apply, image-training, image-bento, prefect-deploy, deploy)" >&2
+  exit 2
+  ;;
+esac

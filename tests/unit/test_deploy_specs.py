@@ -1,0 +1,94 @@
+"""The deploy specs pass their offline checks, and each check fails on the mistake it is for."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from recops.cicd import specs
+from recops.paths import REPO_ROOT
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def tree(tmp_path) -> Path:
+    """A copy of the specs (workflows, Prefect files, bento folder), the sources linked in."""
+    shutil.copytree(REPO_ROOT / ".github", tmp_path / ".github")
+    shutil.copytree(REPO_ROOT / "bentos", tmp_path / "bentos")
+    for name in specs.PREFECT_FILES:
+        shutil.copy(REPO_ROOT / name, tmp_path / name)
+    (tmp_path / "src").symlink_to(REPO_ROOT / "src")
+    return tmp_path
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_the_projects_specs_pass_every_check():
+    assert specs.check_all() == {name: [] for name in specs.CHECKS}
+
+
+def test_the_workflows_are_the_ones_the_issue_names():
+    names = {p.name for p in specs.workflow_files()}
+    assert {"ci.yml", "cd.yml", "release.yml"} <= names
+
+
+CHECKOUT = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2"
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "check", "says"),
+    [
+        ("ci.yml", CHECKOUT, "actions/checkout@v4", "pins", "not pinned"),
+        ("ci.yml", CHECKOUT, "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683", "pins", "version"),
+        ("ci.yml", "permissions: {}", "permissions: write-all", "permissions", "grant nothing"),
+        ("ci.yml", "    permissions:\n      contents: read # checkout\n", "", "permissions", "names no"),
+        ("ci.yml", "run: make lint", "run: ruff check .", "logic_in_make", "logic in YAML"),
+        (
+            "release.yml",
+            "role-to-assume: ${{ vars.AWS_DEPLOY_ROLE_ARN }}",
+            "aws-access-key-id: ${{ secrets.AWS_KEY }}",
+            "no_static_keys",
+            "static AWS key",
+        ),
+        # zizmor: a checkout that keeps its token in .git/config for later steps to find
+        ("ci.yml", "        with:\n          persist-credentials: false\n", "", "zizmor", "artipacked"),
+        # zizmor: an attacker-controlled value expanded into a shell script
+        (
+            "ci.yml",
+            "run: make lint",
+            "run: make lint TITLE=${{ github.event.pull_request.title }}",
+            "zizmor",
+            "template-injection",
+        ),
+        # actionlint: a job that needs one that does not exist
+        ("release.yml", "needs: images", "needs: imagez", "actionlint", "imagez"),
+    ],
+)
+def test_each_check_catches_its_mistake(tree, file, old, new, check, says):
+    edit(tree / ".github" / "workflows" / file, old, new)
+    problems = getattr(specs, check)(tree)
+    assert problems and says in "\n".join(problems), problems
+
+
+def test_the_aws_prefect_file_must_run_what_the_local_one_runs(tree):
+    edit(tree / "prefect.ecs.yaml", 'cron: "0 2 * * *"', 'cron: "0 3 * * *"')
+    assert "differ" in "\n".join(specs.prefect_files(tree))
+
+
+def test_a_prefect_parameter_the_flow_lacks_is_named(tree):
+    edit(tree / "prefect.ecs.yaml", "retrain_on_new_data: false", "retrain_on_new_dta: false")
+    assert "retrain_on_new_dta" in "\n".join(specs.prefect_files(tree))
+
+
+def test_a_bentofile_naming_a_missing_service_is_refused(tree):
+    edit(
+        tree / specs.BENTOFILE, 'service: "service:SessionRecommender"', 'service: "serv:SessionRecommender"'
+    )
+    assert "serv.py" in "\n".join(specs.bentofile(tree))
