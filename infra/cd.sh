@@ -3,7 +3,8 @@
 # `make cd-<step> STACK=<env>`, and a person with the same AWS access runs the same commands: no
 # step exists only in the workflow.
 #   plan ENV            terraform init (S3 state) + plan -out, for the images this commit builds;
-#                       the plan and its text land in infra/.build/cd/ENV/
+#                       the plan and its text land in infra/.build/cd/ENV/ (PLAN_READ_ONLY=1:
+#                       -lock=false -refresh=false, for the pull request's read-only role)
 #   apply ENV           terraform apply of exactly that saved plan (the one the reviewer saw)
 #   image-training ENV  docker build infra/docker/training, push <training repo>:<git sha>
 #   image-bento ENV     recops bento build --alias champion, bentoml containerize, push <bento repo>:v<N>
@@ -49,8 +50,12 @@ push() {  # push IMAGE:TAG and record its digest in $out/$2
 case $step in
 plan)
   tf_init
+  # A pull request's plan runs on the read-only plan role: no state lock, no refresh (refresh
+  # reads the stack's generated secrets back, which that role may not); CI sets PLAN_READ_ONLY=1.
+  read_only=()
+  [[ "${PLAN_READ_ONLY:-0}" == 1 ]] && read_only=(-lock=false -refresh=false)
   terraform -chdir="$dir" plan -input=false -no-color -out="$out/plan.tfplan" \
-    -var "training_image_tag=$sha" >"$out/plan.log"
+    ${read_only[@]+"${read_only[@]}"} -var "training_image_tag=$sha" >"$out/plan.log"
   terraform -chdir="$dir" show -no-color "$out/plan.tfplan" >"$out/plan.txt"
   if [[ -n "${GITHUB_STEP_SUMMARY:-}" ]]; then  # on GitHub: the plan, for whoever approves the apply
     printf '### terraform plan: %s\n\n```\n%s\n```\n' "$env" "$(cat "$out/plan.txt")" >>"$GITHUB_STEP_SUMMARY"

@@ -241,3 +241,36 @@ module "bento_service" {
 
   depends_on = [aws_kms_key_policy.this]
 }
+
+# --- GitHub Actions (OIDC): CD and pull-request plans without stored keys ---------------------------
+
+module "github_oidc" {
+  count  = var.github_repository == "" ? 0 : 1
+  source = "./modules/github_oidc"
+
+  name               = var.name
+  github_repository  = var.github_repository
+  github_environment = coalesce(var.github_environment, var.name)
+  # One provider per account: create it unless the account's is given (the second env in it).
+  create_oidc_provider = var.github_oidc_provider_arn == ""
+  oidc_provider_arn    = var.github_oidc_provider_arn == "" ? null : var.github_oidc_provider_arn
+  kms_key_arn          = aws_kms_key.this.arn
+
+  terraform_state_bucket      = var.terraform_state_bucket
+  terraform_state_key         = var.terraform_state_key
+  terraform_state_kms_key_arn = var.terraform_state_kms_key_arn
+
+  # What CD does besides `terraform apply`: push the training and bento images, roll the bento
+  # out (as recops.serving.ecs does) and read the secrets its steps need.
+  ecr_repository_arns          = [module.metaflow.training_image_repository_arn, module.bento_service.repository_arn]
+  secret_arns                  = [module.prefect_worker.api_url_secret_arn, module.prefect_worker.api_key_secret_arn, module.mlflow.client_credentials_secret_arn]
+  bento_service_arn            = module.bento_service.service_arn
+  bento_task_definition_family = module.bento_service.task_definition_family
+  bento_task_role_arns         = module.bento_service.task_role_arns
+
+  # The one AWS-managed policy the stack attaches (modules/metaflow, the Batch instance role).
+  aws_managed_policy_arns = ["arn:${local.partition}:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"]
+  dns_zone_id             = var.dns_zone_id
+  dns_record_names        = compact([var.mlflow_hostname, var.bento_hostname])
+  tags                    = local.tags
+}

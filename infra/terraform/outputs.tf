@@ -68,3 +68,12 @@ output "kms_key_arn" {
   description = "The stack's KMS key."
   value       = aws_kms_key.this.arn
 }
+
+output "github_actions" {
+  description = "Roles for GitHub Actions (role-to-assume of aws-actions/configure-aws-credentials) and the account's GitHub OIDC provider; null without github_repository."
+  value = length(module.github_oidc) == 0 ? null : {
+    deploy_role_arn   = module.github_oidc[0].deploy_role_arn
+    plan_role_arn     = module.github_oidc[0].plan_role_arn
+    oidc_provider_arn = module.github_oidc[0].oidc_provider_arn
+  }
+}

@@ -185,6 +185,60 @@ variable "bento_max_tasks" {
   default     = 4
 }
 
+# --- GitHub Actions (OIDC) -------------------------------------------------------------------------
+
+variable "github_repository" {
+  description = "GitHub repository (owner/name, as GitHub spells it) whose workflows get the deploy role (jobs in github_environment) and the plan role (pull requests) through GitHub's OIDC provider; \"\" creates no GitHub access."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.github_repository == "" || can(regex("^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$", var.github_repository))
+    error_message = "github_repository must be owner/name (e.g. example-org/recops), or \"\" for no GitHub access."
+  }
+}
+
+variable "github_environment" {
+  description = "GitHub environment whose jobs may assume the deploy role; null: the stack's name. The envs pass dev and prod."
+  type        = string
+  default     = null
+}
+
+variable "github_oidc_provider_arn" {
+  description = "The account's existing IAM OIDC provider for token.actions.githubusercontent.com (IAM holds one per account: the second environment in an account passes the first one's output github_actions.oidc_provider_arn); \"\" creates it."
+  type        = string
+  default     = ""
+  nullable    = false
+}
+
+variable "terraform_state_bucket" {
+  description = "S3 bucket of the environment's Terraform state (the backend's bucket), which the GitHub roles read (plan) and write (deploy); required with github_repository."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.github_repository == "" || var.terraform_state_bucket != ""
+    error_message = "github_repository needs terraform_state_bucket: the bucket given to `terraform init -backend-config=bucket=...`."
+  }
+}
+
+variable "terraform_state_key" {
+  description = "Key of the environment's state in terraform_state_bucket (the backend's key, e.g. recops/dev.tfstate); its lock file is <key>.tflock."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.github_repository == "" || var.terraform_state_key != null
+    error_message = "github_repository needs terraform_state_key: the key given to `terraform init -backend-config=key=...`."
+  }
+}
+
+variable "terraform_state_kms_key_arn" {
+  description = "Customer-managed KMS key of the state bucket, if any (null: SSE-S3 or aws/s3)."
+  type        = string
+  default     = null
+}
+
 # --- Lifecycle ----------------------------------------------------------------------------------
 
 variable "deletion_protection" {

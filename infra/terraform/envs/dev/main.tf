@@ -49,6 +49,14 @@ module "recops" {
   # The token is injected and enforced in dev too; dev only does not refuse to start without it.
   bento_require_api_token = false
 
+  # GitHub Actions through GitHub's OIDC provider (../../README.md, "GitHub Actions (OIDC)"): a
+  # deploy role for jobs in the GitHub environment "dev", a plan role for pull requests.
+  github_repository        = var.github_repository
+  github_environment       = "dev"
+  github_oidc_provider_arn = var.github_oidc_provider_arn
+  terraform_state_bucket   = var.terraform_state_bucket
+  terraform_state_key      = var.terraform_state_key
+
   deletion_protection = false
   force_destroy       = true
   log_retention_days  = 365

@@ -47,3 +47,8 @@ output "prefect" {
   description = "Work pool, API secrets, base job template and ECS job variables for Prefect."
   value       = module.recops.prefect
 }
+
+output "github_actions" {
+  description = "GitHub Actions roles (deploy: the GitHub environment dev; plan: pull requests) and the account's GitHub OIDC provider; null without github_repository."
+  value       = module.recops.github_actions
+}

@@ -81,3 +81,27 @@ variable "prefect_worker_image_tag" {
   type        = string
   default     = null
 }
+
+variable "github_repository" {
+  description = "GitHub repository (owner/name) whose workflows get this env's deploy role (jobs in the GitHub environment \"dev\") and plan role (pull requests); \"\" creates no GitHub access."
+  type        = string
+  default     = ""
+}
+
+variable "github_oidc_provider_arn" {
+  description = "The account's IAM OIDC provider for token.actions.githubusercontent.com if it exists already (another project made it); \"\" creates it. IAM holds one per account: prod, in the same account, passes this env's output github_actions.oidc_provider_arn."
+  type        = string
+  default     = ""
+}
+
+variable "terraform_state_bucket" {
+  description = "The state bucket given at init (-backend-config=bucket=...): the GitHub roles read (plan) and write (deploy) this env's state in it. Required with github_repository."
+  type        = string
+  default     = ""
+}
+
+variable "terraform_state_key" {
+  description = "The state key given at init (-backend-config=key=...)."
+  type        = string
+  default     = "recops/dev.tfstate"
+}

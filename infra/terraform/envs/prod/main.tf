@@ -50,6 +50,14 @@ module "recops" {
   # A bento task that gets no token refuses to start rather than serve unauthenticated.
   bento_require_api_token = true
 
+  # GitHub Actions through GitHub's OIDC provider (../../README.md, "GitHub Actions (OIDC)"): a
+  # deploy role for jobs in the GitHub environment "prod", a plan role for pull requests.
+  github_repository        = var.github_repository
+  github_environment       = "prod"
+  github_oidc_provider_arn = var.github_oidc_provider_arn
+  terraform_state_bucket   = var.terraform_state_bucket
+  terraform_state_key      = var.terraform_state_key
+
   deletion_protection = true
   force_destroy       = false
   log_retention_days  = 365

@@ -7,3 +7,7 @@ certificate_arn = "arn:aws:acm:us-east-1:000000000000:certificate/00000000-0000-
 mlflow_hostname = "mlflow.recops-prod.example.internal"
 bento_hostname  = "recommender.recops-prod.example.internal"
 dns_zone_id     = "Z00000000000000000000"
+# The GitHub Actions roles, reusing the account's GitHub OIDC provider (dev creates it).
+github_repository        = "example-org/recops"
+terraform_state_bucket   = "example-recops-terraform-state"
+github_oidc_provider_arn = "arn:aws:iam::000000000000:oidc-provider/token.actions.githubusercontent.com"

@@ -98,3 +98,33 @@ variable "prefect_worker_image_tag" {
   type        = string
   default     = null
 }
+
+variable "github_repository" {
+  description = "GitHub repository (owner/name) whose workflows get this env's deploy role (jobs in the GitHub environment \"prod\") and plan role (pull requests); \"\" creates no GitHub access."
+  type        = string
+  default     = ""
+}
+
+# One GitHub OIDC provider per AWS account: dev creates it, prod in the same account reuses it.
+variable "github_oidc_provider_arn" {
+  description = "With github_repository: dev's output github_actions.oidc_provider_arn when prod shares dev's account (IAM holds one provider per URL and account), or \"\" to create one when prod has an account of its own."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.github_repository == "" || var.github_oidc_provider_arn != null
+    error_message = "prod needs github_oidc_provider_arn with github_repository: dev's `terraform output -json github_actions | jq -r .oidc_provider_arn` when both share an account, or \"\" when prod has an account of its own."
+  }
+}
+
+variable "terraform_state_bucket" {
+  description = "The state bucket given at init (-backend-config=bucket=...): the GitHub roles read (plan) and write (deploy) this env's state in it. Required with github_repository."
+  type        = string
+  default     = ""
+}
+
+variable "terraform_state_key" {
+  description = "The state key given at init (-backend-config=key=...)."
+  type        = string
+  default     = "recops/prod.tfstate"
+}

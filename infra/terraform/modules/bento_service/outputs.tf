@@ -13,6 +13,11 @@ output "repository_name" {
   value       = module.repository.name
 }
 
+output "repository_arn" {
+  description = "ARN of the ECR repository (CI pushes bento images to it)."
+  value       = module.repository.arn
+}
+
 output "image" {
   description = "Image the service was created with (null until image_tag is set); later images are the deployer's."
   value       = var.image_tag == null ? null : "${module.repository.url}:${var.image_tag}"
@@ -31,6 +36,16 @@ output "container_name" {
 output "task_definition_family" {
   description = "Task definition family of the service; the deployer's revisions join it."
   value       = module.service.task_definition_family
+}
+
+output "service_arn" {
+  description = "ARN of the ECS service (known before the service exists)."
+  value       = local.service_arn
+}
+
+output "task_role_arns" {
+  description = "The roles a revision of the service's task definition names (execution role, and task role with a store): what a deployer may pass to ECS."
+  value       = compact([module.service.execution_role_arn, module.service.task_role_arn])
 }
 
 output "api_token_secret_arn" {
