@@ -88,7 +88,7 @@ infra-check: $(INFRA_STAMP)
 
 # Continuous delivery, one step per target (.github/workflows/cd.yml runs them; so can a person
 # with the environment's AWS role): make cd-plan STACK=dev, then cd-apply, cd-image-training,
-# cd-image-bento, cd-prefect-deploy, cd-deploy. See infra/cd.sh.
+# cd-image-bento, cd-prefect-deploy, cd-deploy, cd-record. See infra/cd.sh.
 # STACK: the environment, a folder of infra/terraform/envs
 STACK ?= dev
 cd-%: $(STAMP)

@@ -10,6 +10,7 @@
 #   image-bento ENV     recops bento build --alias champion, bentoml containerize, push <bento repo>:v<N>
 #   prefect-deploy ENV  recops schedule check, then prefect deploy --all to the ECS work pool
 #   deploy ENV          recops deploy: the ECS service answers with the champion
+#   record ENV          recops provenance --record: the release's chain, one object in the store
 # Needs: AWS credentials (CD: GitHub's OIDC role of the environment, from Terraform's
 # github_actions output), TF_STATE_BUCKET, AWS_REGION; for the image and deploy steps the applied
 # environment's outputs. Each step writes what it made under infra/.build/cd/ENV/ (a digest, a
@@ -42,6 +43,22 @@ client_environment() {
 for k, v in json.load(sys.stdin).items(): print(f"export {k}={shlex.quote(str(v))}")')"
 }
 secret_json() { aws secretsmanager get-secret-value --secret-id "$1" --query SecretString --output text; }
+mlflow_credentials() {  # the registry's basic-auth user, from the secret Terraform made
+  client_environment
+  need RECOPS_MLFLOW_CREDENTIALS_SECRET_ARN "from terraform output client_environment"
+  local credentials
+  credentials=$(secret_json "$RECOPS_MLFLOW_CREDENTIALS_SECRET_ARN")
+  MLFLOW_TRACKING_USERNAME=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["MLFLOW_TRACKING_USERNAME"])' "$credentials")
+  MLFLOW_TRACKING_PASSWORD=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["MLFLOW_TRACKING_PASSWORD"])' "$credentials")
+  export MLFLOW_TRACKING_USERNAME MLFLOW_TRACKING_PASSWORD
+}
+prefect_api() {  # PREFECT_API_URL and _KEY, from the secrets named by terraform output prefect
+  local prefect_out
+  prefect_out=$(output prefect)
+  PREFECT_API_URL=$(secret_json "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["api_url_secret_arn"])' "$prefect_out")")
+  PREFECT_API_KEY=$(secret_json "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["api_key_secret_arn"])' "$prefect_out")")
+  export PREFECT_API_URL PREFECT_API_KEY
+}
 push() {  # push IMAGE:TAG and record its digest in $out/$2
   docker push "$1" >"$out/$2.push.log"
   docker inspect --format '{{index .RepoDigests 0}}' "$1" | tee "$out/$2"
@@ -76,12 +93,7 @@ image-training)
   ;;
 image-bento)
   tf_init
-  client_environment
-  need RECOPS_MLFLOW_CREDENTIALS_SECRET_ARN "from terraform output client_environment"
-  credentials=$(secret_json "$RECOPS_MLFLOW_CREDENTIALS_SECRET_ARN")
-  MLFLOW_TRACKING_USERNAME=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["MLFLOW_TRACKING_USERNAME"])' "$credentials")
-  MLFLOW_TRACKING_PASSWORD=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["MLFLOW_TRACKING_PASSWORD"])' "$credentials")
-  export MLFLOW_TRACKING_USERNAME MLFLOW_TRACKING_PASSWORD
+  mlflow_credentials
   tag=$(recops bento build --alias champion | tail -1)
   version=$(python3 -c 'from recops import registry; print(registry.get_version("champion").version)')
   repo=$(output image_repositories | python3 -c 'import json,sys; print(json.load(sys.stdin)["bento"])')
@@ -91,10 +103,7 @@ image-bento)
   ;;
 prefect-deploy)
   tf_init
-  prefect_out=$(output prefect)
-  PREFECT_API_URL=$(secret_json "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["api_url_secret_arn"])' "$prefect_out")")
-  PREFECT_API_KEY=$(secret_json "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["api_key_secret_arn"])' "$prefect_out")")
-  export PREFECT_API_URL PREFECT_API_KEY
+  prefect_api
   [[ -f "$out/training-image" ]] || { echo "prefect-deploy: run image-training first ($out/training-image)" >&2; exit 2; }
   RECOPS_FLOW_IMAGE=$(cat "$out/training-image")
   export RECOPS_FLOW_IMAGE
@@ -103,11 +112,17 @@ prefect-deploy)
   ;;
 deploy)
   tf_init
-  client_environment
+  mlflow_credentials  # and the client environment: the store, the ECS target
   recops deploy --timeout 900 | tee "$out/deploy.log"
   ;;
+record)
+  tf_init
+  mlflow_credentials
+  prefect_api
+  recops provenance --record --stack "$env" --build-dir "$out" --prefect-file "$REPO/prefect.ecs.yaml"
+  ;;
 *)
-  echo "unknown step: $step (plan, apply, image-training, image-bento, prefect-deploy, deploy)" >&2
+  echo "unknown step: $step (plan, apply, image-training, image-bento, prefect-deploy, deploy, record)" >&2
   exit 2
   ;;
 esac

@@ -16,6 +16,7 @@ from recops.cli.common import command_group, log_to_stderr
 from recops.cli.deploy import deploy_command, gc_command, status_command
 from recops.cli.online import online_report_command, simulate_traffic_command
 from recops.cli.promote import PROMOTE_EPILOG, promote_command
+from recops.cli.provenance import provenance_command
 from recops.cli.registry import registry_app
 from recops.cli.retrain import retrain_command, simulate_events_command
 from recops.cli.schedule import schedule_app
@@ -32,6 +33,7 @@ app.add_typer(bento_app, name="bento")
 app.command("serve")(serve_command)
 app.command("deploy")(deploy_command)
 app.command("status")(status_command)
+app.command("provenance")(provenance_command)
 app.command("gc")(gc_command)
 app.command("retrain")(retrain_command)
 app.command("simulate-events")(simulate_events_command)
