@@ -14,6 +14,7 @@ from recops.cli.bento import bento_app, serve_command
 from recops.cli.cache import cache_app
 from recops.cli.common import command_group, log_to_stderr
 from recops.cli.deploy import deploy_command, gc_command, status_command
+from recops.cli.maturity import maturity_command
 from recops.cli.online import online_report_command, simulate_traffic_command
 from recops.cli.promote import PROMOTE_EPILOG, promote_command
 from recops.cli.provenance import provenance_command
@@ -34,6 +35,7 @@ app.command("serve")(serve_command)
 app.command("deploy")(deploy_command)
 app.command("status")(status_command)
 app.command("provenance")(provenance_command)
+app.command("maturity")(maturity_command)
 app.command("gc")(gc_command)
 app.command("retrain")(retrain_command)
 app.command("simulate-events")(simulate_events_command)

@@ -46,6 +46,20 @@ def check(prefect_yaml: PrefectYamlOpt = Path("prefect.yaml")) -> None:
 
 
 @schedule_app.command()
+def deploy(prefect_yaml: PrefectYamlOpt = Path("prefect.yaml"), deployment: DeploymentOpt = None) -> None:
+    """Register the deployments of prefect.yaml with the Prefect API, without serving them.
+
+    The API is $PREFECT_API_URL, else the history under $RECOPS_HOME/prefect (what `recops
+    retrain` and `recops schedule status` use). The schedules are then on record; runs start
+    once `recops schedule serve` or a worker of the deployment's pool polls for them.
+    """
+    from recops.continuous.scheduler import register
+
+    log_to_stderr(quiet=True)
+    register(prefect_yaml, names=deployment, echo=typer.echo)
+
+
+@schedule_app.command()
 def serve(
     prefect_yaml: PrefectYamlOpt = Path("prefect.yaml"),
     deployment: DeploymentOpt = None,

@@ -112,6 +112,27 @@ def _prefect_schedule(spec: ScheduleSpec) -> Any:
     return RRule(spec.rrule, **common)
 
 
+def register(
+    prefect_yaml: str | Path = DEFAULT_PREFECT_YAML,
+    *,
+    names: Sequence[str] | None = None,
+    echo: Callable[[str], None] = print,
+) -> list[str]:
+    """Register the deployments of prefect.yaml with the Prefect API without serving them:
+    ``PREFECT_API_URL``, else the history under RECOPS_HOME (Prefect's temporary API). Their
+    schedules are on record (``recops schedule status`` and ``recops maturity`` read them);
+    runs happen once ``recops schedule serve`` or a worker of their pool polls. Returns the ids.
+    """
+    use_local_prefect_home()
+    specs = select_deployments(load_deployments(prefect_yaml), names)
+    ids = []
+    for spec, deployment in zip(specs, runner_deployments(specs), strict=True):
+        ids.append(str(deployment.apply()))
+        when = ", ".join(s.describe() for s in spec.schedules) or "no schedule"
+        echo(f"registered {spec.name} ({ids[-1]}): {when}; parameters {json.dumps(spec.parameters)}")
+    return ids
+
+
 def serve(
     prefect_yaml: str | Path = DEFAULT_PREFECT_YAML,
     *,
