@@ -208,6 +208,33 @@ def test_prefect_deploy_registers_both_deployments_of_prefect_yaml(served):
     assert [s.description for s in report.deployments[1].schedules] == ["cron 0 2 * * * (UTC)"]
 
 
+def test_schedule_deploy_registers_the_deployments_without_serving_them(served):
+    """`recops schedule deploy` (the end of `make demo`): the schedules on record, nothing paused."""
+    copy = served.project / "registered"
+    copy.mkdir()
+    (copy / "stub_flow.py").write_text(STUB_FLOW)
+    text = (
+        (REPO / "prefect.yaml")
+        .read_text()
+        .replace("src/recops/continuous/flow.py:retrain", "stub_flow.py:retrain")
+    )
+    text = text.replace("name: nightly-retrain", "name: registered-nightly").replace(
+        "name: hourly-drift-check", "name: registered-hourly"
+    )
+    (copy / "prefect.yaml").write_text(text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_API_URL=served.api_url, PREFECT_HOME=str(served.home / "registrar"))
+    command = [sys.executable, "-c", "from recops.cli.schedule import schedule_app; schedule_app()", "deploy"]
+    done = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stdout.count("registered ") == 2, done.stdout
+    for name, cron in [("registered-nightly", "0 2 * * *"), ("registered-hourly", "0 * * * *")]:
+        deployment = _deployment(name)
+        assert deployment is not None and not deployment.paused, name
+        [schedule] = deployment.schedules
+        assert (schedule.schedule.cron, schedule.active) == (cron, True)
+
+
 # --- status warns -------------------------------------------------------------------------------
 
 
