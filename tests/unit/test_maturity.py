@@ -60,7 +60,10 @@ def items(facts: Facts) -> dict[str, maturity.Item]:
     return {item.key: item for item in score(facts).items}
 
 
-def test_a_fresh_home_is_level_0_and_says_why(recops_home):
+def test_a_fresh_home_is_level_0_and_says_why(recops_home, monkeypatch):
+    # set here, so that recops's setdefault of Prefect's home does not outlive this test
+    monkeypatch.setenv("PREFECT_HOME", str(recops_home / "prefect"))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
     result = score(maturity.read_facts(REPO_ROOT))
     assert result.level == 0
     failed = {i.key: i.evidence for i in result.items if not i.passed}
