@@ -85,17 +85,15 @@ def test_without_a_release_the_live_chain_names_every_missing_link(champion, mon
     live = provenance.collect("local", version=champion)
     assert not live.recorded
     assert live.links["git_commit"] == "0123abc"  # the version's own git_commit tag
-    assert set(live.missing) == {
-        "pipeline_image",
-        "prefect_deployments",
-        "bento",
-        "serving_image",
-        "terraform_apply",
-    }
+    # what only a release makes: named missing, with the make target that makes it
+    assert {"pipeline_image", "prefect_deployments", "serving_image", "terraform_apply"} <= set(live.missing)
     assert "make cd-image-training" in live.missing["pipeline_image"]
-    assert "recops bento build" in live.missing["bento"]
+    # a bento of this version, if BentoML's store (fixed per process) holds one, else the hint
+    assert ("bento" in live.links) != ("bento" in live.missing)
+    if "bento" in live.missing:
+        assert "recops bento build" in live.missing["bento"]
     text = provenance.render(live)
-    assert text.startswith("no release recorded") and text.count("MISSING") == 5
+    assert text.startswith("no release recorded") and text.count("MISSING") == len(live.missing)
 
 
 def test_a_record_is_never_replaced(champion, build_dir, monkeypatch):
