@@ -244,7 +244,7 @@ def test_lineage_that_contradicts_the_checkpoint_is_refused(trained, data):
     assert registry.list_versions() == []
 
 
-def test_cli_list_gate_promote_rollback(trained, untrained, data):
+def test_cli_list_gate_promote_rollback(trained, untrained, data, tmp_path):
     runner = CliRunner()
     empty = runner.invoke(registry_app, ["list"])
     assert empty.exit_code == 0 and "no versions" in empty.stdout
@@ -282,6 +282,13 @@ def test_cli_list_gate_promote_rollback(trained, untrained, data):
     )
     nothing = runner.invoke(registry_app, ["gate"])
     assert nothing.exit_code == 2 and "error: no challenger to gate" in nothing.stderr
+    # --config's [gate] is the base: a latency ceiling no model meets rejects version 2 again
+    strict = tmp_path / "strict.toml"
+    strict.write_text("[gate]\nlatency_budget_ms = 0.000001\n")
+    slow = runner.invoke(registry_app, ["gate", "--version", "2", "--config", str(strict), "--force"])
+    assert slow.exit_code == 3 and "latency_p95 (p95" in slow.stdout and "ceiling 0.0 ms" in slow.stdout, (
+        slow.output
+    )
     missing = runner.invoke(registry_app, ["gate", "--version", "9"])
     assert missing.exit_code == 2 and "has no version 9" in missing.stderr
 

@@ -118,15 +118,28 @@ def gate(
         typer.Option(help="Its p95 may be at most this many times the champion's, timed side by side [2]."),
     ] = None,
     require_beat_baseline: Annotated[
-        bool,
-        typer.Option(help="Reject a challenger that does not beat the best simple baseline saved with it."),
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--require-beat-baseline/--no-require-beat-baseline",
+            help="Reject a challenger that does not beat the best simple baseline saved with it [on].",
+            show_default=False,
+        ),
+    ] = None,
     force: Annotated[
         bool,
         typer.Option(
             "--force", help="Compare champion and challenger even when they rank different item catalogues."
         ),
     ] = False,
+    config_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="TOML config whose [gate] section is the base (the options above win).",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Compare the challenger with the champion on the same test sequences and decide.
 
@@ -139,7 +152,7 @@ def gate(
     version's gate_* tags and are appended to its gate history. Exit code 0: promoted, 3:
     rejected.
     """
-    from recops.config import GateConfig
+    from recops.config import GateConfig, load_config
     from recops.continuous.lock import cycle_lock
     from recops.registry import gate as run_gate
 
@@ -149,7 +162,8 @@ def gate(
         "latency_ratio": latency_ratio,
         "require_beat_baseline": require_beat_baseline,
     }
-    config = GateConfig(**{k: v for k, v in overrides.items() if v is not None})
+    base = load_config(config_path).gate  # the config's [gate] (default: configs/default.toml)
+    config = GateConfig(**{**base.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
     with cycle_lock("recops registry gate"):
         decision = run_gate(version, config, force=force)
     figures = decision.figures
