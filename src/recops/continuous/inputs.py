@@ -82,7 +82,7 @@ from recops.continuous.quarantine import Quarantined, quarantine, utc_now_iso
 from recops.data import DataValidationError, load_events, read_raw_events, validate_events
 from recops.data.collisions import check_new_sequences
 from recops.data.interactions import fingerprint_events
-from recops.data.schema import check_events, id_kind
+from recops.data.schema import check_events, match_id_kinds
 from recops.data.sources import is_glob, matching_files, read_table
 from recops.store import Entry, Store, as_store, open_store
 
@@ -90,9 +90,6 @@ log = logging.getLogger(__name__)
 
 
 INCOMING_SUFFIXES = (".csv", ".parquet")
-
-
-ID_COLUMNS = ("sequence_id", "item_id")
 
 
 @dataclass(frozen=True)
@@ -143,26 +140,6 @@ def read_incoming(location: str | Path, *, now: float | None = None) -> pd.DataF
         check_time_range=True,
         now=now,
     )
-
-
-def match_id_kinds(events: pd.DataFrame, base: pd.DataFrame, source: str) -> pd.DataFrame:
-    """``events`` with the base's id kinds: integer ids on a text base become text (lossless);
-    text ids on an integer base are a :class:`DataValidationError` (never converted)."""
-    out = events
-    for column in ID_COLUMNS:
-        want, have = id_kind(base[column]), id_kind(events[column])
-        if want == have:
-            continue
-        if want == "text":
-            out = out.assign(**{column: events[column].astype(str)})
-            continue
-        sample = ", ".join(repr(v) for v in pd.unique(events[column])[:3])
-        raise DataValidationError(
-            f"{source}: column {column!r} holds text ids (e.g. {sample}) but the base data's ids "
-            'are integers; ids are not converted ("007" is not 7). Write the ids as the base '
-            "does (canonical integers, no leading zeros, no decimal point)"
-        )
-    return out
 
 
 def _base_identity(dataset: str, config: Config) -> str:

@@ -379,3 +379,27 @@ def validate_events(
     out = checked.events
     out.attrs["duplicates_dropped"] = checked.duplicates_dropped
     return out
+
+
+# The id columns of validated events whose kind (integer or text) must agree across sources.
+KEY_ID_COLUMNS = ("sequence_id", "item_id")
+
+
+def match_id_kinds(events: pd.DataFrame, base: pd.DataFrame, source: str) -> pd.DataFrame:
+    """``events`` with the base's id kinds: integer ids on a text base become text (lossless);
+    text ids on an integer base are a :class:`DataValidationError` (never converted)."""
+    out = events
+    for column in KEY_ID_COLUMNS:
+        want, have = id_kind(base[column]), id_kind(events[column])
+        if want == have:
+            continue
+        if want == "text":
+            out = out.assign(**{column: events[column].astype(str)})
+            continue
+        sample = ", ".join(repr(v) for v in pd.unique(events[column])[:3])
+        raise DataValidationError(
+            f"{source}: column {column!r} holds text ids (e.g. {sample}) but the base data's ids "
+            'are integers; ids are not converted ("007" is not 7). Write the ids as the base '
+            "does (canonical integers, no leading zeros, no decimal point)"
+        )
+    return out
