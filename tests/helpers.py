@@ -188,3 +188,21 @@ def metaflow_client(workdir: Path, code: str, env: dict[str, str]) -> Any:
     if done.returncode != 0:
         raise AssertionError(f"client failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def copy_of_the_specs(into: Path, *parts: str) -> Path:
+    """A tree holding copies of the checkout's deploy specs (``parts``: paths relative to the
+    repository, files or folders), with ``src`` linked in so their entrypoints load; for tests
+    that edit a spec and watch a check (recops.cicd) fail."""
+    import shutil
+
+    repo = Path(__file__).resolve().parents[1]
+    for part in parts:
+        source, target = repo / part, into / part
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            shutil.copy(source, target)
+    (into / "src").symlink_to(repo / "src")
+    return into

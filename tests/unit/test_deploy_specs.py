@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from recops.cicd import specs
-from recops.paths import REPO_ROOT
+from tests.helpers import copy_of_the_specs
 
 pytestmark = pytest.mark.unit
 
@@ -16,12 +15,7 @@ pytestmark = pytest.mark.unit
 @pytest.fixture
 def tree(tmp_path) -> Path:
     """A copy of the specs (workflows, Prefect files, bento folder), the sources linked in."""
-    shutil.copytree(REPO_ROOT / ".github", tmp_path / ".github")
-    shutil.copytree(REPO_ROOT / "bentos", tmp_path / "bentos")
-    for name in specs.PREFECT_FILES:
-        shutil.copy(REPO_ROOT / name, tmp_path / name)
-    (tmp_path / "src").symlink_to(REPO_ROOT / "src")
-    return tmp_path
+    return copy_of_the_specs(tmp_path, ".github", "bentos", *specs.PREFECT_FILES)
 
 
 def edit(path: Path, old: str, new: str) -> None:

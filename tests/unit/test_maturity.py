@@ -4,7 +4,6 @@ characteristic flips with the one fact it is judged on (facts built here; the ju
 from __future__ import annotations
 
 import json
-import shutil
 from types import SimpleNamespace
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from recops.cicd import maturity
 from recops.cicd.maturity import Facts, score
 from recops.paths import REPO_ROOT
+from tests.helpers import copy_of_the_specs
 
 pytestmark = pytest.mark.unit
 
@@ -123,10 +123,7 @@ def test_each_characteristic_flips_with_its_fact(key, break_it):
 
 
 def test_an_aws_file_that_runs_something_else_drops_the_same_pipeline(tmp_path):
-    for part in ("prefect.yaml", "prefect.ecs.yaml"):
-        shutil.copy(REPO_ROOT / part, tmp_path / part)
-    shutil.copytree(REPO_ROOT / "infra" / "terraform" / "envs", tmp_path / "infra" / "terraform" / "envs")
-    (tmp_path / "src").symlink_to(REPO_ROOT / "src")
+    copy_of_the_specs(tmp_path, "prefect.yaml", "prefect.ecs.yaml", "infra/terraform/envs")
     assert items(level_one_facts(root=tmp_path))["same_pipeline_dev_prod"].passed
     aws = tmp_path / "prefect.ecs.yaml"
     aws.write_text(aws.read_text().replace('cron: "0 2 * * *"', 'cron: "0 5 * * *"'))
@@ -134,10 +131,7 @@ def test_an_aws_file_that_runs_something_else_drops_the_same_pipeline(tmp_path):
 
 
 def test_deleting_the_workflows_drops_ci_and_cd(tmp_path):
-    for part in ("prefect.yaml", "prefect.ecs.yaml"):
-        shutil.copy(REPO_ROOT / part, tmp_path / part)
-    shutil.copytree(REPO_ROOT / "infra" / "terraform" / "envs", tmp_path / "infra" / "terraform" / "envs")
-    (tmp_path / "src").symlink_to(REPO_ROOT / "src")
+    copy_of_the_specs(tmp_path, "prefect.yaml", "prefect.ecs.yaml", "infra/terraform/envs")
     facts = level_one_facts(root=tmp_path)
     facts.provenance = [SimpleNamespace(released_at="t", stack="dev", links={})]
     judged = items(facts)
