@@ -37,6 +37,7 @@ tf_init() {
     -backend-config="region=$AWS_REGION" >"$out/init.log"
 }
 output() { terraform -chdir="$dir" output -json "$1"; }
+field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }  # JSON, key
 # The environment a flow run gets (store, MLflow, Metaflow on Batch, deploy target), exported here.
 client_environment() {
   eval "$(output client_environment | python3 -c 'import json,shlex,sys
@@ -48,15 +49,15 @@ mlflow_credentials() {  # the registry's basic-auth user, from the secret Terraf
   need RECOPS_MLFLOW_CREDENTIALS_SECRET_ARN "from terraform output client_environment"
   local credentials
   credentials=$(secret_json "$RECOPS_MLFLOW_CREDENTIALS_SECRET_ARN")
-  MLFLOW_TRACKING_USERNAME=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["MLFLOW_TRACKING_USERNAME"])' "$credentials")
-  MLFLOW_TRACKING_PASSWORD=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["MLFLOW_TRACKING_PASSWORD"])' "$credentials")
+  MLFLOW_TRACKING_USERNAME=$(field "$credentials" MLFLOW_TRACKING_USERNAME)
+  MLFLOW_TRACKING_PASSWORD=$(field "$credentials" MLFLOW_TRACKING_PASSWORD)
   export MLFLOW_TRACKING_USERNAME MLFLOW_TRACKING_PASSWORD
 }
 prefect_api() {  # PREFECT_API_URL and _KEY, from the secrets named by terraform output prefect
   local prefect_out
   prefect_out=$(output prefect)
-  PREFECT_API_URL=$(secret_json "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["api_url_secret_arn"])' "$prefect_out")")
-  PREFECT_API_KEY=$(secret_json "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["api_key_secret_arn"])' "$prefect_out")")
+  PREFECT_API_URL=$(secret_json "$(field "$prefect_out" api_url_secret_arn)")
+  PREFECT_API_KEY=$(secret_json "$(field "$prefect_out" api_key_secret_arn)")
   export PREFECT_API_URL PREFECT_API_KEY
 }
 push() {  # push IMAGE:TAG and record its digest in $out/$2
@@ -87,7 +88,7 @@ apply)
   ;;
 image-training)
   tf_init
-  repo=$(output image_repositories | python3 -c 'import json,sys; print(json.load(sys.stdin)["training"])')
+  repo=$(field "$(output image_repositories)" training)
   docker build -f "$REPO/infra/docker/training/Dockerfile" -t "$repo:$sha" "$REPO"
   say "pushed $(push "$repo:$sha" training-image)"
   ;;
@@ -96,7 +97,7 @@ image-bento)
   mlflow_credentials
   tag=$(recops bento build --alias champion | tail -1)
   version=$(python3 -c 'from recops import registry; print(registry.get_version("champion").version)')
-  repo=$(output image_repositories | python3 -c 'import json,sys; print(json.load(sys.stdin)["bento"])')
+  repo=$(field "$(output image_repositories)" bento)
   bentoml containerize "$tag" -t "$repo:v$version"
   echo "$tag" >"$out/bento-tag"
   say "pushed $(push "$repo:v$version" bento-image) (bento $tag, model version $version)"

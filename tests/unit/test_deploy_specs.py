@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from recops.cicd import specs
+from recops.paths import REPO_ROOT
 from tests.helpers import copy_of_the_specs
 
 pytestmark = pytest.mark.unit
@@ -86,3 +87,28 @@ def test_a_bentofile_naming_a_missing_service_is_refused(tree):
         tree / specs.BENTOFILE, 'service: "service:SessionRecommender"', 'service: "serv:SessionRecommender"'
     )
     assert "serv.py" in "\n".join(specs.bentofile(tree))
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["plan", "staging"], "no such environment: infra/terraform/envs/staging"),
+        (["ship", "dev"], "unknown step: ship"),
+        (["plan", "dev"], "TF_STATE_BUCKET is not set"),
+        (["apply", "dev"], "no saved plan"),
+    ],
+)
+def test_a_cd_step_refuses_bad_input_by_name(args, says, tmp_path):
+    """infra/cd.sh (make cd-<step>) says what is missing before it touches AWS or Terraform."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_STATE_BUCKET", "AWS_REGION")}
+    done = subprocess.run(
+        ["bash", str(REPO_ROOT / "infra" / "cd.sh"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and says in done.stderr, done.stderr
