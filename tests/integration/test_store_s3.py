@@ -231,3 +231,22 @@ def test_the_online_loop_on_s3(s3, config):
     assert figures.pairs == 3 and figures.metrics["hr@10"] == pytest.approx(2 / 3)
     published = publish_trending(load_events("synthetic", config.data), config)
     assert Trending.from_json(store.read_text(TRENDING_KEY)) == published
+
+
+def test_a_release_record_on_s3_is_one_object_never_replaced(s3):
+    """recops provenance --record with the store on S3 (CD's last step on AWS)."""
+    from recops.cicd import provenance
+    from recops.store import StoreConflictError
+
+    release = provenance.Release(
+        released_at="2026-12-04T18:00:00+00:00",
+        stack="prod",
+        links={"git_commit": "f00dfeed" * 5, "model": {"name": "session-recommender", "version": 4}},
+        missing={"terraform_apply": "no terraform apply in this release (make cd-apply)"},
+    )
+    key = provenance.record(release)
+    assert keys(s3, "provenance/") == [key]
+    with pytest.raises(StoreConflictError):
+        provenance.record(release)
+    [read] = provenance.releases()
+    assert read.recorded and read.model_version == 4 and read.missing == release.missing
