@@ -291,3 +291,16 @@ def test_fresh_ids_are_above_every_integer_id_integer_or_text():
     assert fresh_sequence_ids([ints], 3).tolist() == [42, 43, 44]
     assert fresh_sequence_ids([ints, text], 2).tolist() == [121, 122]  # "099" is text, not 99
     assert fresh_sequence_ids([pd.Series(["a", "b"])], 1).tolist() == [1]
+
+
+def test_columns_beyond_the_contract_never_reach_training(tmp_path):
+    # a meta-level requirement (ML Test Score, data 4): whatever else a source carries, such as
+    # a shopper's e-mail, only the contract's columns go on to sequences, models and snapshots
+    events = csv_events(
+        tmp_path,
+        "session_id,item_id,timestamp,email,price,category\n"
+        "1,10,1700000000,a@example.com,9.99,shoes\n1,11,1700000001,a@example.com,5.00,socks\n",
+    )
+    assert list(events.columns) == ["sequence_id", "item_id", "timestamp", "category"]
+    validated = validate_events(incoming(email=["x@y.z"] * 3))
+    assert list(validated.columns) == ["sequence_id", "item_id", "timestamp"]

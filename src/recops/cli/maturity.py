@@ -1,4 +1,5 @@
-"""``recops maturity``: the live system scored against Google's MLOps maturity levels."""
+"""``recops maturity``: the live system scored against Google's and Microsoft's MLOps maturity
+levels and the ML Test Score."""
 
 from __future__ import annotations
 
@@ -16,14 +17,17 @@ def maturity_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print the score as JSON.")] = False,
     require_level: Annotated[
         int | None,
-        typer.Option("--require-level", min=0, max=2, help="Exit 1 below this level (a CI gate)."),
+        typer.Option("--require-level", min=0, max=2, help="Exit 1 below this Google level (a CI gate)."),
     ] = None,
 ) -> None:
-    """Score the live system against Google's MLOps maturity levels 0-2, from its own metadata:
-    the MLflow registry, Metaflow's runs, Prefect's deployments and runs (the temporary API over
-    $RECOPS_HOME's history when no server is set), the store's cycle and provenance records, and
-    this checkout's workflows and deploy files. Each characteristic passes or fails with its
-    evidence (a run id, a version, a file and line) or the reason. Markdown, or JSON with --json.
+    """Score the live system, from its own metadata, against Google's MLOps maturity levels 0-2,
+    Microsoft's MLOps maturity levels 0-4 and the ML Test Score (Breck et al. 2017: 28 tests,
+    0.5 point done by hand and documented, 1 automated, the score the smallest section sum).
+
+    Read: the MLflow registry, Metaflow's runs, Prefect's deployments and runs (the temporary API
+    over $RECOPS_HOME's history when no server is set), the store's cycle and provenance
+    records, and this checkout's workflows and deploy files. Each item comes with its evidence
+    (a run id, a version, a file and line) or the reason it fails. Markdown, or JSON with --json.
     """
     from recops.cicd.maturity import read_facts, render, score
 

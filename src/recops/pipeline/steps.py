@@ -117,13 +117,12 @@ def run_report_notebook(run_pathspec: str, output: Path, notebook: Path) -> dict
     return json.loads(output.read_text())
 
 
-def git_commit() -> str:
-    """The checked-out commit of the code that runs (``unknown`` outside a git checkout)."""
+def git_commit(root: Path = REPO_ROOT) -> str:
+    """The checked-out commit of the code that runs, or of ``root`` (``unknown`` outside a git
+    checkout)."""
     import subprocess
 
-    done = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=False
-    )
+    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=False)
     return done.stdout.strip() if done.returncode == 0 else "unknown"
 
 
