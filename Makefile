@@ -36,9 +36,9 @@ demo: $(STAMP)
 	$(BIN)/recops online-report
 	@echo "== Desired (champion) against actual (deployed) state =="
 	$(BIN)/recops status
-	@echo "== The schedules of prefect.yaml registered with Prefect (nightly retrain, hourly drift check; recops schedule serve runs them) =="
+	@echo "== The schedules of prefect.yaml registered with Prefect (nightly retrain, hourly drift check, weekly maturity report; recops schedule serve runs them) =="
 	$(BIN)/recops schedule deploy
-	@echo "== Google's MLOps maturity, read off this system's own metadata (level 2 needs a recorded CD release) =="
+	@echo "== MLOps maturity, read off this system's own metadata: Google's and Microsoft's levels, the ML Test Score =="
 	$(BIN)/recops provenance
 	$(BIN)/recops maturity
 

@@ -89,7 +89,7 @@ apply)
 image-training)
   tf_init
   repo=$(field "$(output image_repositories)" training)
-  docker build -f "$REPO/infra/docker/training/Dockerfile" -t "$repo:$sha" "$REPO"
+  docker build -f "$REPO/infra/docker/training/Dockerfile" --build-arg GIT_COMMIT="$sha" -t "$repo:$sha" "$REPO"
   say "pushed $(push "$repo:$sha" training-image)"
   ;;
 image-bento)

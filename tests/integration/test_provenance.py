@@ -118,11 +118,18 @@ def test_the_prefect_link_is_read_from_the_api(champion, build_dir, tmp_path, mo
     from prefect.testing.utilities import prefect_test_harness
 
     from recops.continuous.flow import retrain
+    from recops.continuous.maturity_flow import maturity_report
 
     with prefect_test_harness(server_startup_timeout=120):
         for name in ("nightly-retrain", "hourly-drift-check"):
             retrain.to_deployment(name=name, version="v-test").apply()
+        # a deployment of another flow: read as maturity-report/<name>, not retrain/<name>
+        maturity_report.to_deployment(name="weekly-maturity-report", version="v-test").apply()
         release = provenance.collect("dev", build_dir, prefect_file=REPO_ROOT / "prefect.ecs.yaml")
-    assert set(release.links["prefect_deployments"]) == {"nightly-retrain", "hourly-drift-check"}
+    assert set(release.links["prefect_deployments"]) == {
+        "nightly-retrain",
+        "hourly-drift-check",
+        "weekly-maturity-report",
+    }
     assert {d["version"] for d in release.links["prefect_deployments"].values()} == {"v-test"}
     assert not release.missing

@@ -34,8 +34,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-# The parameters of recops.continuous.flow.retrain, and nothing that trains.
-STUB_FLOW = '''"""Stands in for recops.continuous.flow.retrain: the same name and parameters, no work."""
+# The parameters of recops.continuous.flow.retrain and recops.continuous.maturity_flow.maturity_report,
+# and nothing that trains or reads the system.
+STUB_FLOW = '''"""Stands in for the project's two flows: the same names and parameters, no work."""
 
 from prefect import flow
 
@@ -48,7 +49,27 @@ def retrain(
     config_path: str | None = None,
 ) -> str:
     return dataset
+
+
+@flow(name="maturity-report")
+def maturity_report(require_level: int | None = None) -> dict:
+    return {}
 '''
+ENTRYPOINTS = {
+    "src/recops/continuous/flow.py:retrain": "stub_flow.py:retrain",
+    "src/recops/continuous/maturity_flow.py:maturity_report": "stub_flow.py:maturity_report",
+}
+
+
+def _stubbed_prefect_yaml() -> str:
+    """The project's prefect.yaml with each entrypoint pointing at its stand-in."""
+    text = (REPO / "prefect.yaml").read_text()
+    for entrypoint, stub in ENTRYPOINTS.items():
+        assert f"entrypoint: {entrypoint}" in text, entrypoint
+        text = text.replace(f"entrypoint: {entrypoint}", f"entrypoint: {stub}")
+    assert "entrypoint: src/" not in text, "a deployment of prefect.yaml has no stand-in here"
+    return text
+
 
 SERVED_YAML = """deployments:
   - name: tick-10s
@@ -163,18 +184,14 @@ def _kinds(report: StatusReport, deployment: str) -> set[str]:
 # --- prefect deploy reads prefect.yaml ----------------------------------------------------------
 
 
-def test_prefect_deploy_registers_both_deployments_of_prefect_yaml(served):
+def test_prefect_deploy_registers_every_deployment_of_prefect_yaml(served):
     """The real `prefect deploy --all` on the project's file: schedules, parameters, pool, pull step."""
     from prefect.client.schemas.actions import WorkPoolCreate
 
     copy = served.project / "deployed"
     copy.mkdir()
     (copy / "stub_flow.py").write_text(STUB_FLOW)
-    text = (REPO / "prefect.yaml").read_text()
-    assert "src/recops/continuous/flow.py:retrain" in text
-    (copy / "prefect.yaml").write_text(
-        text.replace("src/recops/continuous/flow.py:retrain", "stub_flow.py:retrain")
-    )
+    (copy / "prefect.yaml").write_text(_stubbed_prefect_yaml())
     with _client() as client:
         client.create_work_pool(WorkPoolCreate(name="recops-process", type="process"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
@@ -192,6 +209,7 @@ def test_prefect_deploy_registers_both_deployments_of_prefect_yaml(served):
     for name, cron, parameters in [
         ("nightly-retrain", "0 2 * * *", {"dataset": "synthetic"}),
         ("hourly-drift-check", "0 * * * *", {"dataset": "synthetic", "retrain_on_new_data": False}),
+        ("weekly-maturity-report", "30 6 * * 1", {}),
     ]:
         deployment = _deployment(name)
         assert deployment is not None, name
@@ -202,10 +220,16 @@ def test_prefect_deploy_registers_both_deployments_of_prefect_yaml(served):
         step = deployment.pull_steps[0]["prefect.deployments.steps.set_working_directory"]
         assert Path(step["directory"]) == copy.resolve()  # the build step's `pwd`, resolved at deploy time
 
-    report = status(prefect_yaml=copy / "prefect.yaml", names=["nightly-retrain", "hourly-drift-check"])
-    assert [d.name for d in report.deployments] == ["retrain/hourly-drift-check", "retrain/nightly-retrain"]
+    names = ["nightly-retrain", "hourly-drift-check", "weekly-maturity-report"]
+    report = status(prefect_yaml=copy / "prefect.yaml", names=names)
+    assert [d.name for d in report.deployments] == [
+        "maturity-report/weekly-maturity-report",
+        "retrain/hourly-drift-check",
+        "retrain/nightly-retrain",
+    ]
     assert "not_deployed" not in {f.kind for f in report.findings}
-    assert [s.description for s in report.deployments[1].schedules] == ["cron 0 2 * * * (UTC)"]
+    assert [s.description for s in report.deployments[0].schedules] == ["cron 30 6 * * 1 (UTC)"]
+    assert [s.description for s in report.deployments[2].schedules] == ["cron 0 2 * * * (UTC)"]
 
 
 def test_schedule_deploy_registers_the_deployments_without_serving_them(served):
@@ -213,22 +237,25 @@ def test_schedule_deploy_registers_the_deployments_without_serving_them(served):
     copy = served.project / "registered"
     copy.mkdir()
     (copy / "stub_flow.py").write_text(STUB_FLOW)
-    text = (
-        (REPO / "prefect.yaml")
-        .read_text()
-        .replace("src/recops/continuous/flow.py:retrain", "stub_flow.py:retrain")
-    )
-    text = text.replace("name: nightly-retrain", "name: registered-nightly").replace(
-        "name: hourly-drift-check", "name: registered-hourly"
-    )
+    text = _stubbed_prefect_yaml()
+    for name, renamed in [
+        ("nightly-retrain", "registered-nightly"),
+        ("hourly-drift-check", "registered-hourly"),
+        ("weekly-maturity-report", "registered-weekly"),
+    ]:
+        text = text.replace(f"name: {name}", f"name: {renamed}")
     (copy / "prefect.yaml").write_text(text)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PREFECT_API_URL=served.api_url, PREFECT_HOME=str(served.home / "registrar"))
     command = [sys.executable, "-c", "from recops.cli.schedule import schedule_app; schedule_app()", "deploy"]
     done = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert done.stdout.count("registered ") == 2, done.stdout
-    for name, cron in [("registered-nightly", "0 2 * * *"), ("registered-hourly", "0 * * * *")]:
+    assert done.stdout.count("registered ") == 3, done.stdout
+    for name, cron in [
+        ("registered-nightly", "0 2 * * *"),
+        ("registered-hourly", "0 * * * *"),
+        ("registered-weekly", "30 6 * * 1"),
+    ]:
         deployment = _deployment(name)
         assert deployment is not None and not deployment.paused, name
         [schedule] = deployment.schedules

@@ -72,6 +72,12 @@ def test_each_check_catches_its_mistake(tree, file, old, new, check, says):
     assert problems and says in "\n".join(problems), problems
 
 
+def test_zizmor_audits_dependabot_too(tree):
+    # an update proposed the hour it is published, before a bad release can be yanked
+    edit(tree / ".github" / "dependabot.yml", "    cooldown:\n      default-days: 7  #", "    #")
+    assert "dependabot-cooldown" in "\n".join(specs.zizmor(tree))
+
+
 def test_the_aws_prefect_file_must_run_what_the_local_one_runs(tree):
     edit(tree / "prefect.ecs.yaml", 'cron: "0 2 * * *"', 'cron: "0 3 * * *"')
     assert "differ" in "\n".join(specs.prefect_files(tree))

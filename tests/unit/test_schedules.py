@@ -19,21 +19,29 @@ def _write(tmp_path: Path, *deployments: str) -> Path:
 
 
 @pytest.mark.unit
-def test_prefect_yaml_has_the_nightly_retrain_and_the_hourly_drift_check():
+def test_prefect_yaml_has_the_nightly_retrain_the_hourly_drift_check_and_the_weekly_maturity_report():
     specs = {spec.name: spec for spec in load_deployments(REPO / "prefect.yaml")}
 
-    assert set(specs) == {"nightly-retrain", "hourly-drift-check"}
+    assert set(specs) == {"nightly-retrain", "hourly-drift-check", "weekly-maturity-report"}
     nightly, hourly = specs["nightly-retrain"], specs["hourly-drift-check"]
-    for spec in (nightly, hourly):
-        assert spec.entrypoint == "src/recops/continuous/flow.py:retrain"
+    weekly = specs["weekly-maturity-report"]
+    for spec in (nightly, hourly, weekly):
         assert spec.work_pool == "recops-process"
         assert spec.project_dir == REPO
         assert len(spec.schedules) == 1 and spec.schedules[0].timezone == "UTC"
         assert spec.schedules[0].active
+    for spec in (nightly, hourly):
+        assert spec.entrypoint == "src/recops/continuous/flow.py:retrain"
+        assert spec.full_name == f"retrain/{spec.name}"
     assert nightly.schedules[0].cron == "0 2 * * *"
     assert nightly.parameters == {"dataset": "synthetic"}
     assert hourly.schedules[0].cron == "0 * * * *"
     assert hourly.parameters == {"dataset": "synthetic", "retrain_on_new_data": False}
+    assert weekly.entrypoint == "src/recops/continuous/maturity_flow.py:maturity_report"
+    assert weekly.full_name == "maturity-report/weekly-maturity-report"  # the flow's name, not retrain
+    assert weekly.schedules[0].cron == "30 6 * * 1"  # Mondays, clear of the hourly check at :00
+    assert weekly.parameters == {}
+    assert set(weekly.tags) == {"recops", "maturity"}
 
 
 @pytest.mark.unit
@@ -220,11 +228,15 @@ def not_a_flow() -> None:
 
 
 @pytest.mark.unit
-def test_the_projects_deployments_fit_the_retrain_flows_signature():
+def test_the_projects_deployments_fit_their_flows_signatures():
     from recops.continuous.schedules import check_deployments
 
     checked = check_deployments(REPO / "prefect.yaml")
-    assert [line.split(":")[0] for line in checked] == ["nightly-retrain", "hourly-drift-check"]
+    assert [line.split(":")[0] for line in checked] == [
+        "nightly-retrain",
+        "hourly-drift-check",
+        "weekly-maturity-report",
+    ]
 
 
 @pytest.mark.unit
@@ -241,6 +253,7 @@ def test_the_projects_deployments_fit_the_retrain_flows_signature():
         ),
         ("{name: a, entrypoint: f.py:not_a_flow}", "is not a flow"),
         ("{name: a, entrypoint: missing.py:retrain, parameters: {dataset: x}}", "does not load"),
+        ("{name: a, entrypoint: gone/f.py:retrain, parameters: {dataset: x}}", "does not load"),
     ],
 )
 def test_parameters_that_the_flow_would_refuse_are_named(tmp_path, deployment, message):
@@ -260,3 +273,51 @@ def test_good_parameters_pass(tmp_path):
     (tmp_path / "f.py").write_text(FLOW_FILE)
     path = _write(tmp_path, "{name: a, entrypoint: f.py:retrain, parameters: {dataset: x, epochs: '4'}}")
     assert check_deployments(path) == ["a: f.py:retrain accepts {'dataset': 'x', 'epochs': '4'}"]
+
+
+MATURITY_ENTRYPOINT = f"{REPO}/src/recops/continuous/maturity_flow.py:maturity_report"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("parameters", "says"),
+    [
+        ("{require_level: 3}", "less than or equal to 2"),  # Google's levels are 0-2
+        ("{require_level: high}", "require_level"),
+        ("{required_level: 1}", "required_level"),
+    ],
+)
+def test_a_maturity_parameter_the_flow_would_refuse_is_named(tmp_path, parameters, says):
+    from recops.continuous.schedules import check_deployments
+
+    path = _write(tmp_path, f"{{name: weekly, entrypoint: {MATURITY_ENTRYPOINT}, parameters: {parameters}}}")
+    with pytest.raises(ScheduleError, match=r"deployment 'weekly'.*maturity-report\(\)") as error:
+        check_deployments(path)
+    assert says in str(error.value)
+
+
+@pytest.mark.unit
+def test_a_deployments_full_name_needs_a_readable_entrypoint(tmp_path):
+    (tmp_path / "f.py").write_text(FLOW_FILE)
+    path = _write(tmp_path, "{name: a, entrypoint: f.py:retrain}", "{name: b, entrypoint: gone.py:retrain}")
+    found, missing = load_deployments(path)
+    assert found.full_name == "retrain/a"
+    with pytest.raises(ScheduleError, match=r"deployment 'b': cannot read gone.py:retrain"):
+        _ = missing.full_name
+
+
+@pytest.mark.unit
+def test_a_module_beside_the_entrypoint_that_hides_an_installed_one_is_named(tmp_path):
+    """A flow run keeps the entrypoint's folder first on sys.path: a yaml.py there is the `yaml`
+    every later import gets (as a google.py beside a flow broke mlflow's google.protobuf)."""
+    from recops.continuous.schedules import check_deployments
+
+    (tmp_path / "f.py").write_text(FLOW_FILE)
+    (tmp_path / "helpers.py").write_text("")  # no installed module of that name: harmless
+    (tmp_path / "yaml.py").write_text("")
+    path = _write(tmp_path, "{name: a, entrypoint: f.py:retrain, parameters: {dataset: x}}")
+    with pytest.raises(
+        ScheduleError, match=r"deployment 'a': entrypoint f.py:retrain: yaml.py hides"
+    ) as error:
+        check_deployments(path)
+    assert "helpers" not in str(error.value)

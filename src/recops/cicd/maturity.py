@@ -5,7 +5,7 @@ Every item is judged from the system's own metadata (recops.cicd.facts), never f
 questionnaire: the MLflow registry, Metaflow's runs, Prefect's deployments and flow runs, the
 store's cycle and provenance records, the cycles' config and the checkout's workflows and
 deploy files. Each item passes or fails (or scores 0, 0.5 or 1) with its evidence (a run id, a
-version, a file and line) or the reason. The rubrics: recops.cicd.google, recops.cicd.microsoft,
+version, a file and line) or the reason. The rubrics: recops.cicd.google_levels, recops.cicd.microsoft_levels,
 recops.cicd.ml_test_score.
 """
 
@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from recops.cicd.facts import Facts, Item, LevelRubric, read_facts
-from recops.cicd.google import GOOGLE
-from recops.cicd.microsoft import MICROSOFT
+from recops.cicd.google_levels import GOOGLE
+from recops.cicd.microsoft_levels import MICROSOFT
 from recops.cicd.ml_test_score import ML_TESTS, MLTestScore, score_tests
 
 __all__ = [

@@ -96,7 +96,7 @@ def _prefect_deployments(prefect_file: Path) -> dict[str, Any]:
     found = {}
     with get_client(sync_client=True) as client:
         for spec in load_deployments(prefect_file):
-            deployment = client.read_deployment_by_name(f"retrain/{spec.name}")
+            deployment = client.read_deployment_by_name(spec.full_name)  # flow/deployment
             found[spec.name] = {
                 "id": str(deployment.id),
                 "version": deployment.version,

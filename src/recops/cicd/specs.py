@@ -12,8 +12,8 @@ check is listed in :data:`NEEDS_GITHUB`.
 - no static AWS keys: AWS is reached through ``configure-aws-credentials`` with a role (OIDC);
 - no logic lives only in YAML: each ``run:`` is a make target or ``.ci/run``, or puts a folder
   on ``$GITHUB_PATH``;
-- ``prefect.yaml`` and ``prefect.ecs.yaml`` fit the flow's signature (``recops schedule check``)
-  and have the same schedules and parameters;
+- ``prefect.yaml`` and ``prefect.ecs.yaml`` fit their flows' signatures (``recops schedule
+  check``) and have the same deployments: entrypoints, schedules and parameters;
 - the bentofile parses as BentoML's build config and names the service file it ships.
 """
 
@@ -77,7 +77,8 @@ def actionlint(root: Path = REPO_ROOT) -> list[str]:
 
 
 def zizmor(root: Path = REPO_ROOT) -> list[str]:
-    return _run([_tool("zizmor"), "--offline", "--persona", "pedantic", "-q", str(WORKFLOWS)], root)
+    # .github: the workflows and dependabot.yml (zizmor audits both)
+    return _run([_tool("zizmor"), "--offline", "--persona", "pedantic", "-q", str(WORKFLOWS.parent)], root)
 
 
 def _load(path: Path) -> dict[str, Any]:

@@ -18,9 +18,9 @@ from recops.cli.common import command_group, log_to_stderr
 EXIT_WARNING = 1
 
 schedule_app = command_group(
-    "Prefect schedules of the retraining flow (prefect.yaml): serve them from this checkout, "
-    "and check that scheduled runs happen. API: $PREFECT_API_URL, else the local server of "
-    "`recops schedule serve`, under $RECOPS_HOME/prefect."
+    "Prefect schedules of prefect.yaml (the retraining flow, the weekly maturity report): serve "
+    "them from this checkout, and check that scheduled runs happen. API: $PREFECT_API_URL, else "
+    "the local server of `recops schedule serve`, under $RECOPS_HOME/prefect."
 )
 
 PrefectYamlOpt = Annotated[Path, typer.Option("--prefect-yaml", help="The deployments file.", dir_okay=False)]
@@ -73,11 +73,11 @@ def serve(
 ) -> None:
     """Serve the deployments of prefect.yaml from this process until Ctrl-C.
 
-    Runs each deployment's flow on its schedules (nightly retrain, hourly drift check) as
-    subprocesses of this command; no work pool or worker is needed. Without PREFECT_API_URL a
-    local Prefect server is started for the duration (Prefect's temporary API fires no
-    schedules) with its database under $RECOPS_HOME/prefect, and its API and UI addresses are
-    printed. Ctrl-C pauses the served deployments and stops the server.
+    Runs each deployment's flow on its schedules (nightly retrain, hourly drift check, weekly
+    maturity report) as subprocesses of this command; no work pool or worker is needed. Without
+    PREFECT_API_URL a local Prefect server is started for the duration (Prefect's temporary API
+    fires no schedules) with its database under $RECOPS_HOME/prefect, and its API and UI
+    addresses are printed. Ctrl-C pauses the served deployments and stops the server.
     """
     from recops.continuous.scheduler import serve as run_serve
 

@@ -118,12 +118,13 @@ def run_report_notebook(run_pathspec: str, output: Path, notebook: Path) -> dict
 
 
 def git_commit(root: Path = REPO_ROOT) -> str:
-    """The checked-out commit of the code that runs, or of ``root`` (``unknown`` outside a git
-    checkout)."""
+    """The checked-out commit of the code that runs, or of ``root``; outside a git checkout the
+    commit an image was built from (``$RECOPS_GIT_COMMIT``, the training image's build argument),
+    else ``unknown``."""
     import subprocess
 
     done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=False)
-    return done.stdout.strip() if done.returncode == 0 else "unknown"
+    return done.stdout.strip() if done.returncode == 0 else os.environ.get("RECOPS_GIT_COMMIT") or "unknown"
 
 
 def check_warm_start(choice: str) -> None:

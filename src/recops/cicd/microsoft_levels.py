@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 
-from recops.cicd import google
+from recops.cicd import google_levels as google
 from recops.cicd.facts import Facts, LevelRubric, retrain_deployments, scheduled, where
 
 ENVIRONMENT_FILES = ("constraints.txt", "infra/docker/training/Dockerfile")
