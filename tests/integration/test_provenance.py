@@ -6,6 +6,8 @@ guessed; a record is written whole and never replaced. Real MLflow store and a r
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -133,3 +135,25 @@ def test_the_prefect_link_is_read_from_the_api(champion, build_dir, tmp_path, mo
     }
     assert {d["version"] for d in release.links["prefect_deployments"].values()} == {"v-test"}
     assert not release.missing
+
+
+@pytest.mark.slow
+def test_the_live_chain_reads_the_deployments_registered_here(champion, tmp_path, monkeypatch):
+    # `recops schedule deploy` with no Prefect server registers them in the home's Prefect history;
+    # the live chain reads them back through the temporary API, as `recops maturity` does, quietly
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("RECOPS_STORE", str(tmp_path / "store"))  # no release recorded there
+    recops = [sys.executable, "-m", "recops"]
+    deployed = subprocess.run([*recops, "schedule", "deploy"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert deployed.returncode == 0, deployed.stderr
+    shown = subprocess.run([*recops, "provenance", str(champion), "--json"], capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    release = json.loads(shown.stdout)
+    assert "prefect_deployments" not in release["missing"], release["missing"]
+    assert set(release["links"]["prefect_deployments"]) == {
+        "nightly-retrain",
+        "hourly-drift-check",
+        "weekly-maturity-report",
+    }
+    assert "temporary server" not in shown.stderr, shown.stderr

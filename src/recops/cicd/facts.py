@@ -170,12 +170,13 @@ def _metaflow_runs(flow: str, notes: dict[str, str]) -> list[dict[str, Any]] | N
 
 
 def _prefect(root: Path, notes: dict[str, str]) -> Any:
+    from recops.continuous.prefect_server import prefect_history
+    from recops.paths import use_local_prefect_home
+
+    use_local_prefect_home()  # before Prefect reads its settings
     from prefect.settings import get_current_settings
 
-    from recops.paths import prefect_home, use_local_prefect_home
-
-    use_local_prefect_home()
-    if not get_current_settings().api.url and not any(prefect_home().glob("*.db")):
+    if not get_current_settings().api.url and not prefect_history():
         notes["prefect"] = "no Prefect API and no Prefect history under RECOPS_HOME"
         return None
     from recops.continuous.status import status

@@ -268,7 +268,7 @@ def _validated(facts: Facts) -> Judged:
         return 0.0, "no champion"
     decision = facts.champion_tag("gate_decision")
     if facts.champion_tag("promoted_by") == "gate" and decision == "promoted":
-        reason = facts.champion_tag("gate_reason")[:70]
+        reason = facts.champion_tag("gate_reason").split(":")[0]
         return 1.0, f"version {facts.champion.version}: the gate promoted it ({reason})"
     return 0.5, f"version {facts.champion.version} was moved by hand (gate decision: {decision or 'none'})"
 

@@ -19,6 +19,7 @@ link.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from recops.errors import RecopsError
+from recops.paths import REPO_ROOT
 from recops.store import open_store
 
 PREFIX = "provenance"
@@ -106,10 +108,20 @@ def _prefect_deployments(prefect_file: Path) -> dict[str, Any]:
 
 
 def _prefect_api() -> str:
-    """The Prefect API this process would talk to ($PREFECT_API_URL or a profile's), or ""."""
+    """The Prefect API to read, as `recops schedule status` chooses it: $PREFECT_API_URL (or a
+    profile's), else the server of a running `recops schedule serve`, else Prefect's temporary
+    API over RECOPS_HOME's Prefect history when there is one; "" when there is nothing to read."""
+    from recops.paths import use_local_prefect_home
+
+    use_local_prefect_home()  # before Prefect reads its settings
     from prefect.settings import PREFECT_API_URL
 
-    return PREFECT_API_URL.value() or ""
+    from recops.continuous.prefect_server import prefect_history, running_local_server
+    from recops.continuous.status import TEMPORARY_API
+
+    if api := PREFECT_API_URL.value() or running_local_server():
+        return api
+    return TEMPORARY_API if prefect_history() else ""
 
 
 def collect(
@@ -140,14 +152,21 @@ def collect(
         links["pipeline_image"] = image
     else:
         missing["pipeline_image"] = "no pipeline image was built for this release (make cd-image-training)"
+    from recops.continuous.prefect_server import use_prefect_api
+    from recops.continuous.status import TEMPORARY_API
+
     api = _prefect_api()
     if prefect_file is not None and api:
         try:
-            links["prefect_deployments"] = _prefect_deployments(prefect_file)
+            with use_prefect_api(api) if api != TEMPORARY_API else contextlib.nullcontext():
+                links["prefect_deployments"] = _prefect_deployments(prefect_file)
         except Exception as exc:  # an API that refuses or lacks a deployment: say which
             missing["prefect_deployments"] = f"not read from {api}: {exc}"
     else:
-        missing["prefect_deployments"] = "no Prefect API to read (PREFECT_API_URL unset, or no prefect file)"
+        missing["prefect_deployments"] = (
+            "no Prefect API to read (PREFECT_API_URL unset, no `recops schedule serve` running, no Prefect "
+            "history under RECOPS_HOME), or no prefect file"
+        )
     bento = _read(build_dir, "bento-tag")
     if bento is None and model:
         deployed = read_deployment() or {}  # what the local server answers with, if it is this version
@@ -205,7 +224,10 @@ def chain(version: int | None = None) -> Release:
     except RecopsError as exc:
         raise ProvenanceError(f"no provenance to show: {exc}") from exc
     recorded = [r for r in releases() if r.model_version == version]
-    return recorded[-1] if recorded else collect("local", version=version)
+    if recorded:
+        return recorded[-1]
+    local = REPO_ROOT / "prefect.yaml"  # what `recops schedule deploy|serve` registers here
+    return collect("local", version=version, prefect_file=local if local.is_file() else None)
 
 
 def render(release: Release) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -114,6 +115,14 @@ def log_to_stderr(quiet: bool = False) -> None:
     )
     install_log_redaction()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness poll otherwise
+
+
+def quiet_temporary_api() -> None:
+    """Call before and after reading Prefect: its temporary API, started to read RECOPS_HOME's history, logs
+    its stop at exit at INFO, through the handler Prefect set up on first use (after
+    :func:`log_to_stderr`): not a result of the command."""
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # Prefect's setup, when still to come
+    logging.getLogger("prefect").setLevel(logging.WARNING)  # and when it is done
 
 
 DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help=DATASET_HELP)]

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from recops.cli.common import log_to_stderr
+from recops.cli.common import log_to_stderr, quiet_temporary_api
 
 EXIT_BELOW = 1
 
@@ -32,7 +32,9 @@ def maturity_command(
     from recops.cicd.maturity import read_facts, render, score
 
     log_to_stderr(quiet=True)
+    quiet_temporary_api()
     result = score(read_facts())
+    quiet_temporary_api()
     typer.echo(json.dumps(result.to_dict(), indent=2) if json_out else render(result))
     if require_level is not None and result.level < require_level:
         raise typer.Exit(code=EXIT_BELOW)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from recops.cli.common import log_to_stderr
+from recops.cli.common import log_to_stderr, quiet_temporary_api
 
 
 def provenance_command(
@@ -45,9 +45,11 @@ def provenance_command(
     from recops.cicd.provenance import record as write_record
 
     log_to_stderr(quiet=True)
+    quiet_temporary_api()
     if record:
         release = collect(stack, build_dir, version, prefect_file)
         typer.echo(write_record(release))
     else:
         release = chain(version)
+    quiet_temporary_api()
     typer.echo(json.dumps(release.to_dict(), indent=2) if json_out else render(release))

@@ -52,6 +52,16 @@ def running_local_server() -> str | None:
     return api_url if isinstance(api_url, str) and http_ok(f"{api_url}/health") else None
 
 
+def prefect_history() -> bool:
+    """Whether Prefect's database exists (under its home: ``PREFECT_HOME``, by default
+    ``RECOPS_HOME/prefect``), for the temporary API to read: deployments that `recops schedule
+    deploy` registered, the runs of `recops retrain`."""
+    use_local_prefect_home()
+    from prefect.settings import get_current_settings
+
+    return any(Path(get_current_settings().home).glob("*.db"))
+
+
 @contextlib.contextmanager
 def local_server(port: int | None = None, timeout: float = SERVER_START_TIMEOUT_S) -> Iterator[LocalServer]:
     """Run `prefect server start` on 127.0.0.1 for the duration of the block.
