@@ -382,3 +382,10 @@ def test_each_section_has_seven_tests():
     assert {s: sections.count(s) for s in set(sections)} == dict.fromkeys(
         ("data", "model", "infrastructure", "monitoring"), 7
     )
+
+
+def test_the_monitoring_evidence_says_whether_a_failed_cycle_alerts_anyone():
+    facts = level_one_facts()
+    assert "no webhook set" in items(facts)["monitoring_triggers"].evidence
+    facts.webhook = True
+    assert "alerts the webhook" in items(facts)["monitoring_triggers"].evidence

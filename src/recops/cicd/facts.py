@@ -3,9 +3,10 @@
 The MLflow registry (versions, aliases, lineage and gate tags, online figures), Metaflow's runs
 of the training and tuning flows, Prefect's deployments and flow runs (its API, or the
 temporary API over RECOPS_HOME's history), the store's last-cycle and provenance records, the
-config the scheduled cycles run with, and the checkout: its commit, workflows and deploy files.
-Whatever cannot be read is None, with the reason in ``notes``; the rubrics (recops.cicd.maturity,
-microsoft, ml_test_score) judge these facts and nothing else.
+config the scheduled cycles run with (and their alert settings), and the checkout: its commit,
+workflows, deploy files and tests. Whatever cannot be read is None, with the reason in
+``notes``; the rubrics (recops.cicd.google_levels, microsoft_levels, ml_test_score) judge these
+facts and nothing else.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class Facts:
     prefect: Any = None  # recops.continuous.status.StatusReport
     config: Any = None  # recops.config.Config of the scheduled cycles
     git_commit: str | None = None  # the checkout's HEAD
+    webhook: bool = False  # failed cycles POST to a webhook ($RECOPS_WEBHOOK_URL, [retrain] webhook_url)
     notes: dict[str, str] = field(default_factory=dict)
 
     def champion_tag(self, key: str) -> str:
@@ -118,6 +120,10 @@ def read_facts(root: Path = REPO_ROOT, *, prefect: bool = True) -> Facts:
     except RecopsError as exc:
         facts.notes["provenance"] = str(exc)
     facts.config = _cycle_config(root, facts.notes)
+    if facts.config is not None:
+        from recops.continuous.alerts import webhook_url
+
+        facts.webhook = bool(webhook_url(config=facts.config))
     if prefect:
         facts.prefect = _prefect(root, facts.notes)
     return facts

@@ -157,7 +157,15 @@ def _monitoring(facts: Facts) -> tuple[bool, str]:
         if re.search(r"drift|degrad", str(cycle.get("plan", "")))
         else ""
     )
-    return True, f"{drift}: hourly drift check, a drifted or degraded champion starts a retraining{seen}"
+    alerts = (
+        "a failed cycle alerts the webhook"
+        if facts.webhook
+        else "a failed cycle is recorded in the store, no webhook set ([retrain] webhook_url)"
+    )
+    return (
+        True,
+        f"{drift}: hourly drift check, a drifted or degraded champion starts a retraining{seen}; {alerts}",
+    )
 
 
 GOOGLE: LevelRubric = (
