@@ -147,6 +147,7 @@ def test_the_live_chain_reads_the_deployments_registered_here(champion, tmp_path
     recops = [sys.executable, "-m", "recops"]
     deployed = subprocess.run([*recops, "schedule", "deploy"], cwd=REPO_ROOT, capture_output=True, text=True)
     assert deployed.returncode == 0, deployed.stderr
+    assert "Prefect's temporary API" in deployed.stdout and "temporary server" not in deployed.stderr
     shown = subprocess.run([*recops, "provenance", str(champion), "--json"], capture_output=True, text=True)
     assert shown.returncode == 0, shown.stderr
     release = json.loads(shown.stdout)

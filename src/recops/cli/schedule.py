@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from recops.cli.common import command_group, log_to_stderr
+from recops.cli.common import command_group, log_to_stderr, quiet_temporary_api
 
 EXIT_WARNING = 1
 
@@ -53,9 +53,19 @@ def deploy(prefect_yaml: PrefectYamlOpt = Path("prefect.yaml"), deployment: Depl
     retrain` and `recops schedule status` use). The schedules are then on record; runs start
     once `recops schedule serve` or a worker of the deployment's pool polls for them.
     """
-    from recops.continuous.scheduler import register
+    from recops.paths import use_local_prefect_home
 
     log_to_stderr(quiet=True)
+    use_local_prefect_home()  # before Prefect reads its settings
+    quiet_temporary_api()  # the temporary API's start and stop lines: said in one line below
+    from prefect.settings import get_current_settings
+
+    from recops.continuous.scheduler import register
+
+    if not get_current_settings().api.url:
+        typer.echo(
+            "no PREFECT_API_URL: registering in $RECOPS_HOME's Prefect history (Prefect's temporary API)"
+        )
     register(prefect_yaml, names=deployment, echo=typer.echo)
 
 
