@@ -389,3 +389,17 @@ def test_the_monitoring_evidence_says_whether_a_failed_cycle_alerts_anyone():
     assert "no webhook set" in items(facts)["monitoring_triggers"].evidence
     facts.webhook = True
     assert "alerts the webhook" in items(facts)["monitoring_triggers"].evidence
+
+
+def test_a_registry_that_is_down_is_a_note_not_minutes_of_retries(recops_home, monkeypatch):
+    import os
+    import time
+
+    from recops.localproc import free_port
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")  # nothing listens
+    started = time.monotonic()
+    facts = maturity.read_facts(REPO_ROOT, prefect=False)
+    assert facts.versions is None and "Max retries" in facts.notes["registry"]
+    assert time.monotonic() - started < 60  # MLflow's own retries (7, backoff 2) took 4 minutes
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # this process's settings restored

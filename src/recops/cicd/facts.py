@@ -11,8 +11,11 @@ facts and nothing else.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +94,31 @@ def ci_runs_the_suite(root: Path) -> str | None:
     return where(root, CI_WORKFLOW, r"run: (\.ci/run|make test\b)")
 
 
+# A report does not wait out MLflow's retries on a registry that is down (7 tries with exponential
+# backoff, two requests: 4 minutes measured): one retry, a 30 s timeout, then the reason is noted.
+# A user's own settings of these win.
+FAIL_FAST = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
+@contextlib.contextmanager
+def _registry_fails_fast() -> Iterator[None]:
+    unset = [name for name in FAIL_FAST if name not in os.environ]
+    os.environ.update({name: FAIL_FAST[name] for name in unset})
+    retries = logging.getLogger("urllib3.connectionpool")  # a WARNING line per retry
+    level = retries.level
+    retries.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        retries.setLevel(level)
+        for name in unset:
+            os.environ.pop(name, None)
+
+
 def read_facts(root: Path = REPO_ROOT, *, prefect: bool = True) -> Facts:
     """Read the registry, Metaflow, the store and (``prefect``) Prefect; what fails is noted."""
     from recops.pipeline.steps import git_commit
@@ -101,7 +129,8 @@ def read_facts(root: Path = REPO_ROOT, *, prefect: bool = True) -> Facts:
     try:
         from recops import registry
 
-        facts.versions = registry.list_versions()
+        with _registry_fails_fast():
+            facts.versions = registry.list_versions()
         facts.champion = next((v for v in facts.versions if v.is_champion), None)
     except RecopsError as exc:
         facts.notes["registry"] = str(exc)
@@ -146,8 +175,6 @@ def _cycle_config(root: Path, notes: dict[str, str]) -> Any:
 
 
 def _metaflow_runs(flow: str, notes: dict[str, str]) -> list[dict[str, Any]] | None:
-    import os
-
     from metaflow import Flow, metadata, namespace
     from metaflow.exception import MetaflowNotFound
 
