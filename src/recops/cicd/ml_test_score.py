@@ -101,8 +101,8 @@ def _with(judged: Judged, live: str) -> Judged:
 
 def _schema(facts: Facts) -> Judged:
     judged = tested(
-        facts, "tests/unit/test_data_contract.py", "test_columns_beyond_the_contract_never_reach_training",
-        "the event schema (recops.data.schema) is enforced",
+        facts, "tests/unit/test_data.py", "test_schema_errors_name_column_and_rows",
+        "the event schema (recops.data.schema) refuses what breaks it, naming column and rows",
     )  # fmt: skip
     run = facts.champion_run()
     validated = run is not None and run["steps"].get("validate")
