@@ -250,3 +250,21 @@ def test_a_release_record_on_s3_is_one_object_never_replaced(s3):
         provenance.record(release)
     [read] = provenance.releases()
     assert read.recorded and read.model_version == 4 and read.missing == release.missing
+
+
+def test_the_maturity_report_reads_its_records_from_s3(s3):
+    """recops maturity (and the weekly report) on AWS: the last cycle and the releases are read
+    from the S3 store, and a recorded release is what makes CD pass."""
+    from recops.cicd import maturity, provenance
+    from recops.continuous.alerts import write_last_cycle
+
+    plan = "retrain: drift in item popularity over 480 new events"
+    write_last_cycle({"at": "2026-12-04T02:00:00+00:00", "outcome": "retrained, promoted", "plan": plan})
+    facts = maturity.read_facts(prefect=False)
+    assert facts.last_cycle["plan"] == plan and facts.provenance == []
+    assert not {i.key: i for i in maturity.score(facts).items}["cd"].passed
+
+    release = provenance.Release(released_at="2026-12-04T18:00:00+00:00", stack="prod", links={}, missing={})
+    provenance.record(release)
+    cd = {i.key: i for i in maturity.score(maturity.read_facts(prefect=False)).items}["cd"]
+    assert cd.passed and "to prod" in cd.evidence, cd

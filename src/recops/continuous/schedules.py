@@ -15,8 +15,6 @@ unknown deployment keys, so a typo such as ``shedules:`` would otherwise drop th
 from __future__ import annotations
 
 import difflib
-import functools
-import json
 import math
 from datetime import timedelta
 from pathlib import Path
@@ -325,68 +323,21 @@ def _unknown_keys(unknown: list[Any], known: frozenset[str]) -> str:
     return text if all_close else f"{text}; Prefect reads here: {', '.join(sorted(known))}"
 
 
-def hidden_modules(spec: DeploymentSpec) -> list[str]:
-    """The modules beside a deployment's entrypoint that would hide installed ones in its runs.
-
-    Prefect runs an entrypoint as a script and leaves the script's folder first on ``sys.path``
-    for the rest of the flow run (``prefect.utilities.importtools.load_script_as_module``), so a
-    ``google.py`` beside it becomes the ``google`` of mlflow's ``import google.protobuf``: the run
-    fails at the first such import, long after the entrypoint loaded, and nothing offline shows it.
-    """
-    import importlib.machinery
-    import sys
-
-    script = (spec.project_dir / spec.entrypoint.rsplit(":", 1)[0]).resolve()
-    if not script.parent.is_dir():
-        return []  # loading the entrypoint fails, and says so
-    elsewhere = [entry for entry in _fresh_sys_path() if Path(entry).resolve() != script.parent]
-    hidden = []
-    for sibling in sorted(script.parent.iterdir()):
-        if sibling == script:
-            continue  # the script itself is loaded by its path, under a name of Prefect's
-        if sibling.suffix == ".py" and sibling.stem != "__init__":
-            name = sibling.stem
-        elif sibling.is_dir() and (sibling / "__init__.py").is_file():
-            name = sibling.name
-        else:
-            continue
-        if name in sys.builtin_module_names or importlib.machinery.FrozenImporter.find_spec(name):
-            continue  # found before sys.path is searched: never hidden
-        if (other := importlib.machinery.PathFinder.find_spec(name, elsewhere)) is not None:
-            where = other.origin or ", ".join(other.submodule_search_locations or [])
-            hidden.append(f"{sibling.name} hides the module {name} ({where})")
-    return hidden
-
-
-@functools.cache
-def _fresh_sys_path() -> tuple[str, ...]:
-    """``sys.path`` as a new process of this interpreter starts (stdlib, site-packages, the editable
-    install's entries), without the current directory: where a flow run finds what it imports.
-    Not this process's: Prefect left the folder of every entrypoint it loaded here on it."""
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, "-c", "import json, sys; print(json.dumps(sys.path[1:]))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return tuple(json.loads(done.stdout))
-
-
 def check_deployments(path: str | Path = DEFAULT_PREFECT_YAML) -> list[str]:
     """Check prefect.yaml against the flows it names: each entrypoint loads and is a Prefect
     flow, and each deployment's parameters, merged with each schedule's, are accepted by that
     flow's signature, as Prefect itself will check them at run time (``Flow.validate_parameters``:
     no unknown name, every required one given, every value of its annotated type), and no
-    module beside an entrypoint hides an installed one in its runs (:func:`hidden_modules`).
+    module beside an entrypoint hides an installed one in its runs
+    (:func:`recops.continuous.flow_run_path.hidden_modules`).
     What ``prefect deploy`` would only find out when a scheduled run fails, CI finds before the
     deploy. Returns one line per deployment checked; raises :class:`ScheduleError` naming every
     problem (file, deployment, schedule, parameter).
     """
     from prefect.exceptions import ParameterTypeError, SignatureMismatchError
     from prefect.flows import load_flow_from_entrypoint
+
+    from recops.continuous.flow_run_path import hidden_modules
 
     problems: list[str] = []
     checked: list[str] = []
@@ -395,7 +346,7 @@ def check_deployments(path: str | Path = DEFAULT_PREFECT_YAML) -> list[str]:
         problems += [
             f"{where}: entrypoint {spec.entrypoint}: {hidden}; a flow run puts the entrypoint's folder "
             "first on sys.path: rename the module or move the flow"
-            for hidden in hidden_modules(spec)
+            for hidden in hidden_modules(spec.project_dir / spec.entrypoint.rsplit(":", 1)[0])
         ]
         try:
             flow = load_flow_from_entrypoint(spec.entrypoint_path)
