@@ -94,6 +94,28 @@ def ci_runs_the_suite(root: Path) -> str | None:
     return where(root, CI_WORKFLOW, r"run: (\.ci/run|make test\b)")
 
 
+# An ML test judged: points (0, 0.5 or 1) and the evidence or the reason.
+Judged = tuple[float, str]
+
+
+def tested(facts: Facts, path: str, test: str, what: str) -> Judged:
+    """A test of the suite checks ``what``: 1 when CI runs the suite on every pull request, 0.5
+    when only a person does (``make test``), 0 when the test is not there."""
+    line = where(facts.root, path, rf"def {test}\b")
+    if not line:
+        return 0.0, f"no test {test} in {path}: {what} is not checked"
+    ci = ci_runs_the_suite(facts.root)
+    if ci:
+        return 1.0, f"{line}: {what}; CI runs it on every pull request ({ci})"
+    return 0.5, f"{line}: {what}; run by hand (`make test`): no CI workflow runs the suite"
+
+
+def documented(facts: Facts, pattern: str, what: str, missing: str) -> Judged:
+    """A procedure a person follows, as the README documents it: 0.5, or 0 with ``missing``."""
+    line = where(facts.root, "README.md", pattern)
+    return (0.5, f"{what}, by hand ({line})") if line else (0.0, missing)
+
+
 # A report does not wait out MLflow's retries on a registry that is down (7 tries with exponential
 # backoff, two requests: 4 minutes measured): one retry, a 30 s timeout, then the reason is noted.
 # A user's own settings of these win.

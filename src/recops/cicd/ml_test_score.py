@@ -23,7 +23,17 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from recops.cicd.facts import CI_WORKFLOW, Facts, ci_runs_the_suite, retrain_deployments, scheduled, where
+from recops.cicd.facts import (
+    CI_WORKFLOW,
+    Facts,
+    Judged,
+    ci_runs_the_suite,
+    documented,
+    retrain_deployments,
+    scheduled,
+    tested,
+    where,
+)
 
 SECTIONS = ("data", "model", "infrastructure", "monitoring")
 # Breck et al., section V: what a final score means.
@@ -69,27 +79,6 @@ class MLTestScore:
             "sections": self.sections,
             "tests": [asdict(t) for t in self.tests],
         }
-
-
-Judged = tuple[float, str]
-
-
-def tested(facts: Facts, path: str, test: str, what: str) -> Judged:
-    """A test of the suite checks ``what``: 1 when CI runs the suite on every pull request, 0.5
-    when only a person does (``make test``), 0 when the test is not there."""
-    line = where(facts.root, path, rf"def {test}\b")
-    if not line:
-        return 0.0, f"no test {test} in {path}: {what} is not checked"
-    ci = ci_runs_the_suite(facts.root)
-    if ci:
-        return 1.0, f"{line}: {what}; CI runs it on every pull request ({ci})"
-    return 0.5, f"{line}: {what}; run by hand (`make test`): no CI workflow runs the suite"
-
-
-def documented(facts: Facts, pattern: str, what: str, missing: str) -> Judged:
-    """A procedure a person follows, as the README documents it: 0.5, or 0 with ``missing``."""
-    line = where(facts.root, "README.md", pattern)
-    return (0.5, f"{what}, by hand ({line})") if line else (0.0, missing)
 
 
 def _with(judged: Judged, live: str) -> Judged:
