@@ -81,6 +81,11 @@ class MLTestScore:
         }
 
 
+def by_test(path: str, test: str, what: str) -> Callable[[Facts], Judged]:
+    """A judge that is one test of the suite (:func:`recops.cicd.facts.tested`)."""
+    return lambda facts: tested(facts, path, test, what)
+
+
 def _with(judged: Judged, live: str) -> Judged:
     return (judged[0], f"{judged[1]}; {live}") if live and judged[0] else judged
 
@@ -114,11 +119,10 @@ def _feature_cost(facts: Facts) -> Judged:
     )  # fmt: skip
 
 
-def _meta_requirements(facts: Facts) -> Judged:
-    return tested(
-        facts, "tests/unit/test_data_contract.py", "test_columns_beyond_the_contract_never_reach_training",
-        "only the contract's columns (session, item, time, event type, category) reach a model",
-    )  # fmt: skip
+_meta_requirements = by_test(
+    "tests/unit/test_data_contract.py", "test_columns_beyond_the_contract_never_reach_training",
+    "only the contract's columns (session, item, time, event type, category) reach a model",
+)  # fmt: skip
 
 
 def _privacy(facts: Facts) -> Judged:
@@ -134,19 +138,17 @@ def _privacy(facts: Facts) -> Judged:
     return 0.5, f"{controls}; scanned by hand (make infra-check)"
 
 
-def _new_features(facts: Facts) -> Judged:
-    return tested(
-        facts, "tests/e2e/test_promote_flow.py",
-        "test_promoted_notebook_runs_as_a_flow_and_gives_the_notebook_result",
-        "a notebook's tagged cells become the training flow's steps (recops promote)",
-    )  # fmt: skip
+_new_features = by_test(
+    "tests/e2e/test_promote_flow.py",
+    "test_promoted_notebook_runs_as_a_flow_and_gives_the_notebook_result",
+    "a notebook's tagged cells become the training flow's steps (recops promote)",
+)  # fmt: skip
 
 
-def _feature_code(facts: Facts) -> Judged:
-    return tested(
-        facts, "tests/unit/test_data.py", "test_split_is_leave_one_out_without_leakage",
-        "the input code (readers, sequences, the split) is unit-tested",
-    )  # fmt: skip
+_feature_code = by_test(
+    "tests/unit/test_data.py", "test_split_is_leave_one_out_without_leakage",
+    "the input code (readers, sequences, the split) is unit-tested",
+)  # fmt: skip
 
 
 # --- model development -------------------------------------------------------------------------
@@ -229,18 +231,16 @@ def _inclusion(facts: Facts) -> Judged:
 # --- infrastructure ------------------------------------------------------------------------------
 
 
-def _reproducible(facts: Facts) -> Judged:
-    return tested(
-        facts, "tests/integration/test_training.py", "test_training_is_deterministic_under_a_seed",
-        "two trainings under one seed give the same weights",
-    )  # fmt: skip
+_reproducible = by_test(
+    "tests/integration/test_training.py", "test_training_is_deterministic_under_a_seed",
+    "two trainings under one seed give the same weights",
+)  # fmt: skip
 
 
-def _model_specs_tested(facts: Facts) -> Judged:
-    return tested(
-        facts, "tests/unit/test_chunked_ce.py", "test_a_models_chunked_training_loss_equals_its_full_one",
-        "each model's training code is unit-tested",
-    )  # fmt: skip
+_model_specs_tested = by_test(
+    "tests/unit/test_chunked_ce.py", "test_a_models_chunked_training_loss_equals_its_full_one",
+    "each model's training code is unit-tested",
+)  # fmt: skip
 
 
 def _pipeline(facts: Facts) -> Judged:
@@ -275,12 +275,11 @@ def _canary(facts: Facts) -> Judged:
     return 0.0, "gate.require_shadow is off: a challenger that passes the offline gate serves at once"
 
 
-def _rollback(facts: Facts) -> Judged:
-    return tested(
-        facts, "tests/integration/test_reconcile.py",
-        "test_promote_and_rollback_change_what_answers_shoppers",
-        "a rollback changes what answers shoppers",
-    )  # fmt: skip
+_rollback = by_test(
+    "tests/integration/test_reconcile.py",
+    "test_promote_and_rollback_change_what_answers_shoppers",
+    "a rollback changes what answers shoppers",
+)  # fmt: skip
 
 
 # --- monitoring ----------------------------------------------------------------------------------
